@@ -1,0 +1,38 @@
+# kiln's build, test and check targets. `make help` lists them.
+GO        ?= go
+BIN       ?= bin/kiln
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo devel)
+LDFLAGS   := -X github.com/kilnbuild/kiln/cmd/kiln/internal/cli.version=$(VERSION)
+FUZZTIME  ?= 10s
+STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(HOME)/go/bin/staticcheck)
+
+.PHONY: help build test bench lint fuzz demo clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+build: ## build bin/kiln
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/kiln
+
+test: ## run every test with the race detector (privileged tests skip with a reason when not root)
+	$(GO) test -race -count=1 ./...
+
+bench: build ## run the benchmarks; each prints its ratio against a baseline measured in the same run
+	$(GO) test -run '^$$' -bench . -benchtime 5x ./...
+
+lint: ## gofmt, go vet and staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+
+fuzz: ## run each fuzz target for FUZZTIME
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; done
+
+demo: build ## build kiln and run its main job on examples/
+	./examples/demo.sh $(BIN)
+
+clean: ## remove build outputs
+	rm -rf bin out
