@@ -1,0 +1,278 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
+
+	"github.com/kilnbuild/kiln/store/treesum"
+)
+
+// CopyMode chooses how a write context initializes an object's tree from
+// its base.
+type CopyMode int
+
+const (
+	// CopyAuto clones file data with reflinks (FICLONE) where the filesystem
+	// supports them and copies it otherwise. The default.
+	CopyAuto CopyMode = iota
+	// CopyReflink requires reflinks and fails on filesystems without them.
+	CopyReflink
+	// CopyPlain always copies file data (copy_file_range where possible).
+	CopyPlain
+)
+
+func (m CopyMode) String() string {
+	switch m {
+	case CopyAuto:
+		return "auto"
+	case CopyReflink:
+		return "reflink"
+	case CopyPlain:
+		return "copy"
+	}
+	return fmt.Sprintf("CopyMode(%d)", int(m))
+}
+
+// ErrNoReflink is returned by CopyReflink on a filesystem without reflinks.
+var ErrNoReflink = errors.New("filesystem does not support reflinks")
+
+// copier copies one tree into a new directory, keeping modes, ownership,
+// xattrs, timestamps, symlinks, device nodes, fifos, sockets and hardlinks.
+// Directories are created in one pass, file data is copied by a pool of
+// workers, and directory metadata is applied last, deepest first, because
+// creating entries changes a directory's mtime and a read-only directory
+// would refuse them.
+type copier struct {
+	mode      CopyMode
+	noReflink atomic.Bool // CopyAuto saw the filesystem refuse a reflink
+}
+
+type fileJob struct {
+	src, dst string
+	st       unix.Stat_t
+}
+
+type linkJob struct{ first, dst string }
+
+type dirJob struct {
+	dst string
+	st  unix.Stat_t
+	src string
+}
+
+func copyTree(ctx context.Context, mode CopyMode, src, dst string) error {
+	c := &copier{mode: mode}
+	var (
+		files []fileJob
+		links []linkJob
+		dirs  []dirJob
+		seen  = map[[2]uint64]string{} // (dev, ino) of multiply linked files -> first copy
+	)
+	var rootSt unix.Stat_t
+	if err := unix.Lstat(src, &rootSt); err != nil {
+		return fmt.Errorf("store: copy: %w", err)
+	}
+	if err := os.Mkdir(dst, 0o700); err != nil {
+		return fmt.Errorf("store: copy: %w", err)
+	}
+	dirs = append(dirs, dirJob{dst: dst, st: rootSt, src: src})
+	stack := [][2]string{{src, dst}}
+	for len(stack) > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		sd := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		f, err := os.Open(sd[0])
+		if err != nil {
+			return fmt.Errorf("store: copy: %w", err)
+		}
+		names, err := f.Readdirnames(-1)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("store: copy: reading %s: %w", sd[0], err)
+		}
+		slices.Sort(names)
+		for _, name := range names {
+			s, d := filepath.Join(sd[0], name), filepath.Join(sd[1], name)
+			var st unix.Stat_t
+			if err := unix.Lstat(s, &st); err != nil {
+				return fmt.Errorf("store: copy: %w", err)
+			}
+			switch st.Mode & unix.S_IFMT {
+			case unix.S_IFDIR:
+				if err := os.Mkdir(d, 0o700); err != nil {
+					return fmt.Errorf("store: copy: %w", err)
+				}
+				dirs = append(dirs, dirJob{dst: d, st: st, src: s})
+				stack = append(stack, [2]string{s, d})
+			case unix.S_IFREG:
+				if st.Nlink > 1 {
+					key := [2]uint64{st.Dev, st.Ino}
+					if first, ok := seen[key]; ok {
+						links = append(links, linkJob{first: first, dst: d})
+						continue
+					}
+					seen[key] = d
+				}
+				files = append(files, fileJob{src: s, dst: d, st: st})
+			default:
+				if err := copySpecial(s, d, &st); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(2 * runtime.GOMAXPROCS(0))
+	for _, j := range files {
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			return c.copyFile(j)
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	for _, l := range links {
+		if err := os.Link(l.first, l.dst); err != nil {
+			return fmt.Errorf("store: copy: %w", err)
+		}
+	}
+	for _, d := range slices.Backward(dirs) {
+		if err := setMeta(d.src, d.dst, &d.st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *copier) copyFile(j fileJob) error {
+	in, err := os.OpenFile(j.src, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return fmt.Errorf("store: copy: %w", err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(j.dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return fmt.Errorf("store: copy: %w", err)
+	}
+	if err := c.copyData(in, out); err != nil {
+		out.Close()
+		return fmt.Errorf("store: copy %s: %w", j.src, err)
+	}
+	// Ownership before mode: chown clears setuid and setgid bits.
+	fd := int(out.Fd())
+	if err := unix.Fchown(fd, int(j.st.Uid), int(j.st.Gid)); err != nil {
+		out.Close()
+		return fmt.Errorf("store: copy: chown %s: %w", j.dst, err)
+	}
+	if err := unix.Fchmod(fd, j.st.Mode&07777); err != nil {
+		out.Close()
+		return fmt.Errorf("store: copy: chmod %s: %w", j.dst, err)
+	}
+	if err := copyXattrs(j.src, j.dst); err != nil {
+		out.Close()
+		return err
+	}
+	ts := []unix.Timespec{j.st.Atim, j.st.Mtim}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, j.dst, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		out.Close()
+		return fmt.Errorf("store: copy: utimes %s: %w", j.dst, err)
+	}
+	if err := out.Close(); err != nil {
+		return fmt.Errorf("store: copy: %w", err)
+	}
+	return nil
+}
+
+func (c *copier) copyData(in, out *os.File) error {
+	if c.mode != CopyPlain && !c.noReflink.Load() {
+		err := unix.IoctlFileClone(int(out.Fd()), int(in.Fd()))
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.EXDEV) &&
+			!errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOTTY) {
+			return fmt.Errorf("FICLONE: %w", err)
+		}
+		if c.mode == CopyReflink {
+			return fmt.Errorf("%w: %w", ErrNoReflink, err)
+		}
+		c.noReflink.Store(true)
+	}
+	// *os.File's ReadFrom uses copy_file_range, which shares extents on
+	// filesystems that can and copies in the kernel on the others.
+	_, err := io.Copy(out, in)
+	return err
+}
+
+// copySpecial recreates a symlink, device node, fifo or socket.
+func copySpecial(src, dst string, st *unix.Stat_t) error {
+	var err error
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFLNK:
+		var target string
+		if target, err = os.Readlink(src); err == nil {
+			err = os.Symlink(target, dst)
+		}
+	case unix.S_IFCHR, unix.S_IFBLK, unix.S_IFIFO, unix.S_IFSOCK:
+		err = unix.Mknod(dst, st.Mode&unix.S_IFMT|0o600, int(st.Rdev))
+	default:
+		return fmt.Errorf("store: copy: %s has unsupported mode %#o", src, st.Mode)
+	}
+	if err != nil {
+		return fmt.Errorf("store: copy: %w", err)
+	}
+	return setMeta(src, dst, st)
+}
+
+// setMeta applies ownership, mode, xattrs and timestamps to dst by path,
+// never following a final symlink.
+func setMeta(src, dst string, st *unix.Stat_t) error {
+	if err := unix.Lchown(dst, int(st.Uid), int(st.Gid)); err != nil {
+		return fmt.Errorf("store: copy: chown %s: %w", dst, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFLNK {
+		if err := unix.Fchmodat(unix.AT_FDCWD, dst, st.Mode&07777, 0); err != nil {
+			return fmt.Errorf("store: copy: chmod %s: %w", dst, err)
+		}
+	}
+	if err := copyXattrs(src, dst); err != nil {
+		return err
+	}
+	ts := []unix.Timespec{st.Atim, st.Mtim}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, dst, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("store: copy: utimes %s: %w", dst, err)
+	}
+	return nil
+}
+
+func copyXattrs(src, dst string) error {
+	names, err := treesum.ListXattrs(src)
+	if err != nil {
+		return fmt.Errorf("store: copy: %w", err)
+	}
+	for _, name := range names {
+		v, err := treesum.GetXattr(src, name)
+		if err != nil {
+			return fmt.Errorf("store: copy: %w", err)
+		}
+		if err := unix.Lsetxattr(dst, name, v, 0); err != nil {
+			return fmt.Errorf("store: copy: setxattr %s %s: %w", dst, name, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,173 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Locks are flock(2) locks on directories, so they are shared by every
+// process that opens the store, and die with their holder: a crashed kiln
+// never leaves a stale lock behind.
+//
+//	objects/            shared by commits and by New while resolving a ref;
+//	                    exclusive for gc, so nothing is removed mid-commit
+//	objects/<treesum>/  shared by every object that uses it as its base;
+//	                    gc removes only what it can lock exclusively
+//	tmp/<dir>/          exclusive by the process using it; cleanup removes
+//	                    only what it can lock
+
+func openDir(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+}
+
+// tryLock takes a flock without blocking; it reports false if another
+// process holds a conflicting lock.
+func tryLock(f *os.File, how int) (bool, error) {
+	err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("flock %s: %w", f.Name(), err)
+	}
+	return true, nil
+}
+
+// lockWait takes a flock, polling so that ctx can end the wait: flock(2)
+// itself cannot be interrupted by a context.
+func lockWait(ctx context.Context, f *os.File, how int) error {
+	delay := time.Millisecond
+	start := time.Now()
+	for {
+		ok, err := tryLock(f, how)
+		if err != nil || ok {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: waited %s for %s: %w", ErrLocked, time.Since(start).Round(time.Millisecond), f.Name(), ctx.Err())
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 100*time.Millisecond)
+	}
+}
+
+func unlock(f *os.File) { _ = unix.Flock(int(f.Fd()), unix.LOCK_UN) }
+
+// tempDir is a directory under tmp/ held with an exclusive lock for as long
+// as it is in use.
+type tempDir struct {
+	f    *os.File
+	path string
+}
+
+// newTempDir makes and locks a fresh directory under tmp/. Between mkdir and
+// flock another process's cleanup may remove the directory; a removed
+// directory has no links left, which is checked after locking.
+func newTempDir(tmp, prefix string) (*tempDir, error) {
+	for range 10 {
+		path, err := os.MkdirTemp(tmp, prefix)
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		f, err := openDir(path)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("store: flock %s: %w", path, err)
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		if st.Nlink == 0 {
+			f.Close()
+			continue
+		}
+		return &tempDir{f: f, path: path}, nil
+	}
+	return nil, fmt.Errorf("store: could not keep a temporary directory in %s: removed by a concurrent cleanup 10 times", tmp)
+}
+
+// remove deletes the directory and everything in it, then drops the lock.
+func (d *tempDir) remove() error {
+	err := removeAll(d.path)
+	d.f.Close()
+	if err != nil {
+		return fmt.Errorf("store: removing %s: %w", d.path, err)
+	}
+	return nil
+}
+
+// removeAll is os.RemoveAll that first makes read-only directories
+// writable: a tree may hold 0555 directories, and when kiln runs without
+// root in a user namespace, the owner (not CAP_DAC_OVERRIDE) is what lets it
+// delete their entries.
+func removeAll(path string) error {
+	err := os.RemoveAll(path)
+	if err == nil || !errors.Is(err, os.ErrPermission) {
+		return err
+	}
+	_ = filepath.WalkDir(path, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			_ = os.Chmod(p, 0o700)
+		}
+		return nil
+	})
+	return os.RemoveAll(path)
+}
+
+// cleanTmp removes every entry of tmp/ that no live process holds and
+// returns how many it removed.
+func cleanTmp(tmp string) (int, error) {
+	entries, err := os.ReadDir(tmp)
+	if err != nil {
+		return 0, fmt.Errorf("store: %w", err)
+	}
+	n := 0
+	for _, e := range entries {
+		path := filepath.Join(tmp, e.Name())
+		if !e.IsDir() {
+			// Nothing but locked directories is made under tmp/; a stray
+			// file has no owner that could hold it.
+			if err := os.Remove(path); err == nil {
+				n++
+			}
+			continue
+		}
+		f, err := openDir(path)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // its owner finished meanwhile
+		}
+		if err != nil {
+			return n, fmt.Errorf("store: %w", err)
+		}
+		ok, err := tryLock(f, unix.LOCK_EX)
+		if err != nil || !ok {
+			f.Close()
+			if err != nil {
+				return n, err
+			}
+			continue
+		}
+		err = removeAll(path)
+		f.Close()
+		if err != nil {
+			return n, fmt.Errorf("store: removing leftover %s: %w", path, err)
+		}
+		n++
+	}
+	return n, nil
+}

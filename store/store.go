@@ -1,0 +1,323 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kilnbuild/kiln/store/mountns"
+	"github.com/kilnbuild/kiln/store/treesum"
+)
+
+// Sentinel errors; test for them with errors.Is.
+var (
+	// ErrNotFound: no ref or object of that id.
+	ErrNotFound = errors.New("not found")
+	// ErrBusy: the operation breaks the policy "many readers or one
+	// writer": a write while reading, a read while writing, a second
+	// writer, or a commit while a context is open.
+	ErrBusy = errors.New("object busy")
+	// ErrClosed: the object, context or store was already cleaned up.
+	ErrClosed = errors.New("already closed")
+	// ErrInvalidID: the id could not name a ref.
+	ErrInvalidID = errors.New("invalid object id")
+	// ErrLocked: a lock held by another process did not come free in time.
+	ErrLocked = errors.New("locked by another process")
+)
+
+// Store is an open object store. Its methods are safe for concurrent use,
+// and several processes may use one store root at the same time.
+type Store struct {
+	root      string
+	copyMode  CopyMode
+	objects   *os.File // objects/, flocked by commits (shared) and gc (exclusive)
+	recovered int
+	closed    bool
+}
+
+// Option configures Open.
+type Option func(*Store) error
+
+// WithCopyMode sets how write contexts initialize trees from their base.
+func WithCopyMode(m CopyMode) Option {
+	return func(s *Store) error {
+		if m < CopyAuto || m > CopyPlain {
+			return fmt.Errorf("store: unknown copy mode %d", int(m))
+		}
+		s.copyMode = m
+		return nil
+	}
+}
+
+// Open opens the store at root, creating it if needed, and removes
+// leftovers in tmp/ that no live process holds (Recovered says how many).
+// The process must be in kiln's private mount namespace (mountns.Enter),
+// so that the store's bind mounts die with it.
+func Open(ctx context.Context, root string, opts ...Option) (*Store, error) {
+	if err := mountns.Check(); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	s := &Store{root: abs}
+	for _, o := range opts {
+		if err := o(s); err != nil {
+			return nil, err
+		}
+	}
+	for _, d := range []string{"", dirObjects, dirRefs, dirTmp} {
+		if err := os.MkdirAll(filepath.Join(abs, d), 0o755); err != nil {
+			return nil, fmt.Errorf("store: opening %s: %w", abs, err)
+		}
+	}
+	if s.objects, err = openDir(filepath.Join(abs, dirObjects)); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		s.objects.Close()
+		return nil, err
+	}
+	if s.recovered, err = cleanTmp(s.tmpPath()); err != nil {
+		s.objects.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Root returns the store's root directory.
+func (s *Store) Root() string { return s.root }
+
+// Recovered returns how many leftovers of dead processes Open removed from
+// tmp/.
+func (s *Store) Recovered() int { return s.recovered }
+
+// Close releases the store. Objects must be closed first.
+func (s *Store) Close() error {
+	if s.closed {
+		return ErrClosed
+	}
+	s.closed = true
+	return s.objects.Close()
+}
+
+// Contains reports whether id names a committed object.
+func (s *Store) Contains(id string) bool {
+	_, err := s.resolve(id)
+	return err == nil
+}
+
+// resolve returns the treesum that refs/<id> points at.
+func (s *Store) resolve(id string) (string, error) {
+	if err := checkID(id); err != nil {
+		return "", err
+	}
+	target, err := os.Readlink(s.refPath(id))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("store: object %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: object %s: %w", id, err)
+	}
+	sum := filepath.Base(target)
+	if target != refTarget(sum) || !validSum.MatchString(sum) {
+		return "", fmt.Errorf("store: ref %s points at %q, not into objects/", id, target)
+	}
+	if _, err := os.Lstat(s.objectPath(sum)); err != nil {
+		return "", fmt.Errorf("store: object %s (%s): %w", id, sum, ErrNotFound)
+	}
+	return sum, nil
+}
+
+// acquire resolves id and takes a shared lock on its object directory, so
+// gc cannot remove it while it is used. Holding objects/ shared meanwhile
+// keeps gc from removing it between the lookup and the lock.
+func (s *Store) acquire(ctx context.Context, id string) (string, *os.File, error) {
+	if err := lockWait(ctx, s.objects, unix.LOCK_SH); err != nil {
+		return "", nil, err
+	}
+	defer unlock(s.objects)
+	sum, err := s.resolve(id)
+	if err != nil {
+		return "", nil, err
+	}
+	f, err := openDir(s.objectPath(sum))
+	if err != nil {
+		return "", nil, fmt.Errorf("store: object %s: %w", id, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH); err != nil {
+		f.Close()
+		return "", nil, fmt.Errorf("store: object %s: %w", id, err)
+	}
+	s.touch(id)
+	return sum, f, nil
+}
+
+// touch records a use of ref id for gc's least-recently-used order. The
+// symlink's own mtime is the record: refs are tiny and already there.
+func (s *Store) touch(id string) {
+	now := time.Now()
+	ts := []unix.Timespec{unix.NsecToTimespec(now.UnixNano()), unix.NsecToTimespec(now.UnixNano())}
+	_ = unix.UtimesNanoAt(unix.AT_FDCWD, s.refPath(id), ts, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// New returns a new object whose content starts as a copy of the committed
+// object base ("" for an empty tree). Nothing is copied until the first
+// write. The object holds a work directory under tmp/ until Close.
+func (s *Store) New(ctx context.Context, base string) (*Object, error) {
+	if s.closed {
+		return nil, ErrClosed
+	}
+	o := &Object{store: s, base: base}
+	if base != "" {
+		sum, lock, err := s.acquire(ctx, base)
+		if err != nil {
+			return nil, err
+		}
+		o.baseSum, o.baseLock = sum, lock
+	}
+	work, err := newTempDir(s.tmpPath(), prefixObject)
+	if err != nil {
+		o.releaseBase()
+		return nil, err
+	}
+	o.work = work
+	return o, nil
+}
+
+// Get returns a read context on the committed object id. Closing the
+// context releases everything Get took.
+func (s *Store) Get(ctx context.Context, id string) (*ReadContext, error) {
+	if id == "" {
+		return nil, fmt.Errorf("store: get: %w: empty id", ErrInvalidID)
+	}
+	o, err := s.New(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	r, err := o.Read(ctx)
+	if err != nil {
+		o.Close()
+		return nil, err
+	}
+	r.ownsObject = true
+	return r, nil
+}
+
+// Commit stores obj's current content as the object id and returns its
+// treesum. The tree is renamed into objects/<treesum>; if the same content
+// is stored already, that copy is kept and obj's is dropped. refs/<id> is
+// replaced atomically. Afterwards obj starts over with id as its base and
+// stays usable: its next write starts from the committed tree.
+func (s *Store) Commit(ctx context.Context, obj *Object, id string) (string, error) {
+	if err := checkID(id); err != nil {
+		return "", err
+	}
+	obj.mu.Lock()
+	defer obj.mu.Unlock()
+	if obj.closed {
+		return "", fmt.Errorf("store: commit %s: %w", id, ErrClosed)
+	}
+	if obj.readers > 0 || obj.writing {
+		return "", fmt.Errorf("store: commit %s: %w: %d readers, writer open: %v", id, ErrBusy, obj.readers, obj.writing)
+	}
+	if !obj.initialized && obj.base == "" {
+		// An untouched object without base is the empty tree.
+		if err := obj.initLocked(ctx); err != nil {
+			return "", err
+		}
+	}
+	if err := lockWait(ctx, s.objects, unix.LOCK_SH); err != nil {
+		return "", err
+	}
+	defer unlock(s.objects)
+
+	sum := obj.baseSum
+	if obj.initialized {
+		var err error
+		if sum, err = treesum.Sum(ctx, obj.treePath()); err != nil {
+			return "", fmt.Errorf("store: commit %s: %w", id, err)
+		}
+		if err := s.storeTree(obj.treePath(), sum); err != nil {
+			return "", fmt.Errorf("store: commit %s: %w", id, err)
+		}
+	}
+	if err := s.setRef(obj.work.path, id, sum); err != nil {
+		return "", fmt.Errorf("store: commit %s: %w", id, err)
+	}
+	// Start over on the committed content. Lock it before objects/ is
+	// released, so gc cannot take it away in between.
+	lock, err := openDir(s.objectPath(sum))
+	if err == nil {
+		err = unix.Flock(int(lock.Fd()), unix.LOCK_SH)
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: commit %s: %w", id, err)
+	}
+	obj.releaseBase()
+	// storeTree moved or removed the tree; the next write copies anew.
+	obj.base, obj.baseSum, obj.baseLock, obj.initialized = id, sum, lock, false
+	return sum, nil
+}
+
+// storeTree renames tree to objects/<sum>. rename(2) refuses to replace a
+// non-empty directory (EEXIST on some filesystems, ENOTEMPTY on others):
+// then the content is stored already, and tree is dropped.
+func (s *Store) storeTree(tree, sum string) error {
+	err := os.Rename(tree, s.objectPath(sum))
+	if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
+		return removeAll(tree)
+	}
+	if err != nil {
+		return err
+	}
+	// The rename must be durable before a ref points at it.
+	return unix.Fsync(int(s.objects.Fd()))
+}
+
+// setRef points refs/<id> at objects/<sum>: a new symlink made in the
+// caller's locked work directory, then renamed over the old ref.
+func (s *Store) setRef(work, id, sum string) error {
+	tmp := filepath.Join(work, "ref")
+	_ = os.Remove(tmp)
+	if err := os.Symlink(refTarget(sum), tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, s.refPath(id)); err != nil {
+		return err
+	}
+	refs, err := openDir(filepath.Join(s.root, dirRefs))
+	if err != nil {
+		return err
+	}
+	defer refs.Close()
+	return unix.Fsync(int(refs.Fd()))
+}
+
+// Refs returns every ref and the treesum it points at ("" if dangling).
+func (s *Store) Refs() (map[string]string, error) {
+	entries, err := os.ReadDir(filepath.Join(s.root, dirRefs))
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	refs := make(map[string]string, len(entries))
+	for _, e := range entries {
+		target, err := os.Readlink(filepath.Join(s.root, dirRefs, e.Name()))
+		if err != nil {
+			refs[e.Name()] = ""
+			continue
+		}
+		if sum := filepath.Base(target); target == refTarget(sum) {
+			refs[e.Name()] = sum
+		} else {
+			refs[e.Name()] = ""
+		}
+	}
+	return refs, nil
+}
