@@ -31,10 +31,11 @@ type FsckReport struct {
 // points at an existing object, nothing in tmp/ lacks a live owner, and the
 // root holds nothing unknown. It holds objects/ shared, so gc waits for it.
 func (s *Store) Fsck(ctx context.Context) (*FsckReport, error) {
-	if err := lockWait(ctx, s.objects, unix.LOCK_SH); err != nil {
+	release, err := s.lockObjects(ctx, unix.LOCK_SH)
+	if err != nil {
 		return nil, err
 	}
-	defer unlock(s.objects)
+	defer release()
 	r := &FsckReport{}
 	add := func(path, format string, args ...any) {
 		r.Problems = append(r.Problems, Problem{Path: path, What: fmt.Sprintf(format, args...)})

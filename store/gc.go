@@ -23,10 +23,11 @@ type GCResult struct {
 // process), and holds objects/ exclusively so that no commit or lookup runs
 // meanwhile. Dangling refs are removed as well.
 func (s *Store) GC(ctx context.Context, maxSize int64) (*GCResult, error) {
-	if err := lockWait(ctx, s.objects, unix.LOCK_EX); err != nil {
+	release, err := s.lockObjects(ctx, unix.LOCK_EX)
+	if err != nil {
 		return nil, err
 	}
-	defer unlock(s.objects)
+	defer release()
 	objs, err := s.Objects(ctx)
 	if err != nil {
 		return nil, err

@@ -162,6 +162,9 @@ func cleanTmp(tmp string) (int, error) {
 			}
 			continue
 		}
+		// A read mount of a dead process survives only if that process
+		// shared this mount namespace (a child of this kiln): detach it.
+		_ = unix.Unmount(filepath.Join(path, "tree"), unix.MNT_DETACH)
 		err = removeAll(path)
 		f.Close()
 		if err != nil {
@@ -170,4 +173,19 @@ func cleanTmp(tmp string) (int, error) {
 		n++
 	}
 	return n, nil
+}
+
+// lockObjects takes the store-wide lock on objects/ through a descriptor of
+// its own: flock locks belong to an open file description, so two
+// goroutines sharing one descriptor would release each other's lock.
+func (s *Store) lockObjects(ctx context.Context, how int) (release func(), err error) {
+	f, err := openDir(filepath.Join(s.root, dirObjects))
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	if err := lockWait(ctx, f, how); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { f.Close() }, nil
 }

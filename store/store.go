@@ -139,10 +139,11 @@ func (s *Store) resolve(id string) (string, error) {
 // gc cannot remove it while it is used. Holding objects/ shared meanwhile
 // keeps gc from removing it between the lookup and the lock.
 func (s *Store) acquire(ctx context.Context, id string) (string, *os.File, error) {
-	if err := lockWait(ctx, s.objects, unix.LOCK_SH); err != nil {
+	release, err := s.lockObjects(ctx, unix.LOCK_SH)
+	if err != nil {
 		return "", nil, err
 	}
-	defer unlock(s.objects)
+	defer release()
 	sum, err := s.resolve(id)
 	if err != nil {
 		return "", nil, err
@@ -233,20 +234,27 @@ func (s *Store) Commit(ctx context.Context, obj *Object, id string) (string, err
 			return "", err
 		}
 	}
-	if err := lockWait(ctx, s.objects, unix.LOCK_SH); err != nil {
-		return "", err
-	}
-	defer unlock(s.objects)
-
+	// Hash before taking the store lock: gc waits for that lock, and
+	// hashing a large tree takes a while.
 	sum := obj.baseSum
 	if obj.initialized {
 		var err error
 		if sum, err = treesum.Sum(ctx, obj.treePath()); err != nil {
 			return "", fmt.Errorf("store: commit %s: %w", id, err)
 		}
+	}
+	release, err := s.lockObjects(ctx, unix.LOCK_SH)
+	if err != nil {
+		return "", err
+	}
+	defer release()
+	if obj.initialized {
 		if err := s.storeTree(obj.treePath(), sum); err != nil {
 			return "", fmt.Errorf("store: commit %s: %w", id, err)
 		}
+	} else if _, err := os.Lstat(s.objectPath(sum)); err != nil {
+		// The base is locked by obj, so gc cannot have removed it.
+		return "", fmt.Errorf("store: commit %s: base %s: %w", id, obj.base, err)
 	}
 	if err := s.setRef(obj.work.path, id, sum); err != nil {
 		return "", fmt.Errorf("store: commit %s: %w", id, err)

@@ -88,7 +88,7 @@ func (s *Store) Objects(ctx context.Context) ([]ObjectInfo, error) {
 		info.Refs = append(info.Refs, id)
 		var st unix.Stat_t
 		if unix.Lstat(s.refPath(id), &st) == nil {
-			if t := time.Unix(st.Mtim.Unix()); t.After(info.LastUsed) {
+			if t := time.Unix(0, st.Mtim.Nano()); t.After(info.LastUsed) {
 				info.LastUsed = t
 			}
 		}
@@ -106,7 +106,6 @@ func (s *Store) Objects(ctx context.Context) ([]ObjectInfo, error) {
 	})
 	return out, nil
 }
-
 
 // Usage is the store's disk use by area, in bytes.
 type Usage struct {

@@ -85,11 +85,11 @@ func setup() error {
 	return os.Setenv(envMarker, strconv.FormatUint(ns, 10))
 }
 
-func reexec() (int, error) {
-	cmd := exec.Command("/proc/self/exe", os.Args[1:]...)
-	cmd.Args[0] = os.Args[0]
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.Env = append(os.Environ(), envMarker+"=new")
+// Prepare sets cmd up to start in a new mount namespace (and user
+// namespace when not root) in which its own call to Enter only finishes the
+// setup. The child is killed if this process dies.
+func Prepare(cmd *exec.Cmd) {
+	cmd.Env = append(cmd.Environ(), envMarker+"=new")
 	attr := &syscall.SysProcAttr{
 		Cloneflags: syscall.CLONE_NEWNS,
 		Pdeathsig:  syscall.SIGKILL,
@@ -101,6 +101,14 @@ func reexec() (int, error) {
 		attr.GidMappingsEnableSetgroups = false
 	}
 	cmd.SysProcAttr = attr
+}
+
+func reexec() (int, error) {
+	cmd := exec.Command("/proc/self/exe", os.Args[1:]...)
+	cmd.Args[0] = os.Args[0]
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	Prepare(cmd)
+	attr := cmd.SysProcAttr
 	// The child gets terminal signals itself (same process group); forward
 	// what is sent to this process alone (kill PID, systemd) too.
 	sigs := make(chan os.Signal, 4)
