@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -50,14 +51,21 @@ so unchanged stages are never run twice.`,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newVersionCmd())
+	root.AddCommand(newVersionCmd(), newStoreCmd())
 	return root
 }
 
 // Main runs kiln with args and returns the process exit code.
 func Main(ctx context.Context, args []string) int {
+	return Run(ctx, args, os.Stdout, os.Stderr)
+}
+
+// Run is Main with its output streams given, for tests.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := New()
 	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return exitOK
@@ -66,7 +74,7 @@ func Main(ctx context.Context, args []string) int {
 	if errors.As(err, &ec) {
 		return ec.code
 	}
-	fmt.Fprintf(os.Stderr, "kiln: %v\n", err)
+	fmt.Fprintf(stderr, "kiln: %v\n", err)
 	var ue usageError
 	if errors.As(err, &ue) || isCobraUsage(err) {
 		return exitUsage

@@ -1,0 +1,254 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kilnbuild/kiln/store"
+	"github.com/kilnbuild/kiln/store/mountns"
+)
+
+// defaultStore is the store kiln uses without --store: the user's cache
+// directory, so that builds share a cache with no configuration.
+func defaultStore() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return ".kiln-store"
+	}
+	return filepath.Join(dir, "kiln")
+}
+
+// openStore enters kiln's private mount namespace (re-executing kiln in it
+// the first time) and opens the store, reporting recovered leftovers.
+func openStore(ctx context.Context, cmd *cobra.Command, root string) (*store.Store, error) {
+	if err := mountns.Enter(); err != nil {
+		return nil, err
+	}
+	st, err := store.Open(ctx, root)
+	if err != nil {
+		return nil, err
+	}
+	if n := st.Recovered(); n > 0 {
+		fmt.Fprintf(cmd.ErrOrStderr(), "kiln: removed %d leftover(s) of interrupted runs from %s\n", n, filepath.Join(root, "tmp"))
+	}
+	return st, nil
+}
+
+func newStoreCmd() *cobra.Command {
+	var root string
+	cmd := &cobra.Command{
+		Use:   "store",
+		Short: "Inspect and maintain the object store",
+		Long: `The object store keeps every tree kiln has built, addressed by content:
+objects/<treesum>/ holds a committed tree, refs/<id> points at it, tmp/ holds
+work in progress. Identical trees are stored once. Several kiln processes may
+share one store.
+
+Without --store, kiln uses ` + defaultStore() + `.`,
+		Example: `  kiln store ls
+  kiln store du --store /var/cache/kiln
+  kiln store fsck
+  kiln store gc --max-size 20G`,
+	}
+	cmd.PersistentFlags().StringVar(&root, "store", defaultStore(), "object store directory")
+	cmd.AddCommand(newStoreLsCmd(&root), newStoreDuCmd(&root), newStoreFsckCmd(&root), newStoreGCCmd(&root))
+	return cmd
+}
+
+func newStoreLsCmd(root *string) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "ls",
+		Short: "List objects with their size, last use and refs",
+		Long: `List every committed object, least recently used first, with its treesum,
+its size on disk, when it was last used and the refs that point at it.`,
+		Example: `  kiln store ls
+  kiln store ls --json | jq '.[] | select(.size > 1e9)'`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			st, err := openStore(ctx, cmd, *root)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			objs, err := st.Objects(ctx)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				type jsonObject struct {
+					Treesum  string    `json:"treesum"`
+					Size     int64     `json:"size"`
+					LastUsed time.Time `json:"last_used,omitzero"`
+					Refs     []string  `json:"refs"`
+				}
+				list := make([]jsonObject, 0, len(objs))
+				for _, o := range objs {
+					list = append(list, jsonObject{o.Sum, o.Size, o.LastUsed, nonNil(o.Refs)})
+				}
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(list)
+			}
+			if len(objs) == 0 {
+				fmt.Fprintf(out, "no objects in %s\n", st.Root())
+				return nil
+			}
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "OBJECT\tSIZE\tLAST USED\tREFS")
+			var total int64
+			for _, o := range objs {
+				total += o.Size
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", o.Sum[:12], formatSize(o.Size), formatTime(o.LastUsed), strings.Join(o.Refs, " "))
+			}
+			fmt.Fprintf(tw, "%d objects\t%s\t\t\n", len(objs), formatSize(total))
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array instead of a table")
+	return cmd
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func newStoreDuCmd(root *string) *cobra.Command {
+	return &cobra.Command{
+		Use:     "du",
+		Short:   "Show the store's disk use by area",
+		Example: `  kiln store du`,
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			st, err := openStore(ctx, cmd, *root)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			u, err := st.DiskUsage(ctx)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "%10s  objects/\n", formatSize(u.Objects))
+			names := make([]string, 0, len(u.Other))
+			for name := range u.Other {
+				names = append(names, name)
+			}
+			slices.Sort(names)
+			for _, name := range names {
+				fmt.Fprintf(out, "%10s  %s/\n", formatSize(u.Other[name]), name)
+			}
+			fmt.Fprintf(out, "%10s  tmp/\n", formatSize(u.Tmp))
+			fmt.Fprintf(out, "%10s  total in %s\n", formatSize(u.Total), st.Root())
+			return nil
+		},
+	}
+}
+
+func newStoreFsckCmd(root *string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "fsck",
+		Short: "Check the store's integrity",
+		Long: `Check that every object's treesum matches its name (nothing changed a
+committed tree), that every ref points at an existing object, that nothing
+in tmp/ is left without a live owner, and that the store root holds nothing
+unknown. Exits 1 and lists the problems if any are found.`,
+		Example: `  kiln store fsck && echo store is consistent`,
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			st, err := openStore(ctx, cmd, *root)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			rep, err := st.Fsck(ctx)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "checked %d objects, %d refs, %d entries in tmp/ of %s\n", rep.Objects, rep.Refs, rep.Tmp, st.Root())
+			if len(rep.Problems) == 0 {
+				fmt.Fprintln(out, "no problems found")
+				return nil
+			}
+			for _, p := range rep.Problems {
+				fmt.Fprintf(out, "problem: %s\n", p)
+			}
+			fmt.Fprintf(out, "%d problem(s) found\n", len(rep.Problems))
+			return exitCodeError{exitFailure}
+		},
+	}
+}
+
+func newStoreGCCmd(root *string) *cobra.Command {
+	var maxSize string
+	cmd := &cobra.Command{
+		Use:   "gc --max-size SIZE",
+		Short: "Remove least recently used objects until the store fits a size",
+		Long: `Remove the least recently used objects, and the refs that point at them,
+until objects/ takes at most --max-size. An object in use by a running build
+(in any process) is never removed. Refs that point nowhere are removed too.
+SIZE is a number of bytes with an optional unit: K, M, G, T (powers of 1024;
+KiB, MiB, GiB, TiB and KB, MB, GB, TB, powers of 1000, are accepted too).`,
+		Example: `  kiln store gc --max-size 20G
+  kiln store gc --max-size 0     # remove every object not in use`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !cmd.Flags().Changed("max-size") {
+				return usagef("kiln store gc needs --max-size (for example --max-size 20G)")
+			}
+			limit, err := parseSize(maxSize)
+			if err != nil {
+				return usagef("--max-size: %v", err)
+			}
+			ctx := cmd.Context()
+			st, err := openStore(ctx, cmd, *root)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			res, err := st.GC(ctx, limit)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			for _, o := range res.Removed {
+				fmt.Fprintf(out, "removed %s  %s  %s\n", o.Sum[:12], formatSize(o.Size), strings.Join(o.Refs, " "))
+			}
+			for _, o := range res.InUse {
+				fmt.Fprintf(out, "in use, kept %s  %s  %s\n", o.Sum[:12], formatSize(o.Size), strings.Join(o.Refs, " "))
+			}
+			fmt.Fprintf(out, "objects/: %s before, %s after (limit %s)\n", formatSize(res.Before), formatSize(res.After), formatSize(limit))
+			if res.After > limit {
+				fmt.Fprintf(cmd.ErrOrStderr(), "kiln: objects in use keep the store above %s\n", formatSize(limit))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&maxSize, "max-size", "", "largest size objects/ may keep, e.g. 20G")
+	return cmd
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format("2006-01-02 15:04")
+}

@@ -1,0 +1,139 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kilnbuild/kiln/store"
+	"github.com/kilnbuild/kiln/store/mountns"
+)
+
+func TestMain(m *testing.M) {
+	if err := mountns.Enter(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Exit(m.Run())
+}
+
+func run(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := Run(t.Context(), args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// buildStore commits a few objects the way a build would.
+func buildStore(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	root := t.TempDir()
+	st, err := store.Open(ctx, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	base := ""
+	for i, id := range []string{"stage-1", "stage-2", "stage-3"} {
+		obj, err := st.New(ctx, base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := obj.Write(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(w.Path(), fmt.Sprintf("file%d", i)), bytes.Repeat([]byte("x"), 10000*(i+1)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		if _, err := st.Commit(ctx, obj, id); err != nil {
+			t.Fatal(err)
+		}
+		obj.Close()
+		base = id
+	}
+	return root
+}
+
+func TestStoreCommands(t *testing.T) {
+	root := buildStore(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want []string
+	}{
+		{"ls", []string{"store", "ls", "--store", root}, 0, []string{"OBJECT", "stage-1", "stage-3", "3 objects"}},
+		{"ls json", []string{"store", "ls", "--json", "--store", root}, 0, []string{`"treesum"`, `"stage-2"`}},
+		{"du", []string{"store", "du", "--store", root}, 0, []string{"objects/", "tmp/", "total in " + root}},
+		{"fsck", []string{"store", "fsck", "--store", root}, 0, []string{"checked 3 objects, 3 refs", "no problems found"}},
+		{"gc needs max-size", []string{"store", "gc", "--store", root}, 2, nil},
+		{"gc bad size", []string{"store", "gc", "--max-size", "lots", "--store", root}, 2, nil},
+		{"extra argument", []string{"store", "ls", "extra", "--store", root}, 2, nil},
+		{"unknown command", []string{"stroe"}, 2, nil},
+		{"version", []string{"version"}, 0, []string{"kiln ", "go 1.26"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := run(t, tc.args...)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.code, out, errOut)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+}
+
+func TestStoreFsckFindsTampering(t *testing.T) {
+	root := buildStore(t)
+	objects, err := os.ReadDir(filepath.Join(root, "objects"))
+	if err != nil || len(objects) == 0 {
+		t.Fatal(objects, err)
+	}
+	victim := filepath.Join(root, "objects", objects[0].Name())
+	if err := os.WriteFile(filepath.Join(victim, "file0"), []byte("changed"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := run(t, "store", "fsck", "--store", root)
+	if code != 1 || !strings.Contains(out, "content was changed") || !strings.Contains(out, "1 problem(s) found") {
+		t.Errorf("fsck on a tampered store: exit %d\n%s", code, out)
+	}
+}
+
+func TestStoreGC(t *testing.T) {
+	root := buildStore(t)
+	code, out, errOut := run(t, "store", "gc", "--max-size", "0", "--store", root)
+	if code != 0 || strings.Count(out, "removed ") != 3 {
+		t.Fatalf("gc: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = run(t, "store", "ls", "--store", root)
+	if code != 0 || !strings.Contains(out, "no objects") {
+		t.Errorf("ls after gc: exit %d\n%s", code, out)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"0", 0, true}, {"512", 512, true}, {"20G", 20 << 30, true}, {"1.5GiB", 3 << 29, true},
+		{"300MB", 300e6, true}, {"4k", 4096, true}, {"", 0, false}, {"G", 0, false},
+		{"-1", 0, false}, {"12Q", 0, false}, {"1e3", 0, false},
+	} {
+		got, err := parseSize(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d, ok %v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+}
