@@ -14,10 +14,10 @@ var version = "devel"
 
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "version",
-		Short: "Print kiln's version and the versions it was built with",
+		Use:     "version",
+		Short:   "Print kiln's version and the versions it was built with",
 		Example: `  kiln version`,
-		Args:  noArgs,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "kiln %s\n", version)
