@@ -34,7 +34,7 @@ func newVersionCmd() *cobra.Command {
 	}
 }
 
-// noArgs and exactArgs report wrong argument counts as usage errors (exit 2).
+// noArgs reports extra arguments as usage errors (exit 2).
 func noArgs(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {
 		return usagef("%s takes no arguments, got %q", cmd.CommandPath(), args)
@@ -42,14 +42,6 @@ func noArgs(cmd *cobra.Command, args []string) error {
 	return nil
 }
 
-func exactArgs(n int) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if len(args) != n {
-			return usagef("%s takes %d argument(s), got %d (see %s --help)", cmd.CommandPath(), n, len(args), cmd.CommandPath())
-		}
-		return nil
-	}
-}
 
 // isCobraUsage recognises the usage errors cobra itself returns as plain
 // errors (unknown command, unknown flag).
