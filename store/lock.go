@@ -58,7 +58,6 @@ func lockWait(ctx context.Context, f *os.File, how int) error {
 	}
 }
 
-
 // tempDir is a directory under tmp/ held with an exclusive lock for as long
 // as it is in use.
 type tempDir struct {

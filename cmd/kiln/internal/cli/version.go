@@ -42,7 +42,6 @@ func noArgs(cmd *cobra.Command, args []string) error {
 	return nil
 }
 
-
 // isCobraUsage recognises the usage errors cobra itself returns as plain
 // errors (unknown command, unknown flag).
 func isCobraUsage(err error) bool {
