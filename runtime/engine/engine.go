@@ -1,0 +1,324 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+const (
+	// DefaultMemoryLimit is a stage's memory cap when Config leaves it 0.
+	DefaultMemoryLimit = 1 << 30
+	// logLimit bounds the log kept per stage (Result.Log).
+	logLimit = 1 << 20
+	// stderrTail bounds the stderr quoted in a StageError.
+	stderrTail = 4 << 10
+)
+
+// Config configures an Engine. The zero value is usable.
+type Config struct {
+	// CacheDir holds compiled machine code across processes, keyed by
+	// wazero version and module. Empty keeps it in memory only, so each
+	// new worker compiles every module again.
+	CacheDir string
+	// MemoryLimit caps each stage's linear memory, in bytes (rounded
+	// down to 64 KiB pages). Zero means DefaultMemoryLimit.
+	MemoryLimit uint64
+}
+
+// Module is a stage's WebAssembly binary, identified by its digest. Make one
+// per binary and reuse it: the digest is computed once, and a worker that
+// has compiled it is not sent the bytes again.
+type Module struct {
+	wasm   []byte
+	digest string
+}
+
+// NewModule wraps a WASI command module. It does not copy wasm, which must
+// not change afterwards.
+func NewModule(wasm []byte) *Module {
+	sum := sha256.Sum256(wasm)
+	return &Module{wasm: wasm, digest: hex.EncodeToString(sum[:])}
+}
+
+// ReadModule reads a module from a .wasm file.
+func ReadModule(path string) (*Module, error) {
+	wasm, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading stage module: %w", err)
+	}
+	return NewModule(wasm), nil
+}
+
+// Digest is the lowercase hex SHA-256 of the module's bytes.
+func (m *Module) Digest() string { return m.digest }
+
+// Stage is one run of a stage module against a tree.
+type Stage struct {
+	Name   string  // argv[0] and KILN_STAGE, e.g. "org.osbuild.hostname"
+	ID     string  // KILN_STAGE_ID, lowercase hex; seeds the guest's randomness
+	Module *Module // the WASI command to run
+	// Options is the JSON the stage reads on stdin; nil sends nothing.
+	Options json.RawMessage
+	// Tree is the host directory mounted read-write at "/".
+	Tree string
+	// Sources and Build, when set, are host directories mounted
+	// read-only at /run/kiln/sources and /run/kiln/build.
+	Sources, Build string
+	// Epoch is SOURCE_DATE_EPOCH: the guest's wall clock, frozen.
+	Epoch int64
+	// Timeout kills the stage after this long; zero means no limit
+	// beyond ctx.
+	Timeout time.Duration
+	// Log, if set, receives the stage's stdout and stderr as they are
+	// written, for progress. Its errors are ignored: a broken terminal
+	// must not fail a build.
+	Log io.Writer
+}
+
+// Result is what a stage left besides its tree.
+type Result struct {
+	// Log is the stage's stdout and stderr, interleaved in the order
+	// written, bounded to 1 MiB (the first and last 512 KiB, with a note
+	// in between when output was dropped).
+	Log []byte
+	// Duration is the wall time Run took, worker start included.
+	Duration time.Duration
+}
+
+// Engine runs stages, one at a time, in a worker process that keeps the
+// wazero runtime and compiled modules warm between stages.
+type Engine struct {
+	cfg  Config
+	slot chan struct{} // a token is held while a stage runs
+
+	mu     sync.Mutex
+	w      *worker // nil until started, and after a kill
+	closed bool
+}
+
+// errStageTimeout is the cancellation cause that tells a timeout from the
+// caller's own cancellation.
+var errStageTimeout = errors.New("stage timeout")
+
+// New creates an Engine and starts its worker, so that a binary missing its
+// MaybeRunWorker call fails here rather than at the first stage.
+func New(ctx context.Context, cfg Config) (*Engine, error) {
+	if os.Getenv(workerEnv) != "" {
+		return nil, fmt.Errorf("%w: engine.New called inside a stage worker: main must call engine.MaybeRunWorker first", ErrWorker)
+	}
+	if cfg.MemoryLimit == 0 {
+		cfg.MemoryLimit = DefaultMemoryLimit
+	}
+	cfg.MemoryLimit -= cfg.MemoryLimit % wasmPage
+	if cfg.MemoryLimit == 0 || cfg.MemoryLimit > 4<<30 {
+		return nil, fmt.Errorf("memory limit %d: must be between 64 KiB and 4 GiB", cfg.MemoryLimit)
+	}
+	if cfg.CacheDir != "" {
+		if err := os.MkdirAll(cfg.CacheDir, 0o755); err != nil {
+			return nil, fmt.Errorf("creating compilation cache: %w", err)
+		}
+	}
+	e := &Engine{cfg: cfg, slot: make(chan struct{}, 1)}
+	if _, err := e.worker(ctx); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Close stops the worker, ending any stage still running (its Run returns
+// ErrClosed). Close is idempotent.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	w := e.w
+	e.w, e.closed = nil, true
+	e.mu.Unlock()
+	if w != nil {
+		w.stop()
+	}
+	return nil
+}
+
+// Run runs one stage to completion and returns its log. A stage that fails
+// (non-zero exit, trap, memory limit, timeout, cancellation) returns a
+// *StageError along with the Result holding its log so far. Run calls on one
+// Engine take turns; use one Engine per concurrent build.
+//
+// Cancelling ctx or passing Stage.Timeout kills the worker, which stops even
+// a guest that never makes a system call; the next Run starts a fresh one.
+func (e *Engine) Run(ctx context.Context, st Stage) (Result, error) {
+	req, err := st.request()
+	if err != nil {
+		return Result{}, err
+	}
+	select {
+	case e.slot <- struct{}{}:
+		defer func() { <-e.slot }()
+	case <-ctx.Done():
+		return Result{}, fmt.Errorf("stage %s: waiting for the engine: %w", st.Name, context.Cause(ctx))
+	}
+	start := time.Now()
+	w, err := e.worker(ctx)
+	if err != nil {
+		return Result{}, fmt.Errorf("stage %s: %w", st.Name, err)
+	}
+
+	runCtx, cancel := ctx, context.CancelFunc(func() {})
+	if st.Timeout > 0 {
+		runCtx, cancel = context.WithTimeoutCause(ctx, st.Timeout, errStageTimeout)
+	}
+	defer cancel()
+	log := newLogBuffer(logLimit)
+	stderr := &tailBuffer{limit: stderrTail}
+	sink := func(stream int, p []byte) {
+		_, _ = log.Write(p)
+		if stream == streamStderr {
+			_, _ = stderr.Write(p)
+		}
+		if st.Log != nil {
+			_, _ = st.Log.Write(p)
+		}
+	}
+	stopKill := context.AfterFunc(runCtx, w.kill)
+	out, runErr := w.run(req, sink)
+	killed := !stopKill()
+	res := Result{Log: log.Bytes(), Duration: time.Since(start)}
+	if killed || runErr != nil {
+		e.discard(w)
+	}
+	if runErr == nil {
+		return res, e.outcomeError(&st, out, stderr.Bytes())
+	}
+
+	se := &StageError{Stage: st.Name, ID: st.ID, Stderr: stderr.Bytes()}
+	switch {
+	case killed && context.Cause(runCtx) == errStageTimeout:
+		se.Err = fmt.Errorf("%w after %s: %w", ErrTimeout, st.Timeout, context.DeadlineExceeded)
+	case killed:
+		se.Err = fmt.Errorf("canceled: %w", context.Cause(ctx))
+	case e.isClosed():
+		se.Err = ErrClosed
+	default:
+		<-w.exited
+		se.Err = fmt.Errorf("%w: %v (%v); worker stderr: %q", ErrWorker, runErr, w.waitErr, w.stderr.Bytes())
+	}
+	return res, se
+}
+
+// outcomeError turns what the worker reported into Run's error.
+func (e *Engine) outcomeError(st *Stage, o outcome, stderr []byte) error {
+	se := &StageError{Stage: st.Name, ID: st.ID, ExitCode: o.ExitCode, Trap: o.Trap, Stderr: stderr}
+	failed := o.ExitCode != 0 || o.Trap != ""
+	switch {
+	case o.Fail == failSetup:
+		return fmt.Errorf("stage %s: %s", st.Name, o.Err)
+	case o.Fail == failUnknown:
+		return fmt.Errorf("stage %s: %w: %s", st.Name, ErrWorker, o.Err)
+	case o.Fail == failModule:
+		se.Err = fmt.Errorf("%w %s: %s", ErrInvalidModule, st.Module.Digest(), o.Err)
+	case o.Fail == failMemory:
+		se.Err = fmt.Errorf("%w: %s, over the limit of %d MiB", ErrMemoryLimit, o.Err, e.cfg.MemoryLimit>>20)
+	case failed && o.Refused:
+		se.Err = fmt.Errorf("%w: the limit is %d MiB", ErrMemoryLimit, e.cfg.MemoryLimit>>20)
+	case o.Trap != "":
+		se.Err = ErrTrap
+	case o.ExitCode != 0:
+		se.Err = ErrExit
+	default:
+		return nil
+	}
+	return se
+}
+
+// worker returns the running worker, starting one if there is none.
+func (e *Engine) worker(ctx context.Context) (*worker, error) {
+	e.mu.Lock()
+	w, closed := e.w, e.closed
+	e.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	if w != nil && !w.dead() {
+		return w, nil
+	}
+	if w != nil {
+		e.discard(w)
+	}
+	w, err := startWorker(ctx, workerHello{CacheDir: e.cfg.CacheDir, MemoryLimit: e.cfg.MemoryLimit})
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		w.stop()
+		return nil, ErrClosed
+	}
+	e.w = w
+	return w, nil
+}
+
+// discard stops w and forgets it, so the next stage gets a fresh worker.
+func (e *Engine) discard(w *worker) {
+	e.mu.Lock()
+	if e.w == w {
+		e.w = nil
+	}
+	e.mu.Unlock()
+	w.stop()
+}
+
+func (e *Engine) isClosed() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.closed
+}
+
+// request checks st and turns it into what the worker needs. Directories are
+// checked here, in the caller's terms, rather than failing in the worker.
+func (st *Stage) request() (*stageRequest, error) {
+	if st.Name == "" {
+		return nil, errors.New("stage has no name")
+	}
+	if st.Module == nil {
+		return nil, fmt.Errorf("stage %s: no module", st.Name)
+	}
+	if _, err := hex.DecodeString(st.ID); err != nil || st.ID == "" {
+		return nil, fmt.Errorf("stage %s: id %q is not hex", st.Name, st.ID)
+	}
+	req := &stageRequest{
+		Name: st.Name, ID: st.ID, Epoch: st.Epoch, Options: st.Options,
+		Digest: st.Module.digest, Wasm: st.Module.wasm,
+	}
+	for _, d := range []struct {
+		dst      *string
+		src, use string
+	}{{&req.Tree, st.Tree, "tree"}, {&req.Sources, st.Sources, "sources"}, {&req.Build, st.Build, "build"}} {
+		if d.src == "" {
+			if d.use == "tree" {
+				return nil, fmt.Errorf("stage %s: no tree directory", st.Name)
+			}
+			continue
+		}
+		abs, err := filepath.Abs(d.src)
+		if err == nil {
+			var fi os.FileInfo
+			if fi, err = os.Stat(abs); err == nil && !fi.IsDir() {
+				err = fmt.Errorf("%s is not a directory", abs)
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("stage %s: %s: %w", st.Name, d.use, err)
+		}
+		*d.dst = abs
+	}
+	return req, nil
+}

@@ -1,0 +1,177 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+// TestMain makes the test binary a stage worker when the engine starts it as
+// one; the engine runs stages in a copy of its own executable.
+func TestMain(m *testing.M) {
+	MaybeRunWorker()
+	dir, err := os.MkdirTemp("", "kiln-engine-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	buildDir = dir
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// buildDir holds the wasm modules the tests build, shared by all tests.
+var buildDir string
+
+// repoRoot is where go.mod is, two levels up from this package.
+func repoRoot(t testing.TB) string {
+	t.Helper()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+var guestOnce = sync.OnceValues(func() ([]byte, error) {
+	out := filepath.Join(buildDir, "guest.wasm")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", out, "./testdata/guest")
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("building the test guest: %v\n%s", err, msg)
+	}
+	return os.ReadFile(out)
+})
+
+// guest is the multi-call Go test module (testdata/guest); the stage name
+// picks its behaviour.
+func guest(t testing.TB) *Module {
+	t.Helper()
+	wasm, err := guestOnce()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return NewModule(wasm)
+}
+
+var helloMu sync.Mutex
+
+// hello builds the hello stage for lang with stages-wasm/build.sh. A missing
+// C or Rust toolchain skips, naming the Debian packages that provide it.
+func hello(t testing.TB, lang string) *Module {
+	t.Helper()
+	helloMu.Lock()
+	defer helloMu.Unlock()
+	out := filepath.Join(buildDir, "hello-"+lang+".wasm")
+	if _, err := os.Stat(out); err != nil {
+		switch lang {
+		case "c":
+			if _, err := exec.LookPath("clang"); err != nil {
+				t.Skip("clang not installed (apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32)")
+			}
+		case "rust":
+			if _, err := os.Stat("/usr/bin/rustc"); err != nil {
+				t.Skip("Debian's rustc not installed (apt-get install rustc libstd-rust-dev-wasm32)")
+			}
+		}
+		cmd := exec.Command(filepath.Join(repoRoot(t), "stages-wasm", "build.sh"), buildDir, lang)
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("stages-wasm/build.sh %s: %v\n%s", lang, err, msg)
+		}
+	}
+	m, err := ReadModule(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// newEngine returns an engine closed at the end of the test.
+func newEngine(t testing.TB, cfg Config) *Engine {
+	t.Helper()
+	e, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	return e
+}
+
+// testID is a stage id for tests that do not care which.
+const testID = "0123456789abcdef"
+
+// wasmCommand assembles a minimal WASI command by hand: an exported _start
+// with the given locals declaration and code (ending in 0x0b), and, if
+// memPages > 0, an exported memory of that many pages. It makes guests that
+// no compiler would: traps, loops without calls, huge memories.
+func wasmCommand(locals, code []byte, memPages uint32) []byte {
+	uleb := func(b []byte, v uint32) []byte {
+		for {
+			c := byte(v & 0x7f)
+			v >>= 7
+			if v != 0 {
+				c |= 0x80
+			}
+			b = append(b, c)
+			if v == 0 {
+				return b
+			}
+		}
+	}
+	section := func(m []byte, id byte, payload []byte) []byte {
+		return append(uleb(append(m, id), uint32(len(payload))), payload...)
+	}
+	name := func(b []byte, s string) []byte { return append(uleb(b, uint32(len(s))), s...) }
+
+	m := []byte{0, 'a', 's', 'm', 1, 0, 0, 0}
+	m = section(m, 1, []byte{1, 0x60, 0, 0}) // one type: () -> ()
+	m = section(m, 3, []byte{1, 0})          // one function of type 0
+	exports := []byte{1}
+	exports = append(name(exports, "_start"), 0, 0)
+	if memPages > 0 {
+		m = section(m, 5, uleb([]byte{1, 0}, memPages)) // one memory, min only
+		exports[0] = 2
+		exports = append(name(exports, "memory"), 2, 0)
+	}
+	m = section(m, 7, exports)
+	body := append(append([]byte{}, locals...), code...)
+	m = section(m, 10, append(uleb([]byte{1}, uint32(len(body))), body...))
+	return m
+}
+
+var (
+	// trapWasm executes `unreachable`.
+	trapWasm = wasmCommand([]byte{0}, []byte{0x00, 0x0b}, 0)
+	// loopWasm is `loop br 0 end`: it spins forever without a call, so
+	// nothing inside the guest ever yields to the host.
+	loopWasm = wasmCommand([]byte{0}, []byte{0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b}, 0)
+)
+
+// countWasm counts an i64 down from n to zero: a CPU-bound guest of
+// adjustable length for the benchmarks.
+func countWasm(n int64) []byte {
+	sleb := func(b []byte, v int64) []byte {
+		for {
+			c := byte(v & 0x7f)
+			v >>= 7
+			if (v == 0 && c&0x40 == 0) || (v == -1 && c&0x40 != 0) {
+				return append(b, c)
+			}
+			b = append(b, c|0x80)
+		}
+	}
+	code := sleb([]byte{0x42}, n)   // i64.const n
+	code = append(code, 0x21, 0x00, // local.set 0
+		0x03, 0x40, // loop
+		0x20, 0x00, 0x42, 0x01, 0x7d, // local.get 0; i64.const 1; i64.sub
+		0x22, 0x00, // local.tee 0
+		0x42, 0x00, 0x52, // i64.const 0; i64.ne
+		0x0d, 0x00, // br_if 0
+		0x0b, 0x0b) // end loop; end func
+	return wasmCommand([]byte{1, 1, 0x7e}, code, 0) // one i64 local
+}

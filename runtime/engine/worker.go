@@ -1,0 +1,176 @@
+package engine
+
+import (
+	"context"
+	"encoding/gob"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"sync"
+	"syscall"
+)
+
+// worker is the parent's handle on one worker process.
+type worker struct {
+	cmd    *exec.Cmd
+	enc    *gob.Encoder // to the worker's stdin
+	dec    *gob.Decoder // from the worker's stdout
+	toW    *os.File
+	fromW  *os.File
+	have   map[string]bool // digests the worker holds compiled
+	stderr *lockedTail     // the worker's own stderr: crashes, not stages
+
+	exited  chan struct{} // closed once the process is reaped
+	waitErr error         // set before exited is closed
+}
+
+// startWorker starts a copy of this executable as a worker and completes the
+// handshake. ctx bounds the start only; the worker outlives it.
+func startWorker(ctx context.Context, hello workerHello) (*worker, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("%w: finding own executable: %w", ErrWorker, err)
+	}
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrWorker, err)
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		_, _ = inR.Close(), inW.Close()
+		return nil, fmt.Errorf("%w: %w", ErrWorker, err)
+	}
+	cmd := exec.Command(exe, workerArg)
+	cmd.Env = append(os.Environ(), workerEnv+"=1")
+	cmd.Stdin, cmd.Stdout = inR, outW
+	w := &worker{
+		cmd: cmd, toW: inW, fromW: outR,
+		enc: gob.NewEncoder(inW), dec: gob.NewDecoder(outR),
+		have:   map[string]bool{},
+		stderr: &lockedTail{tail: tailBuffer{limit: 8 << 10}},
+		exited: make(chan struct{}),
+	}
+	cmd.Stderr = w.stderr
+	// Its own process group keeps a terminal's Ctrl-C away from the
+	// worker: the parent decides when it dies. Pdeathsig kills it with
+	// the parent, even in the middle of a guest's loop.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	err = w.start()
+	// The child holds its own copies of these ends; ours must go, or the
+	// worker's death would never show as EOF.
+	_, _ = inR.Close(), outW.Close()
+	if err != nil {
+		_, _ = inW.Close(), outR.Close()
+		return nil, fmt.Errorf("%w: starting %s: %w", ErrWorker, exe, err)
+	}
+
+	stop := context.AfterFunc(ctx, w.kill)
+	defer stop()
+	var ready workerReady
+	if err = w.enc.Encode(&hello); err == nil {
+		err = w.dec.Decode(&ready)
+	}
+	if err == nil && ready.Magic != workerMagic {
+		err = fmt.Errorf("unexpected handshake %q", ready.Magic)
+	}
+	if err != nil || ready.Err != "" {
+		w.stop()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("starting stage worker: %w", context.Cause(ctx))
+		}
+		if ready.Err != "" {
+			return nil, fmt.Errorf("%w: %s", ErrWorker, ready.Err)
+		}
+		return nil, fmt.Errorf("%w: %s did not answer as a stage worker (%v); its main must call engine.MaybeRunWorker first; stderr: %q",
+			ErrWorker, exe, err, w.stderr.Bytes())
+	}
+	return w, nil
+}
+
+// start forks the worker from a goroutine locked to its OS thread, and keeps
+// that thread until the worker is reaped: Pdeathsig fires when the forking
+// thread exits, not the process, and Go retires the thread of any goroutine
+// that exits while locked to it.
+func (w *worker) start() error {
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := w.cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		w.waitErr = w.cmd.Wait()
+		close(w.exited)
+	}()
+	return <-started
+}
+
+// kill ends the worker at once. Os.Process.Kill signals through a pidfd, so
+// it cannot hit a recycled pid; the worker starts no processes of its own,
+// so its group holds only itself.
+func (w *worker) kill() {
+	_ = w.cmd.Process.Kill()
+}
+
+// stop kills the worker, reaps it and releases the pipes. It is the only
+// way a worker ends, so that nothing outlives the Engine.
+func (w *worker) stop() {
+	w.kill()
+	<-w.exited
+	// Closed only now: the pipes are ours, and a reader may still be
+	// draining replies the worker sent before it died.
+	_, _ = w.toW.Close(), w.fromW.Close()
+}
+
+func (w *worker) dead() bool {
+	select {
+	case <-w.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// run sends one stage and relays its output to sink until its outcome
+// arrives. It returns an error only when the pipe breaks: the worker died
+// or was killed.
+func (w *worker) run(req *stageRequest, sink func(stream int, p []byte)) (outcome, error) {
+	if w.have[req.Digest] {
+		req.Wasm = nil
+	}
+	if err := w.enc.Encode(req); err != nil {
+		return outcome{}, fmt.Errorf("sending stage: %w", err)
+	}
+	for {
+		var rep workerReply
+		if err := w.dec.Decode(&rep); err != nil {
+			return outcome{}, fmt.Errorf("reading from worker: %w", err)
+		}
+		if rep.Done != nil {
+			w.have[req.Digest] = rep.Done.Loaded
+			return *rep.Done, nil
+		}
+		sink(rep.Stream, rep.Data)
+	}
+}
+
+// lockedTail is a tailBuffer for exec's stderr copier goroutine.
+type lockedTail struct {
+	mu   sync.Mutex
+	tail tailBuffer
+}
+
+func (l *lockedTail) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.tail.Write(p)
+}
+
+func (l *lockedTail) Bytes() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]byte(nil), l.tail.Bytes()...)
+}
