@@ -1,0 +1,332 @@
+package hostfs
+
+import (
+	"path"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// This file holds the operations both doors share, the wazero FS and the
+// host module, as Root methods returning raw unix.Errno values; each door
+// maps them to its own errno numbering.
+
+// open opens guest path p with unix open flags. A created file gets exactly
+// perm (the host umask never applies, so trees do not depend on the umask
+// kiln runs under). Character and block devices, FIFOs and sockets are never
+// opened: see reopen.
+func (r *Root) open(p string, flags int, perm uint32) (int, error) {
+	if flags&unix.O_CREAT == 0 {
+		fd, err := r.lookup(p, flags&unix.O_NOFOLLOW == 0)
+		if err != nil {
+			return -1, err
+		}
+		return reopen(fd, flags)
+	}
+	if _, dirOnly := clean(p); dirOnly {
+		return -1, unix.EISDIR // as open(2): O_CREAT cannot make a directory
+	}
+	return r.create(p, flags, perm)
+}
+
+// create is open with O_CREAT. The new file itself is made with
+// O_CREAT|O_EXCL|O_NOFOLLOW on the base name in its resolved parent, so what
+// it opens is always the regular file it just made; an existing file goes
+// through lookup and reopen like any open.
+func (r *Root) create(p string, flags int, perm uint32) (int, error) {
+	cur := p
+	for hops := 0; hops <= maxSymlinks; hops++ {
+		if flags&unix.O_EXCL == 0 {
+			fd, err := r.lookup(cur, flags&unix.O_NOFOLLOW == 0)
+			if err == nil {
+				return reopen(fd, flags&^unix.O_CREAT)
+			}
+			if err != unix.ENOENT {
+				return -1, err
+			}
+		}
+		dirfd, base, err := r.parent(cur)
+		if err != nil {
+			return -1, err
+		}
+		if base == "" {
+			closeFd(dirfd)
+			return -1, unix.EEXIST // the root always exists
+		}
+		var fd int
+		err = retryEINTR(func() (err error) {
+			fd, err = unix.Openat(dirfd, base, flags|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_NOCTTY|unix.O_CLOEXEC, perm)
+			return err
+		})
+		if err == nil {
+			closeFd(dirfd)
+			if err := unix.Fchmod(fd, perm); err != nil {
+				closeFd(fd)
+				return -1, err
+			}
+			return fd, nil
+		}
+		if err != unix.EEXIST || flags&unix.O_EXCL != 0 {
+			closeFd(dirfd)
+			return -1, err
+		}
+		// The name exists though lookup found nothing: it is a dangling
+		// symlink, whose target open(2) would create, or a file created since
+		// the lookup, which the next lookup finds.
+		target, lerr := readlinkFd(dirfd, base)
+		closeFd(dirfd)
+		switch {
+		case lerr == unix.EINVAL || flags&unix.O_NOFOLLOW != 0:
+			continue
+		case lerr != nil:
+			return -1, lerr
+		case strings.HasPrefix(target, "/"):
+			cur = target
+		default:
+			rel, _ := clean(cur)
+			// Joining lexically can only stay inside the root; it differs
+			// from the kernel only if the parent path itself held a symlink
+			// and the target climbs out of it with "..".
+			cur = path.Join(path.Dir(rel), target)
+		}
+	}
+	return -1, unix.ELOOP
+}
+
+// reopen turns a resolved O_PATH descriptor into a real one with flags, and
+// closes opath.
+//
+// Why this is race-free: the type check is made on the descriptor itself
+// (fstat), and the reopen goes through /proc/self/fd/N, a magic link that
+// lands on the very inode the descriptor holds without looking any name up in
+// the tree. Swapping the name for a device node or a symlink after the check
+// changes nothing. Opening the path directly and checking afterwards would be
+// too late: opening a device already runs its driver, and opening a FIFO
+// blocks the host thread until a writer comes.
+func reopen(opath int, flags int) (int, error) {
+	defer closeFd(opath)
+	var st unix.Stat_t
+	if err := unix.Fstat(opath, &st); err != nil {
+		return -1, err
+	}
+	acc := flags & unix.O_ACCMODE
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFLNK:
+		return -1, unix.ELOOP // only with O_NOFOLLOW, as open(2) reports it
+	case unix.S_IFCHR, unix.S_IFBLK, unix.S_IFIFO, unix.S_IFSOCK:
+		return -1, unix.EPERM
+	case unix.S_IFDIR:
+		if acc != unix.O_RDONLY || flags&unix.O_TRUNC != 0 {
+			return -1, unix.EISDIR
+		}
+		// "." beneath a directory descriptor is that directory, so no
+		// procfs round trip is needed.
+		var fd int
+		err := retryEINTR(func() (err error) {
+			fd, err = unix.Openat(opath, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			return err
+		})
+		return fd, err
+	}
+	if flags&unix.O_DIRECTORY != 0 {
+		return -1, unix.ENOTDIR
+	}
+	// O_NOFOLLOW would refuse the magic link itself; the final name was
+	// already resolved without following.
+	flags &^= unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_DIRECTORY
+	var fd int
+	err := retryEINTR(func() (err error) {
+		fd, err = unix.Open(procFd(opath), flags|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+		return err
+	})
+	return fd, err
+}
+
+// stat follows a final symlink.
+func (r *Root) stat(p string) (unix.Stat_t, error) {
+	var st unix.Stat_t
+	fd, err := r.lookup(p, true)
+	if err != nil {
+		return st, err
+	}
+	defer closeFd(fd)
+	err = unix.Fstat(fd, &st)
+	return st, err
+}
+
+// lstat does not follow a final symlink, unless a trailing slash demands a
+// directory.
+func (r *Root) lstat(p string) (unix.Stat_t, error) {
+	var st unix.Stat_t
+	if _, dirOnly := clean(p); dirOnly {
+		return r.stat(p)
+	}
+	dirfd, base, err := r.parent(p)
+	if err != nil {
+		return st, err
+	}
+	defer closeFd(dirfd)
+	if base == "" {
+		err = unix.Fstat(dirfd, &st)
+	} else {
+		err = unix.Fstatat(dirfd, base, &st, unix.AT_SYMLINK_NOFOLLOW)
+	}
+	return st, err
+}
+
+// mkdir makes a directory with exactly perm (umask aside).
+func (r *Root) mkdir(p string, perm uint32) error {
+	dirfd, base, err := r.parent(p)
+	if err != nil {
+		return err
+	}
+	defer closeFd(dirfd)
+	if base == "" {
+		return unix.EEXIST
+	}
+	if err := unix.Mkdirat(dirfd, base, perm); err != nil {
+		return err
+	}
+	return chmodAt(dirfd, base, unix.S_IFDIR, perm)
+}
+
+// chmodAt sets the exact mode of the node just created as base in dirfd. It
+// reopens the name with O_NOFOLLOW and checks the type, so a name swapped for
+// a symlink in between is refused rather than followed.
+func chmodAt(dirfd int, base string, typ uint32, perm uint32) error {
+	fd, err := unix.Openat(dirfd, base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer closeFd(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT != typ {
+		return unix.EEXIST // not the node we made: another writer raced us
+	}
+	return chmodFd(fd, perm)
+}
+
+// chmodFd changes the mode of an O_PATH descriptor through its magic link:
+// fchmod refuses O_PATH descriptors, and the magic link names exactly the
+// resolved inode. A device node is not opened by this.
+func chmodFd(fd int, perm uint32) error {
+	return unix.Fchmodat(unix.AT_FDCWD, procFd(fd), perm, 0)
+}
+
+// chmod follows a final symlink, like chmod(2). perm may hold the setuid,
+// setgid and sticky bits.
+func (r *Root) chmod(p string, perm uint32) error {
+	if perm&^0o7777 != 0 {
+		return unix.EINVAL
+	}
+	fd, err := r.lookup(p, true)
+	if err != nil {
+		return err
+	}
+	defer closeFd(fd)
+	return chmodFd(fd, perm)
+}
+
+// rename moves from to to, both resolved in the root: nothing can be moved
+// out of it or brought in.
+func (r *Root) rename(from, to string) error {
+	fromDir, fromBase, err := r.parent(from)
+	if err != nil {
+		return err
+	}
+	defer closeFd(fromDir)
+	toDir, toBase, err := r.parent(to)
+	if err != nil {
+		return err
+	}
+	defer closeFd(toDir)
+	if fromBase == "" || toBase == "" {
+		return unix.EBUSY // the root is a mount point for the guest
+	}
+	return unix.Renameat(fromDir, fromBase, toDir, toBase)
+}
+
+// unlink removes a non-directory; a final symlink is removed, not followed.
+func (r *Root) unlink(p string) error {
+	dirfd, base, err := r.parent(p)
+	if err != nil {
+		return err
+	}
+	defer closeFd(dirfd)
+	if base == "" {
+		return unix.EISDIR
+	}
+	return unix.Unlinkat(dirfd, base, 0)
+}
+
+// rmdir removes an empty directory.
+func (r *Root) rmdir(p string) error {
+	dirfd, base, err := r.parent(p)
+	if err != nil {
+		return err
+	}
+	defer closeFd(dirfd)
+	if base == "" {
+		return unix.EBUSY
+	}
+	return unix.Unlinkat(dirfd, base, unix.AT_REMOVEDIR)
+}
+
+// link makes newPath a hard link to oldPath. Both ends are resolved in the
+// root and linkat is called without AT_SYMLINK_FOLLOW, so a symlink at
+// oldPath is linked itself, never the file outside it may point to.
+func (r *Root) link(oldPath, newPath string) error {
+	oldDir, oldBase, err := r.parent(oldPath)
+	if err != nil {
+		return err
+	}
+	defer closeFd(oldDir)
+	newDir, newBase, err := r.parent(newPath)
+	if err != nil {
+		return err
+	}
+	defer closeFd(newDir)
+	switch {
+	case oldBase == "":
+		return unix.EPERM // a directory cannot be hard linked
+	case newBase == "":
+		return unix.EEXIST
+	}
+	return unix.Linkat(oldDir, oldBase, newDir, newBase, 0)
+}
+
+// symlink makes linkPath a symlink holding target verbatim. Any target is
+// allowed, absolute ones included: it is only ever resolved in the root.
+func (r *Root) symlink(target, linkPath string) error {
+	if target == "" {
+		return unix.ENOENT
+	}
+	if err := checkPath(target); err != nil {
+		return err
+	}
+	dirfd, base, err := r.parent(linkPath)
+	if err != nil {
+		return err
+	}
+	defer closeFd(dirfd)
+	if base == "" {
+		return unix.EEXIST
+	}
+	return unix.Symlinkat(target, dirfd, base)
+}
+
+// readlink returns a symlink's target verbatim.
+func (r *Root) readlink(p string) (string, error) {
+	dirfd, base, err := r.parent(p)
+	if err != nil {
+		return "", err
+	}
+	defer closeFd(dirfd)
+	if base == "" {
+		return "", unix.EINVAL
+	}
+	return readlinkFd(dirfd, base)
+}

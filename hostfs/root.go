@@ -1,0 +1,289 @@
+package hostfs
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// Resolver names the strategy a [Root] uses to resolve guest paths.
+type Resolver int
+
+const (
+	// ResolveAuto uses openat2 when the kernel has it (Linux 5.6+), and the
+	// userspace walk otherwise.
+	ResolveAuto Resolver = iota
+	// ResolveOpenat2 uses openat2(RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS).
+	// OpenRoot fails (wrapping ENOSYS) on a kernel without it.
+	ResolveOpenat2
+	// ResolveUserspace walks the path one component at a time with
+	// O_PATH|O_NOFOLLOW and follows symlinks itself, at most 40 of them.
+	ResolveUserspace
+)
+
+func (r Resolver) String() string {
+	switch r {
+	case ResolveAuto:
+		return "auto"
+	case ResolveOpenat2:
+		return "openat2"
+	case ResolveUserspace:
+		return "userspace"
+	}
+	return "Resolver(" + strconv.Itoa(int(r)) + ")"
+}
+
+type options struct {
+	resolver Resolver
+}
+
+// Option configures [OpenRoot].
+type Option func(*options) error
+
+// WithResolver picks how paths are resolved; the default is ResolveAuto.
+func WithResolver(r Resolver) Option {
+	return func(o *options) error {
+		if r < ResolveAuto || r > ResolveUserspace {
+			return fmt.Errorf("unknown resolver %v", r)
+		}
+		o.resolver = r
+		return nil
+	}
+}
+
+// maxSymlinks is the hop limit of the userspace walk, the kernel's own
+// (MAXSYMLINKS), so both resolvers fail the same paths with ELOOP.
+const maxSymlinks = 40
+
+// A Root is one directory tree, held open as an O_PATH|O_DIRECTORY descriptor.
+// Every path given to its methods is resolved beneath it. A Root is safe for
+// concurrent use; Close it once nothing uses it any more.
+type Root struct {
+	dir      string
+	resolver Resolver
+
+	// mu guards fd against Close while an operation is using it: operations
+	// hold a read lock, so Close waits for them and none sees a reused number.
+	mu     sync.RWMutex
+	fd     int
+	closed bool
+}
+
+// OpenRoot opens dir as a confinement root. The host path dir itself is
+// trusted and may contain symlinks; only guest paths are confined.
+func OpenRoot(dir string, opts ...Option) (*Root, error) {
+	var o options
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, fmt.Errorf("hostfs: open root %q: %w", dir, err)
+		}
+	}
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("hostfs: open root %q: %w", dir, err)
+	}
+	r := &Root{dir: dir, fd: fd, resolver: o.resolver}
+	if err := r.probe(); err != nil {
+		closeFd(fd)
+		return nil, fmt.Errorf("hostfs: open root %q: %w", dir, err)
+	}
+	return r, nil
+}
+
+// probe settles ResolveAuto and checks what the resolvers rely on.
+func (r *Root) probe() error {
+	if r.resolver != ResolveUserspace {
+		fd, err := openat2(r.fd, ".", unix.O_PATH, 0)
+		switch {
+		case err == nil:
+			closeFd(fd)
+			r.resolver = ResolveOpenat2
+		case r.resolver == ResolveAuto && (errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM)):
+			// EPERM: a seccomp filter that predates openat2 may deny it.
+			r.resolver = ResolveUserspace
+		default:
+			return fmt.Errorf("openat2: %w", err)
+		}
+	}
+	// Opening a file is done by reopening a checked O_PATH descriptor through
+	// its /proc magic link (see reopen); without procfs nothing could be read.
+	var viaProc, direct unix.Stat_t
+	if err := unix.Stat(procFd(r.fd), &viaProc); err != nil {
+		return fmt.Errorf("hostfs needs /proc mounted: %w", err)
+	}
+	if err := unix.Fstat(r.fd, &direct); err != nil {
+		return err
+	}
+	if viaProc.Dev != direct.Dev || viaProc.Ino != direct.Ino {
+		return errors.New("hostfs needs /proc to be this process's procfs")
+	}
+	return nil
+}
+
+// Close releases the root's descriptor, after any operation in flight.
+// Later operations fail with EBADF.
+func (r *Root) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	if err := unix.Close(r.fd); err != nil {
+		return fmt.Errorf("hostfs: close root %q: %w", r.dir, err)
+	}
+	return nil
+}
+
+// Path returns the host directory the root was opened from, for messages.
+func (r *Root) Path() string { return r.dir }
+
+// Resolver reports the resolver in use, never ResolveAuto.
+func (r *Root) Resolver() Resolver { return r.resolver }
+
+// acquire pins the root descriptor for one operation; release with r.mu.RUnlock.
+func (r *Root) acquire() (int, error) {
+	r.mu.RLock()
+	if r.closed {
+		r.mu.RUnlock()
+		return -1, unix.EBADF
+	}
+	return r.fd, nil
+}
+
+// maxPath bounds guest paths like the kernel's PATH_MAX (4096 with the NUL).
+const maxPath = unix.PathMax
+
+// checkPath refuses what no kernel call could name: the NUL would cut the
+// path short in C, and the kernel refuses PATH_MAX and more anyway, but only
+// after we would have split and walked it.
+func checkPath(p string) error {
+	if strings.IndexByte(p, 0) >= 0 {
+		return unix.EINVAL
+	}
+	if len(p) >= maxPath {
+		return unix.ENAMETOOLONG
+	}
+	return nil
+}
+
+// clean turns a guest path ("/a/b", "a/b/", ".", "") into a clean relative
+// path ("a/b", "." for the root) and reports a trailing slash, which demands
+// a directory. ".." is removed lexically, and at the root it stays at the
+// root; wazero hands paths already cleaned this way.
+func clean(p string) (rel string, dirOnly bool) {
+	dirOnly = strings.HasSuffix(p, "/") && strings.Trim(p, "/") != ""
+	c := path.Clean("/" + p)
+	if c == "/" {
+		return ".", dirOnly
+	}
+	return c[1:], dirOnly
+}
+
+// lookup resolves guest path p to an O_PATH descriptor of the file itself,
+// following a final symlink only when follow is set (so a symlink yields a
+// descriptor of the link). The caller closes the descriptor.
+func (r *Root) lookup(p string, follow bool) (int, error) {
+	if err := checkPath(p); err != nil {
+		return -1, err
+	}
+	rel, dirOnly := clean(p)
+	root, err := r.acquire()
+	if err != nil {
+		return -1, err
+	}
+	defer r.mu.RUnlock()
+	fd, err := r.resolve(root, rel, follow || dirOnly)
+	if err != nil {
+		return -1, err
+	}
+	if dirOnly {
+		if err := requireDir(fd); err != nil {
+			closeFd(fd)
+			return -1, err
+		}
+	}
+	return fd, nil
+}
+
+// resolve dispatches to the root's resolver. rel may hold "..", "." and
+// repeated slashes (symlink targets do); all of them stay beneath root.
+func (r *Root) resolve(root int, rel string, follow bool) (int, error) {
+	if r.resolver == ResolveOpenat2 {
+		return resolveOpenat2(root, rel, follow)
+	}
+	return resolveWalk(root, rel, follow)
+}
+
+// parent resolves the directory holding guest path p (following symlinks)
+// and returns it as an O_PATH descriptor with the base name to act on. For
+// the root itself base is "", so callers can refuse or special-case it: base
+// is never "." or "..", which would name the directory or its parent.
+func (r *Root) parent(p string) (dirfd int, base string, err error) {
+	if err := checkPath(p); err != nil {
+		return -1, "", err
+	}
+	rel, _ := clean(p)
+	root, err := r.acquire()
+	if err != nil {
+		return -1, "", err
+	}
+	defer r.mu.RUnlock()
+	if rel == "." {
+		fd, err := dupFd(root)
+		return fd, "", err
+	}
+	dir, base := path.Split(rel)
+	if dir == "" {
+		dir = "."
+	}
+	fd, err := r.resolve(root, dir, true)
+	if err != nil {
+		return -1, "", err
+	}
+	if err := requireDir(fd); err != nil {
+		closeFd(fd)
+		return -1, "", err
+	}
+	return fd, base, nil
+}
+
+// requireDir fails with ENOTDIR unless fd is a directory.
+func requireDir(fd int) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return unix.ENOTDIR
+	}
+	return nil
+}
+
+// dupFd returns a new close-on-exec descriptor of the same open file, so the
+// root's own descriptor is never handed out to be closed.
+func dupFd(fd int) (int, error) {
+	return unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+}
+
+// procFd names descriptor fd of this process in procfs. Opening it (a "magic
+// link") reaches the very file the descriptor holds, without a path lookup
+// in the tree that a guest could race.
+func procFd(fd int) string {
+	return "/proc/self/fd/" + strconv.Itoa(fd)
+}
+
+// retryEINTR repeats f while it is interrupted by a signal; Go's runtime
+// sends SIGURG for preemption, and slow filesystems let it land mid-call.
+func retryEINTR(f func() error) error {
+	for {
+		if err := f(); err != unix.EINTR {
+			return err
+		}
+	}
+}
