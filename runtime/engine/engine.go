@@ -19,8 +19,10 @@ const (
 	DefaultMemoryLimit = 1 << 30
 	// logLimit bounds the log kept per stage (Result.Log).
 	logLimit = 1 << 20
-	// stderrTail bounds the stderr quoted in a StageError.
-	stderrTail = 4 << 10
+	// stderrLimit bounds the stderr quoted in a StageError: its start
+	// (Go's "fatal error: ..." line, a C stage's first complaint) and its
+	// end, as in the log.
+	stderrLimit = 4 << 10
 )
 
 // Config configures an Engine. The zero value is usable.
@@ -177,7 +179,7 @@ func (e *Engine) Run(ctx context.Context, st Stage) (Result, error) {
 	}
 	defer cancel()
 	log := newLogBuffer(logLimit)
-	stderr := &tailBuffer{limit: stderrTail}
+	stderr := newLogBuffer(stderrLimit)
 	sink := func(stream int, p []byte) {
 		_, _ = log.Write(p)
 		if stream == streamStderr {
@@ -223,7 +225,7 @@ func (e *Engine) outcomeError(st *Stage, o outcome, stderr []byte) error {
 	case o.Fail == failUnknown:
 		return fmt.Errorf("stage %s: %w: %s", st.Name, ErrWorker, o.Err)
 	case o.Fail == failModule:
-		se.Err = fmt.Errorf("%w %s: %s", ErrInvalidModule, st.Module.Digest(), o.Err)
+		se.Err = fmt.Errorf("%w %s: %s", ErrInvalidModule, shortID(st.Module.Digest()), o.Err)
 	case o.Fail == failMemory:
 		se.Err = fmt.Errorf("%w: %s, over the limit of %d MiB", ErrMemoryLimit, o.Err, e.cfg.MemoryLimit>>20)
 	case failed && o.Refused:

@@ -46,8 +46,8 @@ type StageError struct {
 	ExitCode uint32
 	// Trap is wazero's description of the trap, with the wasm stack trace.
 	Trap string
-	// Stderr is the tail of what the stage wrote to stderr (at most
-	// stderrTail bytes), the most useful part of its log for a failure.
+	// Stderr is what the stage wrote to stderr, its first and last 2 KiB
+	// when longer: the most useful part of its log for a failure.
 	Stderr []byte
 }
 

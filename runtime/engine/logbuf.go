@@ -1,6 +1,9 @@
 package engine
 
-import "fmt"
+import (
+	"bytes"
+	"fmt"
+)
 
 // logBuffer keeps a bounded copy of a stage's output: the first half of the
 // budget and the last half, with a note saying how much was dropped between
@@ -39,29 +42,26 @@ func (l *logBuffer) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// Bytes returns the log, with a note where output was dropped.
+// Bytes returns the log, with a note where output was dropped. Around the
+// gap it keeps whole lines only, so that no line is shown cut.
 func (l *logBuffer) Bytes() []byte {
-	out := make([]byte, 0, len(l.head)+len(l.tail)+64)
-	out = append(out, l.head...)
-	if l.dropped > 0 {
-		out = fmt.Appendf(out, "\n[kiln: %d bytes of output dropped here; the log keeps the first and last %d KiB]\n",
-			l.dropped, l.limit/2>>10)
+	if l.dropped == 0 {
+		return append(append([]byte(nil), l.head...), l.tail...)
 	}
-	return append(out, l.tail...)
-}
-
-// tailBuffer keeps the last limit bytes written to it.
-type tailBuffer struct {
-	limit int
-	buf   []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.buf = append(t.buf, p...)
-	if over := len(t.buf) - t.limit; over > 0 {
-		t.buf = t.buf[over:]
+	head, tail, dropped := l.head, l.tail, l.dropped
+	if i := bytes.LastIndexByte(head, '\n'); i >= 0 {
+		dropped += int64(len(head) - i - 1)
+		head = head[:i+1]
 	}
-	return len(p), nil
+	if i := bytes.IndexByte(tail, '\n'); i >= 0 && i+1 < len(tail) {
+		dropped += int64(i + 1)
+		tail = tail[i+1:]
+	}
+	out := make([]byte, 0, len(head)+len(tail)+64)
+	out = append(out, head...)
+	if len(head) > 0 && head[len(head)-1] != '\n' {
+		out = append(out, '\n')
+	}
+	out = fmt.Appendf(out, "[kiln: %d bytes of output dropped here]\n", dropped)
+	return append(out, tail...)
 }
-
-func (t *tailBuffer) Bytes() []byte { return t.buf }

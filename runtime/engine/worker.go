@@ -19,7 +19,7 @@ type worker struct {
 	toW    *os.File
 	fromW  *os.File
 	have   map[string]bool // digests the worker holds compiled
-	stderr *lockedTail     // the worker's own stderr: crashes, not stages
+	stderr *lockedLog      // the worker's own stderr: crashes, not stages
 
 	exited  chan struct{} // closed once the process is reaped
 	waitErr error         // set before exited is closed
@@ -48,7 +48,7 @@ func startWorker(ctx context.Context, hello workerHello) (*worker, error) {
 		cmd: cmd, toW: inW, fromW: outR,
 		enc: gob.NewEncoder(inW), dec: gob.NewDecoder(outR),
 		have:   map[string]bool{},
-		stderr: &lockedTail{tail: tailBuffer{limit: 8 << 10}},
+		stderr: &lockedLog{log: newLogBuffer(8 << 10)},
 		exited: make(chan struct{}),
 	}
 	cmd.Stderr = w.stderr
@@ -157,20 +157,20 @@ func (w *worker) run(req *stageRequest, sink func(stream int, p []byte)) (outcom
 	}
 }
 
-// lockedTail is a tailBuffer for exec's stderr copier goroutine.
-type lockedTail struct {
-	mu   sync.Mutex
-	tail tailBuffer
+// lockedLog is a logBuffer for exec's stderr copier goroutine.
+type lockedLog struct {
+	mu  sync.Mutex
+	log *logBuffer
 }
 
-func (l *lockedTail) Write(p []byte) (int, error) {
+func (l *lockedLog) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.tail.Write(p)
+	return l.log.Write(p)
 }
 
-func (l *lockedTail) Bytes() []byte {
+func (l *lockedLog) Bytes() []byte {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return append([]byte(nil), l.tail.Bytes()...)
+	return l.log.Bytes()
 }
