@@ -2,29 +2,63 @@ package engine
 
 import (
 	"context"
+	"fmt"
 
+	"github.com/kilnbuild/kiln/hostfs"
 	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/experimental/sysfs"
 )
 
-// INTERIM: DirFS until hostfs lands. Not a sandbox.
+// Guest paths of a stage's read-only inputs (docs/stage-abi.md).
+const (
+	guestSources = "/run/kiln/sources"
+	guestBuild   = "/run/kiln/build"
+)
+
+// stageMounts is one stage's mount table: the tree read-write at "/", the
+// inputs read-only. Every path the guest names, through WASI or through the
+// kiln_hostfs host calls, resolves inside one of these roots.
 type stageMounts struct {
-	cfg wazero.FSConfig
+	table []hostfs.Mount
 }
 
 func openMounts(req *stageRequest) (*stageMounts, error) {
-	cfg := wazero.NewFSConfig().(sysfs.FSConfig).WithSysFSMount(sysfs.DirFS(req.Tree), "/")
-	if req.Sources != "" {
-		cfg = cfg.(sysfs.FSConfig).WithSysFSMount(&sysfs.ReadFS{FS: sysfs.DirFS(req.Sources)}, "/run/kiln/sources")
+	m := &stageMounts{}
+	for _, d := range []struct {
+		dir, guest string
+		readOnly   bool
+	}{{req.Tree, "/", false}, {req.Sources, guestSources, true}, {req.Build, guestBuild, true}} {
+		if d.dir == "" {
+			continue
+		}
+		root, err := hostfs.OpenRoot(d.dir)
+		if err != nil {
+			m.close()
+			return nil, fmt.Errorf("mounting %s at %s: %w", d.dir, d.guest, err)
+		}
+		m.table = append(m.table, hostfs.Mount{GuestPath: d.guest, Root: root, ReadOnly: d.readOnly})
 	}
-	if req.Build != "" {
-		cfg = cfg.(sysfs.FSConfig).WithSysFSMount(&sysfs.ReadFS{FS: sysfs.DirFS(req.Build)}, "/run/kiln/build")
-	}
-	return &stageMounts{cfg: cfg}, nil
+	return m, nil
 }
 
-func (m *stageMounts) close()                                          {}
-func (m *stageMounts) withContext(ctx context.Context) context.Context { return ctx }
-func (m *stageMounts) fsConfig() wazero.FSConfig                       { return m.cfg }
+func (m *stageMounts) close() {
+	for _, mt := range m.table {
+		// A close error on an O_PATH descriptor loses nothing.
+		_ = mt.Root.Close()
+	}
+}
 
-func instantiateHostModules(ctx context.Context, rt wazero.Runtime) error { return nil }
+// withContext hands the mount table to the kiln_hostfs host functions.
+func (m *stageMounts) withContext(ctx context.Context) context.Context {
+	return hostfs.WithMounts(ctx, m.table)
+}
+
+func (m *stageMounts) fsConfig() wazero.FSConfig { return hostfs.FSConfig(m.table) }
+
+// instantiateHostModules adds the host modules every stage may import
+// besides WASI, once per runtime.
+func instantiateHostModules(ctx context.Context, rt wazero.Runtime) error {
+	if _, err := hostfs.Instantiate(ctx, rt); err != nil {
+		return fmt.Errorf("instantiating %s: %w", hostfs.ModuleName, err)
+	}
+	return nil
+}
