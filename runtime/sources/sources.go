@@ -101,12 +101,12 @@ type Progress func(f File, done, total int64, cached bool)
 
 // Fetcher downloads files into Dir/org.osbuild.files/.
 type Fetcher struct {
-	Dir      string                         // <store>/sources
-	Temp     func() (TempDir, error)        // a locked directory on the same filesystem as Dir
-	Client   *http.Client                   // nil: a client with sane timeouts
-	Attempts int                            // per file for transient failures; 0 means 3
-	Jobs     int                            // parallel downloads; 0 means 4
-	Progress Progress                       // may be nil
+	Dir      string                          // <store>/sources
+	Temp     func() (TempDir, error)         // a locked directory on the same filesystem as Dir
+	Client   *http.Client                    // nil: a client with sane timeouts
+	Attempts int                             // per file for transient failures; 0 means 3
+	Jobs     int                             // parallel downloads; 0 means 4
+	Progress Progress                        // may be nil
 	backoff  func(attempt int) time.Duration // tests shorten it
 }
 
