@@ -1,0 +1,82 @@
+// Package assembler turns a finished tree into output files: a tarball, an
+// OCI image, a filesystem or disk image. Assemblers are native Go (they are
+// on the hot path and need no sandbox: they only read the tree). The
+// pipeline hands an assembler the tree through a read-only bind mount, so a
+// bug here cannot change the tree, and an empty output directory in the
+// store's tmp/, which the pipeline commits to the store by rename once the
+// assembler returns.
+package assembler
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Assembler makes output files from a tree.
+type Assembler interface {
+	// Name is the manifest name, e.g. "org.osbuild.tar".
+	Name() string
+	// Summary is one line for kiln's listings.
+	Summary() string
+	// Version names the implementation: it changes whenever the same tree
+	// and options would give different output, and it is part of the
+	// assembler's id, so a changed assembler never serves stale output.
+	Version() string
+	// Schema is the JSON Schema of the options.
+	Schema() []byte
+	// Assemble writes the output into in.Output.
+	Assemble(ctx context.Context, in Input) error
+}
+
+// Input is what an assembler works from.
+type Input struct {
+	Tree    string          // the finished tree, read-only
+	Output  string          // an empty directory to write the output into
+	Options json.RawMessage // validated against Schema
+	Epoch   int64           // SOURCE_DATE_EPOCH: clamp timestamps to it
+}
+
+// ErrFailed is wrapped by an assembler that fails on purpose or because of
+// its input (not an I/O error).
+var ErrFailed = errors.New("assembler failed")
+
+var registry = map[string]Assembler{}
+
+// register adds a built-in assembler; called from init functions.
+func register(a Assembler) {
+	if _, dup := registry[a.Name()]; dup {
+		panic("assembler registered twice: " + a.Name())
+	}
+	registry[a.Name()] = a
+}
+
+// Lookup returns the built-in assembler name.
+func Lookup(name string) (Assembler, bool) {
+	a, ok := registry[name]
+	return a, ok
+}
+
+// All returns every built-in assembler, sorted by name.
+func All() []Assembler {
+	all := make([]Assembler, 0, len(registry))
+	for _, a := range registry {
+		all = append(all, a)
+	}
+	slices.SortFunc(all, func(a, b Assembler) int { return strings.Compare(a.Name(), b.Name()) })
+	return all
+}
+
+// decode reads validated options into v.
+func decode(in Input, name string, v any) error {
+	if len(in.Options) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(in.Options, v); err != nil {
+		return fmt.Errorf("%s: options: %w", name, err)
+	}
+	return nil
+}
