@@ -329,3 +329,17 @@ func (s *Store) Refs() (map[string]string, error) {
 	}
 	return refs, nil
 }
+
+// Export copies the committed object id to dst, which must not exist,
+// keeping everything the store keeps (reflinks where the filesystem allows).
+func (s *Store) Export(ctx context.Context, id, dst string) error {
+	sum, lock, err := s.acquire(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := copyTree(ctx, s.copyMode, s.objectPath(sum), dst); err != nil {
+		return fmt.Errorf("store: exporting %s to %s: %w", id, dst, err)
+	}
+	return nil
+}

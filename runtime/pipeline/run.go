@@ -1,0 +1,382 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/kilnbuild/kiln/assembler"
+	"github.com/kilnbuild/kiln/runtime/engine"
+	"github.com/kilnbuild/kiln/runtime/sources"
+	"github.com/kilnbuild/kiln/store"
+)
+
+// Options configures Run.
+type Options struct {
+	Store   *store.Store
+	Engine  *engine.Engine
+	Sources []sources.File
+	Fetcher *sources.Fetcher // nil when Sources is empty
+	Epoch   int64            // SOURCE_DATE_EPOCH
+	// StageTimeout limits each stage's run; zero means none.
+	StageTimeout time.Duration
+	// Checkpoints name stages to commit: an id (or a prefix of at least 8
+	// hex digits), a stage name, or a glob over names.
+	Checkpoints []string
+	// Exports name trees to copy to OutputDir/<id>, as checkpoints do.
+	Exports []string
+	// OutputDir receives the assembler's output and the exports.
+	OutputDir string
+	// Events, if set, hears about progress. It is called from Run's
+	// goroutine only.
+	Events func(Event)
+}
+
+// EventKind says what an Event reports.
+type EventKind int
+
+const (
+	StageStarted EventKind = iota
+	StageLog               // Log holds new output of the running stage
+	StageFinished
+	AssemblerStarted
+	AssemblerFinished
+	SourceProgress // File, Done, Total, Cached
+)
+
+// Event is a progress report.
+type Event struct {
+	Kind   EventKind
+	Result *StageResult // for stage and assembler events
+	Log    []byte
+	File   sources.File
+	Done   int64
+	Total  int64
+	Cached bool
+}
+
+// StageResult is what happened to one stage (or the assembler).
+type StageResult struct {
+	Pipeline     string // "build" (nested as "build.build") or "" for the main pipeline
+	Index        int
+	Name         string
+	ID           string
+	Path         string // JSON path in the manifest
+	Cached       bool   // its result came from the store
+	Skipped      bool   // not needed: a later result was cached
+	Checkpointed bool
+	Origin       string // where its module came from
+	Shadows      bool   // a user stage replaced the built-in one
+	Unvalidated  bool   // its module carries no schema
+	Duration     time.Duration
+	Log          []byte
+	Err          error
+}
+
+// Result is what Run did.
+type Result struct {
+	TreeID      string
+	BuildID     string
+	AssemblerID string
+	Stages      []*StageResult // build pipelines first
+	Assembler   *StageResult
+	Outputs     []string // paths of the files written to OutputDir
+}
+
+// ErrStageFailed is wrapped by Run's error when a stage or the assembler
+// failed (as opposed to bad input or an I/O problem).
+var ErrStageFailed = errors.New("build step failed")
+
+type runner struct {
+	opts Options
+	res  *Result
+	keep map[string]bool // ids to commit
+}
+
+// Run builds the plan. On failure the store stays consistent: every object
+// is closed and only completed commits remain.
+func Run(ctx context.Context, plan *Plan, opts Options) (*Result, error) {
+	r := &runner{opts: opts, res: &Result{TreeID: plan.TreeID, BuildID: plan.BuildID}, keep: map[string]bool{}}
+	exports, err := r.selectCommits(plan)
+	if err != nil {
+		return r.res, err
+	}
+	if len(opts.Sources) > 0 {
+		f := *opts.Fetcher
+		f.Progress = func(file sources.File, done, total int64, cached bool) {
+			r.emit(Event{Kind: SourceProgress, File: file, Done: done, Total: total, Cached: cached})
+		}
+		if err := f.Fetch(ctx, opts.Sources); err != nil {
+			return r.res, err
+		}
+	}
+	// With the assembler's output stored, and every export too, no stage
+	// needs to run.
+	done := plan.Assembler != nil && opts.Store.Contains(plan.Assembler.ID)
+	for _, id := range exports {
+		done = done && opts.Store.Contains(id)
+	}
+	if done {
+		r.report(plan, "", len(plan.Stages)-1, true)
+	} else if err := r.runMain(ctx, plan); err != nil {
+		return r.res, err
+	}
+	if plan.Assembler != nil {
+		r.res.AssemblerID = plan.Assembler.ID
+		if done {
+			r.res.Assembler = r.assemblerResult(plan.Assembler, true)
+		}
+		outs, err := exportFiles(ctx, opts.Store, plan.Assembler.ID, opts.OutputDir)
+		if err != nil {
+			return r.res, err
+		}
+		r.res.Outputs = append(r.res.Outputs, outs...)
+	}
+	for _, id := range exports {
+		out, err := exportTree(ctx, opts.Store, id, opts.OutputDir)
+		if err != nil {
+			return r.res, err
+		}
+		r.res.Outputs = append(r.res.Outputs, out)
+	}
+	return r.res, nil
+}
+
+func (r *runner) emit(e Event) {
+	if r.opts.Events != nil {
+		r.opts.Events(e)
+	}
+}
+
+// selectCommits marks checkpointed stages and exports for committing and
+// returns the ids to export.
+func (r *runner) selectCommits(plan *Plan) ([]string, error) {
+	all := allStages(plan)
+	match := func(pattern string) []string {
+		var ids []string
+		for _, s := range all {
+			ok, _ := path.Match(pattern, s.Name)
+			if ok || s.ID == pattern || (len(pattern) >= 8 && strings.HasPrefix(s.ID, pattern)) {
+				ids = append(ids, s.ID)
+			}
+		}
+		return ids
+	}
+	for _, c := range r.opts.Checkpoints {
+		ids := match(c)
+		if len(ids) == 0 {
+			return nil, fmt.Errorf("--checkpoint %q matches no stage (give an id, a stage name or a glob)", c)
+		}
+		for _, id := range ids {
+			r.keep[id] = true
+		}
+	}
+	var exports []string
+	for _, e := range r.opts.Exports {
+		ids := match(e)
+		if len(ids) == 0 {
+			return nil, fmt.Errorf("--export %q matches no stage (give an id, a stage name or a glob)", e)
+		}
+		for _, id := range ids {
+			r.keep[id] = true
+		}
+		exports = append(exports, ids...)
+	}
+	return exports, nil
+}
+
+func allStages(p *Plan) []Stage {
+	var all []Stage
+	if p.Build != nil {
+		all = append(all, allStages(p.Build)...)
+	}
+	return append(all, p.Stages...)
+}
+
+// runMain runs the main pipeline and its assembler.
+func (r *runner) runMain(ctx context.Context, plan *Plan) error {
+	obj, err := r.runPipeline(ctx, plan, "", false)
+	if err != nil {
+		return err
+	}
+	defer obj.Close()
+	if plan.Assembler == nil {
+		return nil
+	}
+	return r.assemble(ctx, plan, obj)
+}
+
+// runPipeline runs what is missing of p and returns the object holding its
+// tree (which the caller closes). commitLast commits the final tree even if
+// nothing else asks for it.
+func (r *runner) runPipeline(ctx context.Context, p *Plan, name string, commitLast bool) (*store.Object, error) {
+	st := r.opts.Store
+	start := -1 // last stage whose result is stored
+	for i := len(p.Stages) - 1; i >= 0; i-- {
+		if st.Contains(p.Stages[i].ID) {
+			start = i
+			break
+		}
+	}
+	r.report(p, name, start, false)
+	base := ""
+	if start >= 0 {
+		base = p.Stages[start].ID
+	}
+	obj, err := st.New(ctx, base)
+	if err != nil {
+		return nil, err
+	}
+	if start == len(p.Stages)-1 {
+		return obj, nil // all cached
+	}
+	// Stages are about to run: they need the build tree.
+	var buildDir string
+	if p.Build != nil && p.BuildID != "" {
+		bobj, err := r.runPipeline(ctx, p.Build, path.Join(name, "build"), true)
+		if err != nil {
+			obj.Close()
+			return nil, err
+		}
+		bobj.Close()
+		rc, err := st.Get(ctx, p.BuildID)
+		if err != nil {
+			obj.Close()
+			return nil, err
+		}
+		defer rc.Close()
+		buildDir = rc.Path()
+	}
+	for i := start + 1; i < len(p.Stages); i++ {
+		s := &p.Stages[i]
+		res := r.stageResult(s, name)
+		if err := r.runStage(ctx, obj, s, res, buildDir); err != nil {
+			obj.Close()
+			return nil, err
+		}
+		if r.keep[s.ID] || (commitLast && i == len(p.Stages)-1) {
+			if _, err := st.Commit(ctx, obj, s.ID); err != nil {
+				obj.Close()
+				return nil, err
+			}
+			res.Checkpointed = r.keep[s.ID]
+		}
+	}
+	return obj, nil
+}
+
+func (r *runner) runStage(ctx context.Context, obj *store.Object, s *Stage, res *StageResult, buildDir string) error {
+	r.emit(Event{Kind: StageStarted, Result: res})
+	w, err := obj.Write(ctx)
+	if err != nil {
+		return err
+	}
+	sourcesDir := ""
+	if r.opts.Fetcher != nil {
+		sourcesDir = r.opts.Fetcher.Dir
+	}
+	out, err := r.opts.Engine.Run(ctx, engine.Stage{
+		Name: s.Name, ID: s.ID, Module: s.Info.Module, Options: s.options,
+		Tree: w.Path(), Sources: sourcesDir, Build: buildDir,
+		Epoch: r.opts.Epoch, Timeout: r.opts.StageTimeout,
+		Log: logEvents(func(b []byte) { r.emit(Event{Kind: StageLog, Result: res, Log: b}) }),
+	})
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	res.Duration, res.Log, res.Err = out.Duration, out.Log, err
+	r.emit(Event{Kind: StageFinished, Result: res})
+	if err != nil {
+		var se *engine.StageError
+		if errors.As(err, &se) {
+			return fmt.Errorf("%w: %s stage %d: %w", ErrStageFailed, s.Path, s.Index, err)
+		}
+		return fmt.Errorf("%s stage %d (%s): %w", s.Path, s.Index, s.Name, err)
+	}
+	return nil
+}
+
+// logEvents turns a stage's live output into events.
+type logEvents func([]byte)
+
+func (l logEvents) Write(p []byte) (int, error) {
+	l(append([]byte(nil), p...))
+	return len(p), nil
+}
+
+var _ io.Writer = logEvents(nil)
+
+func (r *runner) stageResult(s *Stage, pipeline string) *StageResult {
+	res := &StageResult{
+		Pipeline: pipeline, Index: s.Index, Name: s.Name, ID: s.ID, Path: s.Path,
+		Origin: s.Info.Origin, Shadows: s.Info.Shadows, Unvalidated: s.Info.Schema == nil,
+	}
+	r.res.Stages = append(r.res.Stages, res)
+	return res
+}
+
+// report records stages 0..upto of p as served from the store; skipped
+// marks that they were not even checked out because a later result (the
+// assembler's output) was stored.
+func (r *runner) report(p *Plan, name string, upto int, skipped bool) {
+	for i := 0; i <= upto && i < len(p.Stages); i++ {
+		res := r.stageResult(&p.Stages[i], name)
+		res.Cached, res.Skipped = true, skipped
+		r.emit(Event{Kind: StageFinished, Result: res})
+	}
+}
+
+func (r *runner) assemblerResult(a *Assembler, cached bool) *StageResult {
+	return &StageResult{Name: a.Name, ID: a.ID, Path: a.Path, Cached: cached, Origin: "built-in", Index: -1}
+}
+
+// assemble runs the assembler on obj's tree, read-only, and commits its
+// output as the object a.ID.
+func (r *runner) assemble(ctx context.Context, plan *Plan, obj *store.Object) error {
+	a := plan.Assembler
+	res := r.assemblerResult(a, false)
+	r.res.Assembler = res
+	r.emit(Event{Kind: AssemblerStarted, Result: res})
+	start := time.Now()
+	err := r.runAssembler(ctx, a, obj)
+	res.Duration, res.Err = time.Since(start), err
+	r.emit(Event{Kind: AssemblerFinished, Result: res})
+	if err != nil {
+		if errors.Is(err, assembler.ErrFailed) {
+			return fmt.Errorf("%w: %s: %w", ErrStageFailed, a.Path, err)
+		}
+		return fmt.Errorf("%s: assembler %s: %w", a.Path, a.Name, err)
+	}
+	return nil
+}
+
+func (r *runner) runAssembler(ctx context.Context, a *Assembler, obj *store.Object) error {
+	st := r.opts.Store
+	tree, err := obj.Read(ctx)
+	if err != nil {
+		return err
+	}
+	defer tree.Close()
+	out, err := st.New(ctx, "")
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	w, err := out.Write(ctx)
+	if err != nil {
+		return err
+	}
+	err = a.Impl.Assemble(ctx, assembler.Input{Tree: tree.Path(), Output: w.Path(), Options: a.options, Epoch: r.opts.Epoch})
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	_, err = st.Commit(ctx, out, a.ID)
+	return err
+}

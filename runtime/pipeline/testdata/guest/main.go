@@ -1,0 +1,41 @@
+// Command guest provides the pipeline tests' stages, one multi-call
+// module built with GOOS=wasip1 GOARCH=wasm.
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/kilnbuild/kiln/stages-wasm/sdk"
+)
+
+func main() {
+	sdk.Register("test.write", write)
+	sdk.Register("test.copy", copyFile)
+	sdk.Register("test.fail", fail)
+	sdk.Dispatch()
+}
+
+// write writes content to path in the tree.
+func write(o struct{ Path, Content string }) error {
+	fmt.Printf("writing %s\n", o.Path)
+	if err := os.MkdirAll(filepath.Dir(o.Path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(o.Path, []byte(o.Content), 0o644)
+}
+
+// copyFile copies from (an input under /run/kiln) to to (in the tree).
+func copyFile(o struct{ From, To string }) error {
+	b, err := os.ReadFile(o.From)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(o.To, b, 0o644)
+}
+
+func fail(struct{}) error {
+	fmt.Println("about to fail")
+	return fmt.Errorf("failing on purpose")
+}
