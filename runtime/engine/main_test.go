@@ -91,9 +91,15 @@ func hello(t testing.TB, lang string) *Module {
 	return m
 }
 
-// newEngine returns an engine closed at the end of the test.
+// newEngine returns an engine closed at the end of the test. Unless cfg
+// says otherwise, all tests share one compilation cache: compiling the Go
+// guest takes seconds under the race detector, and every new worker (each
+// engine, each kill) would pay it again.
 func newEngine(t testing.TB, cfg Config) *Engine {
 	t.Helper()
+	if cfg.CacheDir == "" {
+		cfg.CacheDir = filepath.Join(buildDir, "cache")
+	}
 	e, err := New(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
