@@ -18,6 +18,9 @@ func (r *Root) lchown(p string, uid, gid int) error {
 	if base == "" {
 		return unix.Fchownat(dirfd, "", uid, gid, unix.AT_EMPTY_PATH)
 	}
+	if err := r.sameMount(dirfd, base); err != nil {
+		return err
+	}
 	return unix.Fchownat(dirfd, base, uid, gid, unix.AT_SYMLINK_NOFOLLOW)
 }
 
@@ -69,6 +72,9 @@ func (r *Root) utimens(p string, ts [2]unix.Timespec, follow bool) error {
 	if base == "" {
 		return unix.UtimesNanoAt(unix.AT_FDCWD, procFd(dirfd), ts[:], 0)
 	}
+	if err := r.sameMount(dirfd, base); err != nil {
+		return err
+	}
 	return unix.UtimesNanoAt(dirfd, base, ts[:], unix.AT_SYMLINK_NOFOLLOW)
 }
 
@@ -87,6 +93,10 @@ func (r *Root) xattrPath(p string) (hostPath string, follow bool, done func(), e
 	done = func() { closeFd(dirfd) }
 	if base == "" {
 		return procFd(dirfd), true, done, nil
+	}
+	if err := r.sameMount(dirfd, base); err != nil {
+		done()
+		return "", false, nil, err
 	}
 	return procFd(dirfd) + "/" + base, false, done, nil
 }

@@ -24,7 +24,9 @@ type Mount struct {
 // table, so WASI calls and kiln_hostfs calls see the same files.
 func FSConfig(mounts []Mount) wazero.FSConfig {
 	cfg := wazero.NewFSConfig()
-	for _, m := range checkMounts(mounts) {
+	checkMounts(mounts)
+	// In the caller's order: preopen descriptors are numbered in it.
+	for _, m := range mounts {
 		cfg = cfg.(sysfs.FSConfig).WithSysFSMount(NewFS(m.Root, m.ReadOnly), m.GuestPath)
 	}
 	return cfg

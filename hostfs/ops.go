@@ -168,9 +168,12 @@ func (r *Root) lstat(p string) (unix.Stat_t, error) {
 	defer closeFd(dirfd)
 	if base == "" {
 		err = unix.Fstat(dirfd, &st)
-	} else {
-		err = unix.Fstatat(dirfd, base, &st, unix.AT_SYMLINK_NOFOLLOW)
+		return st, err
 	}
+	if err := r.sameMount(dirfd, base); err != nil {
+		return st, err
+	}
+	err = unix.Fstatat(dirfd, base, &st, unix.AT_SYMLINK_NOFOLLOW)
 	return st, err
 }
 

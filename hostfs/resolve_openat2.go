@@ -3,14 +3,15 @@ package hostfs
 import "golang.org/x/sys/unix"
 
 // openat2 opens rel beneath root with chroot semantics: RESOLVE_IN_ROOT makes
-// absolute symlink targets and ".." at the root resolve inside root, and
+// absolute symlink targets and ".." at the root resolve inside root,
 // RESOLVE_NO_MAGICLINKS refuses /proc/*/fd style links, which would otherwise
-// jump to any file the kernel names, wherever it is.
+// jump to any file the kernel names, wherever it is, and RESOLVE_NO_XDEV
+// refuses to enter a mount inside the tree (see mountKey).
 func openat2(root int, rel string, flags int, mode uint32) (int, error) {
 	how := unix.OpenHow{
 		Flags:   uint64(flags) | unix.O_CLOEXEC,
 		Mode:    uint64(mode),
-		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
 	}
 	for attempt := 0; ; attempt++ {
 		fd, err := unix.Openat2(root, rel, &how)

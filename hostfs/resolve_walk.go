@@ -16,8 +16,9 @@ import (
 // their text is just a path inside the tree. ".." never opens "..": it pops
 // the stack of directories already resolved, so at the root it stays at the
 // root, and a directory renamed away mid-walk cannot lead the walk outside.
+// Each component must be on the root's mount, or the walk fails with EXDEV.
 // The returned O_PATH descriptor belongs to the caller.
-func resolveWalk(root int, rel string, follow bool) (fd int, err error) {
+func resolveWalk(root int, mount mountKey, rel string, follow bool) (fd int, err error) {
 	// stack[0] is root, borrowed; the rest are ours to close.
 	stack := make([]int, 1, 8)
 	stack[0] = root
@@ -60,12 +61,15 @@ func resolveWalk(root int, rel string, follow bool) (fd int, err error) {
 		if err != nil {
 			return -1, err
 		}
-		var st unix.Stat_t
-		if err := unix.Fstat(next, &st); err != nil {
+		typ, id, err := statMount(next, "", mount.byDev)
+		if err == nil && id != mount.id {
+			err = unix.EXDEV
+		}
+		if err != nil {
 			closeFd(next)
 			return -1, err
 		}
-		switch st.Mode & unix.S_IFMT {
+		switch typ {
 		case unix.S_IFLNK:
 			if last && !follow && !mustDir {
 				stack = append(stack, next)

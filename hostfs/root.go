@@ -66,6 +66,7 @@ const maxSymlinks = 40
 type Root struct {
 	dir      string
 	resolver Resolver
+	mount    mountKey // the mount the tree is on; resolution never leaves it
 
 	// mu guards fd against Close while an operation is using it: operations
 	// hold a read lock, so Close waits for them and none sees a reused number.
@@ -97,6 +98,15 @@ func OpenRoot(dir string, opts ...Option) (*Root, error) {
 
 // probe settles ResolveAuto and checks what the resolvers rely on.
 func (r *Root) probe() error {
+	var stx unix.Statx_t
+	if err := unix.Statx(r.fd, "", unix.AT_EMPTY_PATH, unix.STATX_TYPE|unix.STATX_MNT_ID, &stx); err != nil {
+		return fmt.Errorf("statx: %w", err)
+	}
+	// Before Linux 5.8 statx has no mount ID: tell mounts apart by device,
+	// which catches procfs, sysfs and other filesystems, but not a bind
+	// mount of the tree's own filesystem.
+	r.mount.byDev = stx.Mask&unix.STATX_MNT_ID == 0
+	_, r.mount.id, _ = mountOfStatx(&stx, r.mount.byDev)
 	if r.resolver != ResolveUserspace {
 		fd, err := openat2(r.fd, ".", unix.O_PATH, 0)
 		switch {
@@ -217,7 +227,7 @@ func (r *Root) resolve(root int, rel string, follow bool) (int, error) {
 	if r.resolver == ResolveOpenat2 {
 		return resolveOpenat2(root, rel, follow)
 	}
-	return resolveWalk(root, rel, follow)
+	return resolveWalk(root, r.mount, rel, follow)
 }
 
 // parent resolves the directory holding guest path p (following symlinks)
@@ -286,4 +296,55 @@ func retryEINTR(f func() error) error {
 			return err
 		}
 	}
+}
+
+// mountKey identifies a mount: by the mount ID statx reports (Linux 5.8+),
+// or by device number where it reports none.
+type mountKey struct {
+	byDev bool
+	id    uint64
+}
+
+// A mount inside the tree is not part of it: a procfs there would show the
+// kiln process itself (/proc/self/environ), a bind mount a host directory.
+// Both resolvers refuse to enter one (EXDEV), like RESOLVE_NO_XDEV, and so do
+// the operations on a final name, through sameMount.
+
+// statMount returns the type bits and mount of name in dirfd ("" for dirfd
+// itself), without following a symlink or triggering an automount.
+func statMount(dirfd int, name string, byDev bool) (typ uint32, id uint64, err error) {
+	flags := unix.AT_SYMLINK_NOFOLLOW | unix.AT_NO_AUTOMOUNT
+	if name == "" {
+		flags |= unix.AT_EMPTY_PATH
+	}
+	var stx unix.Statx_t
+	if err := unix.Statx(dirfd, name, flags, unix.STATX_TYPE|unix.STATX_MNT_ID, &stx); err != nil {
+		return 0, 0, err
+	}
+	return mountOfStatx(&stx, byDev)
+}
+
+func mountOfStatx(stx *unix.Statx_t, byDev bool) (typ uint32, id uint64, err error) {
+	typ = uint32(stx.Mode) & unix.S_IFMT
+	if byDev {
+		return typ, unix.Mkdev(stx.Dev_major, stx.Dev_minor), nil
+	}
+	return typ, stx.Mnt_id, nil
+}
+
+// sameMount fails with EXDEV if base in dirfd is the root of another mount.
+// Only the host can mount, so no guest can race this check. A missing name
+// passes: the operation itself reports it.
+func (r *Root) sameMount(dirfd int, base string) error {
+	_, id, err := statMount(dirfd, base, r.mount.byDev)
+	if err == unix.ENOENT {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if id != r.mount.id {
+		return unix.EXDEV
+	}
+	return nil
 }
