@@ -33,6 +33,11 @@ func TestHelloStages(t *testing.T) {
 				" hello stage\n"; string(got) != want {
 				t.Errorf("/etc/hello = %q, want %q", got, want)
 			}
+			// The mode comes from the kiln_hostfs chmod call: WASI alone
+			// would leave 0600.
+			if fi, err := os.Stat(filepath.Join(tree, "etc", "hello")); err != nil || fi.Mode().Perm() != 0o644 {
+				t.Errorf("/etc/hello mode = %v (%v), want 0644", fi.Mode(), err)
+			}
 			if target, err := os.Readlink(filepath.Join(tree, "etc", "hello-link")); err != nil || target != "hello" {
 				t.Errorf("/etc/hello-link -> %q (%v), want -> hello", target, err)
 			}

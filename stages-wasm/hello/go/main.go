@@ -30,6 +30,11 @@ func hello(o options) error {
 	if err := os.WriteFile("/etc/hello", []byte(o.Greeting+" from the Go hello stage\n"), 0o644); err != nil {
 		return err
 	}
+	// WASI cannot set modes (wazero creates files 0600, and os.Chmod does
+	// nothing on wasip1): the kiln_hostfs host call can.
+	if err := sdk.Chmod("/etc/hello", 0o644); err != nil {
+		return err
+	}
 	if err := os.Remove("/etc/hello-link"); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}

@@ -9,6 +9,8 @@ fn main() {
         let greeting = opts.string("greeting")?.unwrap_or_else(|| "Hello".to_string());
         fs::create_dir_all("/etc")?;
         fs::write("/etc/hello", format!("{} from the Rust hello stage\n", greeting))?;
+        // WASI cannot set modes; the kiln_hostfs host call can.
+        kiln::chmod("/etc/hello", 0o644)?;
         match fs::remove_file("/etc/hello-link") {
             Err(e) if e.kind() != ErrorKind::NotFound => return Err(e.into()),
             _ => {}

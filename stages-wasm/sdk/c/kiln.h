@@ -6,7 +6,9 @@
  * kiln_opt_* accessors and reports failure with kiln_fail(), which prints
  * "<stage>: <message>" to stderr and exits 1. The tree is at "/", so plain
  * libc calls (fopen, mkdir, symlink, ...) act on it. What WASI cannot say
- * (chmod, lchown, mknod, xattrs) is declared in kiln_hostfs.h.
+ * (chmod, lchown, mknod, xattrs) comes from the kiln_hostfs host module,
+ * declared in kiln_hostfs.h, which this header includes; kiln_errno() turns
+ * its results into the libc convention.
  *
  * The JSON support is deliberately small: the options must be one JSON
  * object, and the accessors read its top-level members that are strings,
@@ -16,8 +18,12 @@
 #ifndef KILN_H
 #define KILN_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "kiln_hostfs.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -55,6 +61,19 @@ const char *kiln_opt_raw(const char *opts, const char *key, size_t *len);
 _Noreturn void kiln_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* As kiln_fail, appending ": " and strerror(errno). */
 _Noreturn void kiln_fail_errno(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * Takes a kiln_hostfs result (0 or a WASI errno) and returns 0, or -1 with
+ * errno set, as libc does:
+ *     if (kiln_errno(kiln_chmod(p, strlen(p), 0644)))
+ *             kiln_fail_errno("chmod %s", p);
+ */
+static inline int kiln_errno(int32_t rc) {
+	if (rc == 0)
+		return 0;
+	errno = rc;
+	return -1;
+}
 
 #ifdef __cplusplus
 }

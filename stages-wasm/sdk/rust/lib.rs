@@ -5,6 +5,9 @@
 //! [`run`] with a closure taking the decoded [`Options`]; an error it returns
 //! is printed as `<stage>: <error>` on stderr and the process exits 1.
 //!
+//! What WASI cannot say is reached through the `kiln_hostfs` host module
+//! (docs/hostfs.md): [`chmod`] and [`lchown`] here.
+//!
 //! The JSON support is deliberately small, like the C SDK's: the options must
 //! be one JSON object, and the accessors read top-level members that are
 //! strings, integers or booleans. [`Options::raw`] hands out anything else as
@@ -168,6 +171,38 @@ pub fn make_symlink(target: &str, link: &str) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+// The kiln_hostfs imports this SDK wraps. Paths are (pointer, length),
+// absolute or relative to "/"; results are 0 or a WASI errno, which is what
+// std's raw OS errors are on wasm32-wasi.
+#[link(wasm_import_module = "kiln_hostfs")]
+extern "C" {
+    #[link_name = "chmod"]
+    fn hostfs_chmod(path: *const u8, path_len: u32, mode: u32) -> i32;
+    #[link_name = "lchown"]
+    fn hostfs_lchown(path: *const u8, path_len: u32, uid: u32, gid: u32) -> i32;
+}
+
+fn errno(rc: i32) -> io::Result<()> {
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(rc))
+    }
+}
+
+/// Sets the permission bits (07777) of `path`, following a final symlink.
+pub fn chmod(path: &str, mode: u32) -> io::Result<()> {
+    // SAFETY: the pointer and length describe a live &str.
+    errno(unsafe { hostfs_chmod(path.as_ptr(), path.len() as u32, mode) })
+}
+
+/// Sets the owner and group of `path` itself; `u32::MAX` keeps an id.
+/// Call it before [`chmod`]: a change of owner clears setuid and setgid.
+pub fn lchown(path: &str, uid: u32, gid: u32) -> io::Result<()> {
+    // SAFETY: the pointer and length describe a live &str.
+    errno(unsafe { hostfs_lchown(path.as_ptr(), path.len() as u32, uid, gid) })
 }
 
 // ---- a JSON scanner: validates and skips values; errors are byte offsets ----
