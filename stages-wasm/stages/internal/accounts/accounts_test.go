@@ -1,0 +1,162 @@
+package accounts
+
+import (
+	"strings"
+	"testing"
+)
+
+const (
+	passwd  = "root:x:0:0:root:/root:/bin/bash\n# a comment survives\nbin:x:1:1:bin:/bin:/sbin/nologin\nalice:x:1000:1000::/home/alice:/bin/bash\n"
+	group   = "root:x:0:\nbin:x:1:\nwheel:x:10:alice\nalice:x:1000:\nusers:x:100:\n"
+	shadow  = "root:*:19000:0:99999:7:::\nalice:!:19000:0:99999:7:::\n"
+	gshadow = "root:*::\nwheel:!::alice\nalice:!::\n"
+	defs    = "# login.defs\nUID_MIN 1000\nUID_MAX 60000\nGID_MIN 1000\nGID_MAX 60000\nPASS_MAX_DAYS 99999\nPASS_MIN_DAYS 0\nPASS_WARN_AGE 7\nHOME_MODE 0700\n"
+)
+
+func newDB() *DB {
+	return &DB{
+		Passwd:  ParseTable(passwd, true),
+		Group:   ParseTable(group, true),
+		Shadow:  ParseTable(shadow, true),
+		Gshadow: ParseTable(gshadow, true),
+		Defs:    ParseDefs(defs),
+		Useradd: ParseDefs("SHELL=/bin/bash\nHOME=/home\n"),
+		Today:   19723,
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestAddUser(t *testing.T) {
+	db := newDB()
+	acc, err := db.AddUser(User{Name: "bob", Groups: []string{"wheel"}, Description: ptr("Bob")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acc != (Account{UID: 1001, GID: 1001, Home: "/home/bob", Created: true}) {
+		t.Errorf("account = %+v", acc)
+	}
+	checks := []struct {
+		name, got, want string
+	}{
+		{"passwd", db.Passwd.String(), passwd + "bob:x:1001:1001:Bob:/home/bob:/bin/bash\n"},
+		{"group", db.Group.String(), strings.Replace(group, "wheel:x:10:alice", "wheel:x:10:alice,bob", 1) + "bob:x:1001:\n"},
+		{"shadow", db.Shadow.String(), shadow + "bob:!:19723:0:99999:7:::\n"},
+		{"gshadow", db.Gshadow.String(), strings.Replace(gshadow, "::alice", "::alice,bob", 1) + "bob:!::\n"},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s:\n%s\nwant\n%s", c.name, c.got, c.want)
+		}
+	}
+	if db.HomeMode() != 0o700 {
+		t.Errorf("HomeMode = %o", db.HomeMode())
+	}
+}
+
+func TestAddUserIDs(t *testing.T) {
+	tests := []struct {
+		name    string
+		user    User
+		want    Account
+		wantErr string
+	}{
+		{name: "explicit uid gets own group of same number", user: User{Name: "c", UID: ptr(2000)}, want: Account{UID: 2000, GID: 2000, Home: "/home/c", Created: true}},
+		{name: "explicit gid", user: User{Name: "c", GID: ptr(100)}, want: Account{UID: 1001, GID: 100, Home: "/home/c", Created: true}},
+		{name: "uid taken", user: User{Name: "c", UID: ptr(1000)}, wantErr: `uid 1000 is taken by user "alice"`},
+		{name: "missing gid", user: User{Name: "c", GID: ptr(4242)}, wantErr: "group 4242 does not exist"},
+		{name: "missing group", user: User{Name: "c", Groups: []string{"nope"}}, wantErr: `group "nope" does not exist`},
+		{name: "existing with other uid", user: User{Name: "alice", UID: ptr(1005)}, wantErr: `user "alice" already exists with uid 1000, not 1005`},
+		{name: "existing same uid modifies", user: User{Name: "alice", UID: ptr(1000), Shell: ptr("/bin/zsh")}, want: Account{UID: 1000, GID: 1000, Home: "/home/alice"}},
+		{name: "group named like user", user: User{Name: "users"}, wantErr: "a group of that name exists"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db := newDB()
+			got, err := db.AddUser(tt.user)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("AddUser = %+v, %v; want %+v", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestModifyUser(t *testing.T) {
+	db := newDB()
+	if _, err := db.AddUser(User{Name: "alice", Password: ptr("$6$x"), Groups: []string{}, ExpireDate: ptr(20000)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.ExpirePassword("alice"); err != nil {
+		t.Fatal(err)
+	}
+	if got := db.Shadow.String(); !strings.Contains(got, "alice:$6$x:0:0:99999:7::20000:\n") {
+		t.Errorf("shadow = %q", got)
+	}
+	if got := db.Group.String(); !strings.Contains(got, "wheel:x:10:\n") {
+		t.Errorf("alice still in wheel: %q", got)
+	}
+	if db.Passwd.Changed() {
+		t.Error("passwd changed although no passwd field was given")
+	}
+}
+
+func TestAddGroup(t *testing.T) {
+	tests := []struct {
+		name    string
+		g       Group
+		added   bool
+		line    string
+		wantErr string
+	}{
+		{name: "next gid", g: Group{Name: "dev"}, added: true, line: "dev:x:1001:"},
+		{name: "given gid", g: Group{Name: "dev", GID: ptr(500)}, added: true, line: "dev:x:500:"},
+		{name: "exists", g: Group{Name: "wheel"}, wantErr: `group "wheel" already exists`},
+		{name: "exists forced", g: Group{Name: "wheel", Force: true}},
+		{name: "gid taken", g: Group{Name: "dev", GID: ptr(10)}, wantErr: `gid 10 is taken by group "wheel"`},
+		{name: "gid taken forced", g: Group{Name: "dev", GID: ptr(10), Force: true}, added: true, line: "dev:x:1001:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db := newDB()
+			added, err := db.AddGroup(tt.g)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || added != tt.added {
+				t.Fatalf("AddGroup = %v, %v", added, err)
+			}
+			if tt.line != "" && !strings.HasSuffix(db.Group.String(), tt.line+"\n") {
+				t.Errorf("group file ends %q, want %q", db.Group.String(), tt.line)
+			}
+		})
+	}
+}
+
+func TestNextID(t *testing.T) {
+	used := map[int]string{0: "root", 1000: "a", 1001: "b", 60000: "top"}
+	if id, _ := nextID(used, 1000, 60000); id != 1002 {
+		t.Errorf("with max taken, nextID = %d, want the lowest free 1002", id)
+	}
+	if id, _ := nextID(map[int]string{5: "x"}, 1000, 60000); id != 1000 {
+		t.Errorf("empty range: nextID = %d, want 1000", id)
+	}
+	if _, ok := nextID(map[int]string{1: "a", 2: "b"}, 1, 2); ok {
+		t.Error("full range: nextID found an id")
+	}
+}
+
+func TestParseDefs(t *testing.T) {
+	d := ParseDefs("UMASK\t077\nHOME_MODE 0750\nSHELL=\"/bin/zsh\"\n#X 1\n")
+	if d.Int("UMASK", 0) != 0o77 || d.Int("HOME_MODE", 0) != 0o750 || d.Str("SHELL", "") != "/bin/zsh" || d.Str("X", "none") != "none" {
+		t.Errorf("ParseDefs = %v", d)
+	}
+}
