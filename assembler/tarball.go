@@ -1,0 +1,171 @@
+package assembler
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kilnbuild/kiln/store/treesum"
+)
+
+// TarOptions chooses what a tarball of a tree keeps besides contents,
+// modes and numeric ownership.
+type TarOptions struct {
+	ACLs    bool // system.posix_acl_* xattrs
+	SELinux bool // security.selinux
+	Xattrs  bool // every other xattr
+	Epoch   int64
+}
+
+// WriteTar writes the tree at dir to w as a reproducible tar stream:
+// entries in lexical order, names relative as "./etc/hostname", mtimes
+// clamped to opts.Epoch and truncated to seconds, numeric owners only,
+// xattrs as PAX records, hardlinks as links, no atimes, ctimes or user and
+// group names. Sockets, which tar cannot hold, are left out.
+func WriteTar(ctx context.Context, w io.Writer, dir string, opts TarOptions) error {
+	tw := tar.NewWriter(w)
+	links := map[[2]uint64]string{}
+	epoch := time.Unix(opts.Epoch, 0)
+	buf := make([]byte, 1<<20)
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, path)
+		if err != nil {
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(path, &st); err != nil {
+			return fmt.Errorf("lstat %s: %w", path, err)
+		}
+		name := "./"
+		if rel != "." {
+			name += rel
+		}
+		mtime := time.Unix(st.Mtim.Sec, 0)
+		if mtime.After(epoch) {
+			mtime = epoch
+		}
+		hdr := &tar.Header{
+			Name: name, Mode: int64(st.Mode & 07777), Uid: int(st.Uid), Gid: int(st.Gid),
+			ModTime: mtime, Format: tar.FormatPAX,
+		}
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFDIR:
+			hdr.Typeflag = tar.TypeDir
+			if rel != "." {
+				hdr.Name += "/"
+			}
+		case unix.S_IFREG:
+			key := [2]uint64{st.Dev, st.Ino}
+			if first, ok := links[key]; ok && st.Nlink > 1 {
+				hdr.Typeflag, hdr.Linkname = tar.TypeLink, first
+			} else {
+				hdr.Typeflag, hdr.Size = tar.TypeReg, st.Size
+				if st.Nlink > 1 {
+					links[key] = name
+				}
+			}
+		case unix.S_IFLNK:
+			target, err := os.Readlink(path)
+			if err != nil {
+				return err
+			}
+			hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, target
+		case unix.S_IFCHR, unix.S_IFBLK:
+			hdr.Typeflag = tar.TypeChar
+			if st.Mode&unix.S_IFMT == unix.S_IFBLK {
+				hdr.Typeflag = tar.TypeBlock
+			}
+			hdr.Devmajor, hdr.Devminor = int64(unix.Major(st.Rdev)), int64(unix.Minor(st.Rdev))
+		case unix.S_IFIFO:
+			hdr.Typeflag = tar.TypeFifo
+		default:
+			return nil // a socket
+		}
+		if err := addXattrs(hdr, path, opts); err != nil {
+			return err
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if hdr.Typeflag == tar.TypeReg && hdr.Size > 0 {
+			return copyFile(tw, path, hdr.Size, buf)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("tar of %s: %w", dir, err)
+	}
+	return tw.Close()
+}
+
+func copyFile(w io.Writer, path string, size int64, buf []byte) error {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	n, err := io.CopyBuffer(w, io.LimitReader(f, size), buf)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if n != size {
+		return fmt.Errorf("%s: shrank from %d to %d bytes while being read", path, size, n)
+	}
+	return nil
+}
+
+func addXattrs(hdr *tar.Header, path string, opts TarOptions) error {
+	names, err := treesum.ListXattrs(path)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		isACL := strings.HasPrefix(n, "system.posix_acl_")
+		isSELinux := n == "security.selinux"
+		if isACL && !opts.ACLs || isSELinux && !opts.SELinux || !isACL && !isSELinux && !opts.Xattrs {
+			continue
+		}
+		v, err := treesum.GetXattr(path, n)
+		if err != nil {
+			return err
+		}
+		if hdr.PAXRecords == nil {
+			hdr.PAXRecords = map[string]string{}
+		}
+		hdr.PAXRecords["SCHILY.xattr."+n] = string(v)
+	}
+	return nil
+}
+
+// errOption names the option at fault in an assembler's error.
+func errOption(assembler, option, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: option %q: %s", ErrFailed, assembler, option, fmt.Sprintf(format, args...))
+}
+
+// outputFile creates name in dir, refusing names that are not a plain
+// file name: output must stay in the output directory.
+func outputFile(assembler, dir, name string) (*os.File, error) {
+	if name == "" || name == "." || name == ".." || strings.ContainsRune(name, '/') {
+		return nil, errOption(assembler, "filename", "%q must be a plain file name", name)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if errors.Is(err, fs.ErrExist) {
+		return nil, errOption(assembler, "filename", "%q written twice", name)
+	}
+	return f, err
+}
