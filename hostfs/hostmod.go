@@ -166,7 +166,14 @@ func hostMknod(ctx context.Context, mod api.Module, stack []uint64) {
 		c.ret(errno)
 		return
 	}
-	dev := unix.Mkdev(c.u32(3), c.u32(4))
+	// The kernel keeps 12 bits of major and 20 of minor and would silently
+	// drop the rest, making a different device than the one asked for.
+	major, minor := c.u32(3), c.u32(4)
+	if major > 0xfff || minor > 0xfffff {
+		c.ret(wasiEINVAL)
+		return
+	}
+	dev := unix.Mkdev(major, minor)
 	c.ret(wasiErrno(root.mknod(rel, c.u32(2), dev)))
 }
 
