@@ -49,8 +49,8 @@ func smallTree(b *testing.B) string {
 //   - steady: another stage in the same worker, as for every later stage.
 //
 // The module is the multi-call Go test guest (3.8 MB), about the size of the
-// stage library; "steady-c" is the C hello stage, for the floor without a Go
-// runtime to start.
+// stage library; "steady-c" and "steady-rust" are the hello stages, for the
+// floor without a Go runtime to start.
 func BenchmarkStageOverhead(b *testing.B) {
 	ctx := context.Background()
 	mod := guest(b)
@@ -104,10 +104,12 @@ func BenchmarkStageOverhead(b *testing.B) {
 		reportStage(b, time.Since(start))
 	}
 	b.Run("steady", func(b *testing.B) { steady(b, noop) })
-	b.Run("steady-c", func(b *testing.B) {
-		steady(b, Stage{Name: "hello", ID: testID, Module: hello(b, "c"), Tree: tree,
-			Options: json.RawMessage(`{"greeting":"hi"}`)})
-	})
+	for _, lang := range []string{"c", "rust"} {
+		b.Run("steady-"+lang, func(b *testing.B) {
+			steady(b, Stage{Name: "hello", ID: testID, Module: hello(b, lang), Tree: tree,
+				Options: json.RawMessage(`{"greeting":"hi"}`)})
+		})
+	}
 }
 
 // BenchmarkCloseOnContextDone measures what wazero's own way of stopping a

@@ -44,9 +44,14 @@ func newRunner(ctx context.Context, cfg runnerConfig) (*runner, error) {
 	} else {
 		cache = wazero.NewCompilationCache()
 	}
+	// Debug info off: with it, wazero reads a module's DWARF to put source
+	// lines in the stack trace it builds on every proc_exit, success
+	// included, which cost 650 ms per run of a Rust stage whose std
+	// carries DWARF. Traps still name the wasm functions.
 	rc := wazero.NewRuntimeConfig().
 		WithCompilationCache(cache).
-		WithCloseOnContextDone(cfg.closeOnDone)
+		WithCloseOnContextDone(cfg.closeOnDone).
+		WithDebugInfoEnabled(false)
 	rt := wazero.NewRuntimeWithConfig(ctx, rc)
 	r := &runner{rt: rt, cache: cache, limit: cfg.memoryLimit, compiled: map[string]wazero.CompiledModule{}}
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
