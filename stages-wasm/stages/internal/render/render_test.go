@@ -1,0 +1,136 @@
+package render
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func sp(s string) *string { return &s }
+func ip(i int) *int       { return &i }
+
+func TestFstab(t *testing.T) {
+	got, err := Fstab([]Filesystem{
+		{UUID: "76a22bf4-f153-4541-b6c7-0332c0dfaeac", Path: "/", VFSType: sp("ext4"), Options: sp("defaults"), Freq: "1", Passno: "1"},
+		{Label: "boot", Path: "/boot"},
+		{Device: "/dev/sda3", Path: "swap", VFSType: sp("swap")},
+		{PartLabel: "ESP", Path: "/boot/efi", VFSType: sp("vfat"), Options: sp("umask=0077,shortname=winnt"), Passno: "2"},
+	})
+	want := "UUID=76a22bf4-f153-4541-b6c7-0332c0dfaeac\t/\text4\tdefaults\t1\t1\n" +
+		"LABEL=boot\t/boot\tnone\tdefaults\t0\t0\n" +
+		"/dev/sda3\tswap\tswap\tdefaults\t0\t0\n" +
+		"PARTLABEL=ESP\t/boot/efi\tvfat\tumask=0077,shortname=winnt\t0\t2\n"
+	if err != nil || got != want {
+		t.Errorf("Fstab = %q, %v\nwant %q", got, err, want)
+	}
+	for _, bad := range []Filesystem{{Path: "/"}, {UUID: "a", Label: "b", Path: "/"}, {UUID: "a"}, {UUID: "a", Path: "/x y"}} {
+		if _, err := Fstab([]Filesystem{bad}); err == nil || !strings.Contains(err.Error(), `option "filesystems[0]`) {
+			t.Errorf("Fstab(%+v) error = %v", bad, err)
+		}
+	}
+}
+
+func TestKernelCmdline(t *testing.T) {
+	tests := []struct {
+		uuid, opts string
+		max        int
+		want       string
+		wantErr    bool
+	}{
+		{"abc", "ro quiet", 0, "root=UUID=abc ro quiet", false},
+		{"abc", "", 0, "root=UUID=abc ", false},
+		{"", "ro", 0, "ro", false},
+		{"abc", "ro", 16, "", true},
+		{"abc", "ro", 17, "root=UUID=abc ro", false},
+		{"", "a\nb", 0, "", true},
+	}
+	for _, tt := range tests {
+		got, err := KernelCmdline(tt.uuid, tt.opts, tt.max)
+		if got != tt.want || (err != nil) != tt.wantErr {
+			t.Errorf("KernelCmdline(%q, %q, %d) = %q, %v", tt.uuid, tt.opts, tt.max, got, err)
+		}
+	}
+}
+
+func TestSetEnv(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"", "KEYMAP=us\nFONT=lat\n"},
+		{"# c\nKEYMAP=de\nXKB=x\nKEYMAP=fr\n", "# c\nKEYMAP=us\nXKB=x\nFONT=lat\n"},
+		{"FONT=old", "FONT=lat\nKEYMAP=us\n"},
+	}
+	for _, tt := range tests {
+		if got := SetEnv(tt.in, [][2]string{{"KEYMAP", "us"}, {"FONT", "lat"}}); got != tt.want {
+			t.Errorf("SetEnv(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestSmallFiles(t *testing.T) {
+	sysctl, err := Sysctld([]SysctlParam{{Key: "net.ipv4.ip_forward", Value: sp("1")}, {Key: "-net.ipv4.conf.lo.rp_filter"}})
+	if want := "net.ipv4.ip_forward=1\n-net.ipv4.conf.lo.rp_filter\n"; err != nil || sysctl != want {
+		t.Errorf("Sysctld = %q, %v", sysctl, err)
+	}
+	if _, err := Sysctld([]SysctlParam{{Key: "x"}}); err == nil {
+		t.Error("Sysctld accepted a key without value")
+	}
+	tmp, err := Tmpfilesd([]Tmpfile{{Type: "d", Path: "/var/x", Mode: sp("0755"), Group: sp("wheel")}, {Type: "L+", Path: "/a"}})
+	if want := "d /var/x 0755 - wheel\nL+ /a\n"; err != nil || tmp != want {
+		t.Errorf("Tmpfilesd = %q, %v", tmp, err)
+	}
+	mp, err := Modprobe([]ModprobeCommand{{Command: "blacklist", ModuleName: "nouveau"}, {Command: "install", ModuleName: "cramfs", Cmdline: "/bin/true"}})
+	if want := "blacklist nouveau\ninstall cramfs /bin/true\n"; err != nil || mp != want {
+		t.Errorf("Modprobe = %q, %v", mp, err)
+	}
+	if got := ResolvConf([]string{"1.1.1.1", "8.8.8.8"}, []string{"example.com", "lan"}); got != "search example.com lan\nnameserver 1.1.1.1\nnameserver 8.8.8.8\n" {
+		t.Errorf("ResolvConf = %q", got)
+	}
+}
+
+func TestEditChrony(t *testing.T) {
+	conf := "# Use public servers\npool 2.fedora.pool.ntp.org iburst\nserver old.example\ndriftfile /var/lib/chrony/drift\nleapsectz right/UTC\n"
+	off := json.Number("0.5")
+	var rc Refclock
+	rc.Driver.Name, rc.Driver.Device, rc.Poll, rc.Offset = "PPS", "/dev/pps0", ip(3), &off
+	got, err := EditChrony(conf, Chrony{
+		Timeservers: []string{"a.example"},
+		Servers:     []ChronyServer{{Hostname: "b.example", Minpoll: ip(4), Prefer: true}},
+		Leapsectz:   sp(""),
+		Refclocks:   []Refclock{rc},
+	})
+	want := "refclock PPS /dev/pps0 poll 3 offset 0.5\n# Use public servers\nserver a.example iburst\nserver b.example minpoll 4 iburst prefer\ndriftfile /var/lib/chrony/drift\n"
+	if err != nil || got != want {
+		t.Errorf("EditChrony =\n%s%v\nwant\n%s", got, err, want)
+	}
+	unchanged, err := EditChrony(conf, Chrony{})
+	if err != nil || unchanged != conf {
+		t.Errorf("EditChrony with no options changed the file: %q", unchanged)
+	}
+}
+
+func TestSysconfig(t *testing.T) {
+	var s Sysconfig
+	if err := json.Unmarshal([]byte(`{"kernel":{"update_default":true,"default_kernel":"kernel"},
+		"network":{"networking":true,"no_zero_conf":true},
+		"network-scripts":{"ifcfg":{"eth0":{"bootproto":"dhcp","device":"eth0","onboot":true,"ipv6init":false}}},
+		"desktop":{"preferred":"kde"}}`), &s); err != nil {
+		t.Fatal(err)
+	}
+	files, err := s.Files()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"/etc/sysconfig/kernel":                     "UPDATEDEFAULT=yes\nDEFAULTKERNEL=kernel\n",
+		"/etc/sysconfig/network":                    "NETWORKING=yes\nNOZEROCONF=yes\n",
+		"/etc/sysconfig/network-scripts/ifcfg-eth0": "DEVICE=eth0\nBOOTPROTO=dhcp\nONBOOT=yes\nIPV6INIT=no\n",
+		"/etc/sysconfig/desktop":                    "PREFERRED=\"kde\"\n",
+	}
+	if len(files) != len(want) {
+		t.Errorf("files = %v", files)
+	}
+	for p, w := range want {
+		if files[p] != w {
+			t.Errorf("%s = %q, want %q", p, files[p], w)
+		}
+	}
+}

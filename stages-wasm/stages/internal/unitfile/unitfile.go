@@ -1,0 +1,277 @@
+// Package unitfile computes what `systemctl --root enable`, `disable`,
+// `mask` and `set-default` do to a tree, from the units' [Install]
+// sections, without systemd: which symlinks to create under
+// /etc/systemd/system and which to remove. It reads unit files through a
+// Finder, so the same code runs in the stage and in native tests.
+package unitfile
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+)
+
+// ConfigDir is where enablement symlinks go.
+const ConfigDir = "/etc/systemd/system"
+
+// SearchPath is where unit files are looked for, in systemd's order of
+// precedence for an offline root (/lib for distributions without merged /usr).
+var SearchPath = []string{
+	"/etc/systemd/system",
+	"/run/systemd/system",
+	"/usr/local/lib/systemd/system",
+	"/usr/lib/systemd/system",
+	"/lib/systemd/system",
+}
+
+// ErrNotFound is what a Finder returns for a unit with no file.
+var ErrNotFound = errors.New("no unit file")
+
+// Finder returns the path in the tree of the unit file for name (symlinks
+// resolved) and its text, ErrNotFound if there is none, or an error saying
+// the unit is masked.
+type Finder func(name string) (filePath, text string, err error)
+
+// Install is a unit's [Install] section.
+type Install struct {
+	WantedBy, RequiredBy, UpheldBy, Alias, Also []string
+	DefaultInstance                             string
+	Present                                     bool // the unit has an [Install] section
+}
+
+// ParseInstall reads the [Install] section of a unit file: repeated keys
+// add to a list, an empty assignment clears it, and a trailing backslash
+// continues a line, as systemd reads them.
+func ParseInstall(text string) Install {
+	var in Install
+	section := ""
+	lines := strings.Split(text, "\n")
+	for i := 0; i < len(lines); i++ {
+		l := strings.TrimSpace(lines[i])
+		for strings.HasSuffix(l, `\`) && i+1 < len(lines) {
+			i++
+			l = strings.TrimSuffix(l, `\`) + " " + strings.TrimSpace(lines[i])
+		}
+		if l == "" || l[0] == '#' || l[0] == ';' {
+			continue
+		}
+		if l[0] == '[' && strings.HasSuffix(l, "]") {
+			section = l[1 : len(l)-1]
+			if section == "Install" {
+				in.Present = true
+			}
+			continue
+		}
+		if section != "Install" {
+			continue
+		}
+		k, v, ok := strings.Cut(l, "=")
+		if !ok {
+			continue
+		}
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		var list *[]string
+		switch k {
+		case "WantedBy":
+			list = &in.WantedBy
+		case "RequiredBy":
+			list = &in.RequiredBy
+		case "UpheldBy":
+			list = &in.UpheldBy
+		case "Alias":
+			list = &in.Alias
+		case "Also":
+			list = &in.Also
+		case "DefaultInstance":
+			in.DefaultInstance = v
+			continue
+		default:
+			continue
+		}
+		if v == "" {
+			*list = nil
+			continue
+		}
+		*list = append(*list, strings.Fields(v)...)
+	}
+	return in
+}
+
+// Name is a parsed unit name: "getty@tty1.service" has Prefix "getty",
+// Instance "tty1", Suffix ".service"; a template has Template set and an
+// empty Instance.
+type Name struct {
+	Prefix, Instance, Suffix string
+	Template                 bool // has an "@"
+}
+
+// ParseName splits a unit name and checks it has a known unit type.
+func ParseName(s string) (Name, error) {
+	if s == "" || strings.ContainsAny(s, "/\x00") {
+		return Name{}, fmt.Errorf("unit name %q is not a unit name", s)
+	}
+	dot := strings.LastIndexByte(s, '.')
+	if dot <= 0 {
+		return Name{}, fmt.Errorf("unit name %q has no type suffix (.service, .target, ...)", s)
+	}
+	n := Name{Suffix: s[dot:]}
+	switch n.Suffix {
+	case ".service", ".socket", ".target", ".timer", ".path", ".mount", ".automount",
+		".swap", ".slice", ".scope", ".device":
+	default:
+		return Name{}, fmt.Errorf("unit name %q: unknown unit type %q", s, n.Suffix)
+	}
+	base := s[:dot]
+	if p, inst, ok := strings.Cut(base, "@"); ok {
+		n.Prefix, n.Instance, n.Template = p, inst, true
+	} else {
+		n.Prefix = base
+	}
+	if n.Prefix == "" {
+		return Name{}, fmt.Errorf("unit name %q has an empty prefix", s)
+	}
+	return n, nil
+}
+
+func (n Name) String() string {
+	if n.Template {
+		return n.Prefix + "@" + n.Instance + n.Suffix
+	}
+	return n.Prefix + n.Suffix
+}
+
+// TemplateName is the template a (possibly instantiated) unit comes from.
+func (n Name) TemplateName() string { return n.Prefix + "@" + n.Suffix }
+
+// Link is one symlink to create: Path -> Target.
+type Link struct{ Path, Target string }
+
+// Enabler collects what enabling units does.
+type Enabler struct {
+	Find     Finder
+	Links    []Link
+	Warnings []string
+	seen     map[string]bool
+}
+
+// Enable adds the links `systemctl enable name` creates, following Also=.
+func (e *Enabler) Enable(name string) error {
+	if e.seen == nil {
+		e.seen = map[string]bool{}
+	}
+	if e.seen[name] {
+		return nil
+	}
+	e.seen[name] = true
+	n, err := ParseName(name)
+	if err != nil {
+		return err
+	}
+	file, text, err := e.Find(name)
+	if errors.Is(err, ErrNotFound) && n.Template && n.Instance != "" {
+		file, text, err = e.Find(n.TemplateName())
+	}
+	if err != nil {
+		return fmt.Errorf("unit %s: %w", name, err)
+	}
+	in := ParseInstall(text)
+	if !in.Present || len(in.WantedBy)+len(in.RequiredBy)+len(in.UpheldBy)+len(in.Alias)+len(in.Also) == 0 {
+		e.Warnings = append(e.Warnings, fmt.Sprintf("unit %s has no [Install] settings (it is static or pulled in by another unit); nothing to enable", name))
+		return nil
+	}
+	if n.Template && n.Instance == "" {
+		n.Instance = in.DefaultInstance
+	}
+	for _, a := range in.Also {
+		if err := e.Enable(expand(a, n)); err != nil {
+			return fmt.Errorf("unit %s: Also=%s: %w", name, a, err)
+		}
+	}
+	if n.Template && n.Instance == "" {
+		if len(in.WantedBy)+len(in.RequiredBy)+len(in.UpheldBy) > 0 {
+			e.Warnings = append(e.Warnings, fmt.Sprintf("unit %s is a template without DefaultInstance=; enable an instance (%s) to hook it into targets",
+				name, n.Prefix+"@NAME"+n.Suffix))
+		}
+	} else {
+		for _, dep := range []struct {
+			list []string
+			dir  string
+		}{{in.WantedBy, ".wants"}, {in.RequiredBy, ".requires"}, {in.UpheldBy, ".upholds"}} {
+			for _, t := range dep.list {
+				t = expand(t, n)
+				if _, err := ParseName(t); err != nil {
+					return fmt.Errorf("unit %s: %w", name, err)
+				}
+				e.Links = append(e.Links, Link{Path: path.Join(ConfigDir, t+dep.dir, n.String()), Target: file})
+			}
+		}
+	}
+	for _, a := range in.Alias {
+		a = expand(a, n)
+		an, err := ParseName(a)
+		if err != nil {
+			return fmt.Errorf("unit %s: Alias=: %w", name, err)
+		}
+		if an.Suffix != n.Suffix {
+			return fmt.Errorf("unit %s: Alias=%s has another unit type", name, a)
+		}
+		e.Links = append(e.Links, Link{Path: path.Join(ConfigDir, a), Target: file})
+	}
+	return nil
+}
+
+// expand resolves the unit specifiers systemd allows in [Install] values.
+func expand(s string, n Name) string {
+	if !strings.Contains(s, "%") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '%' || i+1 == len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		i++
+		switch s[i] {
+		case 'n':
+			b.WriteString(n.String())
+		case 'N':
+			b.WriteString(strings.TrimSuffix(n.String(), n.Suffix))
+		case 'p':
+			b.WriteString(n.Prefix)
+		case 'i':
+			b.WriteString(n.Instance)
+		case '%':
+			b.WriteByte('%')
+		default:
+			b.WriteByte('%')
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String()
+}
+
+// DisableRemoves reports whether `systemctl disable` of the unit whose file
+// is unitFile removes the symlink at linkPath pointing to target: a link in a
+// .wants/.requires/.upholds directory named after the unit (or an instance
+// of it, when the unit is a template), or an alias pointing at the file.
+func DisableRemoves(unit, unitFile, linkPath, target string) bool {
+	n, err := ParseName(unit)
+	if err != nil {
+		return false
+	}
+	base := path.Base(linkPath)
+	dir := path.Dir(linkPath)
+	if strings.HasSuffix(dir, ".wants") || strings.HasSuffix(dir, ".requires") || strings.HasSuffix(dir, ".upholds") {
+		if base == unit {
+			return true
+		}
+		if ln, err := ParseName(base); err == nil && n.Template && n.Instance == "" &&
+			ln.Template && ln.Prefix == n.Prefix && ln.Suffix == n.Suffix {
+			return true
+		}
+		return false
+	}
+	return dir == ConfigDir && target == unitFile && base != unit
+}
