@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -169,4 +170,39 @@ func BenchmarkCloseOnContextDone(b *testing.B) {
 			b.ReportMetric(float64(times[1])/float64(times[0]), "slowdown-x")
 		})
 	}
+}
+
+// BenchmarkCancel measures how long a spinning stage takes to stop once its
+// context is canceled: from cancel to Run returning, worker killed and
+// reaped. The fresh worker the next stage needs is started by that stage
+// and reported as "restart-ms".
+func BenchmarkCancel(b *testing.B) {
+	e, err := New(context.Background(), Config{CacheDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	mod, tree := guest(b), b.TempDir()
+	if _, err := e.Run(context.Background(), Stage{Name: "noop", ID: testID, Module: mod, Tree: tree}); err != nil {
+		b.Fatal(err) // compiled once, outside the timing
+	}
+	var stopping, restarting time.Duration
+	for b.Loop() {
+		ctx, cancel := context.WithCancel(context.Background())
+		var canceled time.Time
+		live := &cancelOnWrite{cancel: func() { canceled = time.Now(); cancel() }}
+		began := time.Now()
+		_, err := e.Run(ctx, Stage{Name: "spin", ID: testID, Module: mod, Tree: tree, Log: live})
+		if !errors.Is(err, context.Canceled) {
+			b.Fatalf("Run = %v, want context.Canceled", err)
+		}
+		stopping += time.Since(canceled)
+		// Until the guest printed: worker start (after the previous
+		// kill), module load from the disk cache, guest start.
+		restarting += canceled.Sub(began)
+		cancel()
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(stopping.Microseconds())/1000/n, "stop-ms")
+	b.ReportMetric(float64(restarting.Microseconds())/1000/n, "restart-ms")
 }
