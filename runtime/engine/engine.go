@@ -167,6 +167,10 @@ func (e *Engine) Run(ctx context.Context, st Stage) (Result, error) {
 	case <-ctx.Done():
 		return Result{}, fmt.Errorf("stage %s: waiting for the engine: %w", st.Name, context.Cause(ctx))
 	}
+	if err := context.Cause(ctx); err != nil {
+		// Not worth a worker: it would be killed as soon as it ran.
+		return Result{}, fmt.Errorf("stage %s: not started: %w", st.Name, err)
+	}
 	start := time.Now()
 	w, err := e.worker(ctx)
 	if err != nil {
