@@ -81,9 +81,9 @@ func FuzzResolve(f *testing.F) {
 			var fd int
 			var err error
 			if r.resolver == ResolveOpenat2 {
-				fd, err = resolveOpenat2(r.fd, p, follow)
+				fd, err = resolveOpenat2(r.fd, p, follow, false)
 			} else {
-				fd, err = resolveWalk(r.fd, r.mount, p, follow)
+				fd, err = resolveWalk(r.fd, r.mount, p, follow, false)
 			}
 			if err != nil {
 				results = append(results, result{err: err})

@@ -16,6 +16,9 @@ import (
 // kiln runs under). Character and block devices, FIFOs and sockets are never
 // opened: see reopen.
 func (r *Root) open(p string, flags int, perm uint32) (int, error) {
+	if flags&(unix.O_DIRECTORY|unix.O_CREAT|unix.O_ACCMODE) == unix.O_DIRECTORY && r.resolver == ResolveOpenat2 {
+		return r.openDir(p, flags)
+	}
 	if flags&unix.O_CREAT == 0 {
 		fd, err := r.lookup(p, flags&unix.O_NOFOLLOW == 0)
 		if err != nil {
@@ -27,6 +30,23 @@ func (r *Root) open(p string, flags int, perm uint32) (int, error) {
 		return -1, unix.EISDIR // as open(2): O_CREAT cannot make a directory
 	}
 	return r.create(p, flags, perm)
+}
+
+// openDir opens a directory for reading in one openat2 call. It needs no
+// checked O_PATH step: with O_DIRECTORY the kernel refuses anything but a
+// directory during the lookup, before it would open a device or a FIFO.
+func (r *Root) openDir(p string, flags int) (int, error) {
+	if err := checkPath(p); err != nil {
+		return -1, err
+	}
+	rel, _ := clean(p)
+	root, err := r.acquire()
+	if err != nil {
+		return -1, err
+	}
+	defer r.mu.RUnlock()
+	flags &= unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_NONBLOCK
+	return openat2(root, rel, flags|unix.O_RDONLY|unix.O_NOCTTY, 0)
 }
 
 // create is open with O_CREAT. The new file itself is made with
@@ -170,11 +190,17 @@ func (r *Root) lstat(p string) (unix.Stat_t, error) {
 		err = unix.Fstat(dirfd, &st)
 		return st, err
 	}
-	if err := r.sameMount(dirfd, base); err != nil {
+	// One statx gives both the stat and the mount check of sameMount.
+	var stx unix.Statx_t
+	err = unix.Statx(dirfd, base, unix.AT_SYMLINK_NOFOLLOW|unix.AT_NO_AUTOMOUNT,
+		unix.STATX_BASIC_STATS|unix.STATX_MNT_ID, &stx)
+	if err != nil {
 		return st, err
 	}
-	err = unix.Fstatat(dirfd, base, &st, unix.AT_SYMLINK_NOFOLLOW)
-	return st, err
+	if _, id, _ := mountOfStatx(&stx, r.mount.byDev); id != r.mount.id {
+		return st, unix.EXDEV
+	}
+	return statFromStatx(&stx), nil
 }
 
 // mkdir makes a directory with exactly perm (umask aside).
@@ -332,4 +358,24 @@ func (r *Root) readlink(p string) (string, error) {
 		return "", unix.EINVAL
 	}
 	return readlinkFd(dirfd, base)
+}
+
+// statFromStatx fills a stat from a statx of STATX_BASIC_STATS.
+func statFromStatx(x *unix.Statx_t) unix.Stat_t {
+	ts := func(t unix.StatxTimestamp) unix.Timespec { return unix.Timespec{Sec: t.Sec, Nsec: int64(t.Nsec)} }
+	return unix.Stat_t{
+		Dev:     unix.Mkdev(x.Dev_major, x.Dev_minor),
+		Ino:     x.Ino,
+		Nlink:   uint64(x.Nlink),
+		Mode:    uint32(x.Mode),
+		Uid:     x.Uid,
+		Gid:     x.Gid,
+		Rdev:    unix.Mkdev(x.Rdev_major, x.Rdev_minor),
+		Size:    int64(x.Size),
+		Blksize: int64(x.Blksize),
+		Blocks:  int64(x.Blocks),
+		Atim:    ts(x.Atime),
+		Mtim:    ts(x.Mtime),
+		Ctim:    ts(x.Ctime),
+	}
 }

@@ -24,12 +24,16 @@ func openat2(root int, rel string, flags int, mode uint32) (int, error) {
 	}
 }
 
-// resolveOpenat2 returns an O_PATH descriptor for rel beneath root. The mode
+// resolveOpenat2 returns an O_PATH descriptor for rel beneath root; with
+// dir, O_DIRECTORY makes the kernel refuse anything but a directory. The mode
 // is zero because openat2, unlike openat, refuses a mode without O_CREAT.
-func resolveOpenat2(root int, rel string, follow bool) (int, error) {
+func resolveOpenat2(root int, rel string, follow, dir bool) (int, error) {
 	flags := unix.O_PATH
 	if !follow {
 		flags |= unix.O_NOFOLLOW
+	}
+	if dir {
+		flags |= unix.O_DIRECTORY
 	}
 	if rel == "" {
 		rel = "."

@@ -18,7 +18,7 @@ import (
 // root, and a directory renamed away mid-walk cannot lead the walk outside.
 // Each component must be on the root's mount, or the walk fails with EXDEV.
 // The returned O_PATH descriptor belongs to the caller.
-func resolveWalk(root int, mount mountKey, rel string, follow bool) (fd int, err error) {
+func resolveWalk(root int, mount mountKey, rel string, follow, dir bool) (fd int, err error) {
 	// stack[0] is root, borrowed; the rest are ours to close.
 	stack := make([]int, 1, 8)
 	stack[0] = root
@@ -51,8 +51,8 @@ func resolveWalk(root int, mount mountKey, rel string, follow bool) (fd int, err
 		}
 		last := strings.Trim(rest, "/") == ""
 		// A trailing slash demands a directory and follows a final symlink,
-		// as in the kernel's own lookup.
-		mustDir := last && rest != ""
+		// as in the kernel's own lookup; so does the caller's dir.
+		mustDir := last && (rest != "" || dir)
 		var next int
 		err := retryEINTR(func() (err error) {
 			next, err = unix.Openat(stack[len(stack)-1], name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)

@@ -208,26 +208,17 @@ func (r *Root) lookup(p string, follow bool) (int, error) {
 		return -1, err
 	}
 	defer r.mu.RUnlock()
-	fd, err := r.resolve(root, rel, follow || dirOnly)
-	if err != nil {
-		return -1, err
-	}
-	if dirOnly {
-		if err := requireDir(fd); err != nil {
-			closeFd(fd)
-			return -1, err
-		}
-	}
-	return fd, nil
+	return r.resolve(root, rel, follow || dirOnly, dirOnly)
 }
 
 // resolve dispatches to the root's resolver. rel may hold "..", "." and
-// repeated slashes (symlink targets do); all of them stay beneath root.
-func (r *Root) resolve(root int, rel string, follow bool) (int, error) {
+// repeated slashes (symlink targets do); all of them stay beneath root. With
+// dir set, anything but a directory fails with ENOTDIR.
+func (r *Root) resolve(root int, rel string, follow, dir bool) (int, error) {
 	if r.resolver == ResolveOpenat2 {
-		return resolveOpenat2(root, rel, follow)
+		return resolveOpenat2(root, rel, follow, dir)
 	}
-	return resolveWalk(root, r.mount, rel, follow)
+	return resolveWalk(root, r.mount, rel, follow, dir)
 }
 
 // parent resolves the directory holding guest path p (following symlinks)
@@ -252,27 +243,11 @@ func (r *Root) parent(p string) (dirfd int, base string, err error) {
 	if dir == "" {
 		dir = "."
 	}
-	fd, err := r.resolve(root, dir, true)
+	fd, err := r.resolve(root, dir, true, true)
 	if err != nil {
 		return -1, "", err
 	}
-	if err := requireDir(fd); err != nil {
-		closeFd(fd)
-		return -1, "", err
-	}
 	return fd, base, nil
-}
-
-// requireDir fails with ENOTDIR unless fd is a directory.
-func requireDir(fd int) error {
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return err
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-		return unix.ENOTDIR
-	}
-	return nil
 }
 
 // dupFd returns a new close-on-exec descriptor of the same open file, so the
