@@ -1,3 +1,5 @@
+//go:build wasip1
+
 // Command hello is the Go hello stage: it writes /etc/hello with the
 // "greeting" option and links /etc/hello-link to it, showing the Go side of
 // the stage ABI. Build it with GOOS=wasip1 GOARCH=wasm.
