@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"testing"
 
@@ -72,13 +71,8 @@ func sharedRuntime(t *testing.T) wazero.Runtime {
 	return rt
 }
 
-// goTool finds the go command that runs these tests.
+// goTool finds the go command: the one running `go test` is on PATH.
 func goTool() (string, error) {
-	if p := filepath.Join(runtime.GOROOT(), "bin", "go"); runtime.GOROOT() != "" {
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-	}
 	return exec.LookPath("go")
 }
 
@@ -126,6 +120,13 @@ func guest(t *testing.T, name string) (wazero.Runtime, wazero.CompiledModule) {
 // exit code.
 func runGuest(t *testing.T, r wazero.Runtime, mod wazero.CompiledModule, mounts []hostfs.Mount, args ...string) (string, string, uint32) {
 	t.Helper()
+	return runGuestContext(t, hostfs.WithMounts(t.Context(), mounts), r, mod, mounts, args...)
+}
+
+// runGuestContext is runGuest with the context of the guest call given, so a
+// test can leave the mount table out of it.
+func runGuestContext(t *testing.T, ctx context.Context, r wazero.Runtime, mod wazero.CompiledModule, mounts []hostfs.Mount, args ...string) (string, string, uint32) {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
 	cfg := wazero.NewModuleConfig().
 		WithName(""). // anonymous: many instances at once
@@ -133,7 +134,6 @@ func runGuest(t *testing.T, r wazero.Runtime, mod wazero.CompiledModule, mounts 
 		WithStdout(&stdout).
 		WithStderr(&stderr).
 		WithFSConfig(hostfs.FSConfig(mounts))
-	ctx := hostfs.WithMounts(t.Context(), mounts)
 	m, err := r.InstantiateModule(ctx, mod, cfg)
 	code := uint32(0)
 	if m != nil {
