@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -77,8 +78,9 @@ type Stage struct {
 	Sources, Build string
 	// Epoch is SOURCE_DATE_EPOCH: the guest's wall clock, frozen.
 	Epoch int64
-	// Timeout kills the stage after this long; zero means no limit
-	// beyond ctx.
+	// Timeout kills the stage if it runs longer, counted from when the
+	// worker receives it (a worker start is not the stage's time); zero
+	// means no limit beyond ctx.
 	Timeout time.Duration
 	// Log, if set, receives the stage's stdout and stderr as they are
 	// written, for progress. Its errors are ignored: a broken terminal
@@ -213,8 +215,11 @@ func (e *Engine) Run(ctx context.Context, st Stage) (Result, error) {
 	case e.isClosed():
 		se.Err = ErrClosed
 	default:
-		<-w.exited
-		se.Err = fmt.Errorf("%w: %v (%v); worker stderr: %q", ErrWorker, runErr, w.waitErr, w.stderr.Bytes())
+		<-w.exited // discard reaped it; waitErr says how it died
+		se.Err = fmt.Errorf("%w: %v (%v)", ErrWorker, runErr, w.waitErr)
+		if msg := bytes.TrimSpace(w.stderr.Bytes()); len(msg) > 0 {
+			se.Err = fmt.Errorf("%w; worker stderr: %s", se.Err, msg)
+		}
 	}
 	return res, se
 }

@@ -89,13 +89,11 @@ func (r *runner) load(ctx context.Context, digest string, wasm []byte) (wazero.C
 	}
 	// The allocator cannot refuse the initial size (wazero would panic),
 	// so a module that starts too big is refused here.
+	mems := m.ImportedMemories()
 	for _, mem := range m.ExportedMemories() {
-		if need := uint64(mem.Min()) * wasmPage; need > r.limit {
-			_ = m.Close(ctx)
-			return nil, failMemory, fmt.Errorf("module needs %d MiB of memory to start", need>>20)
-		}
+		mems = append(mems, mem)
 	}
-	for _, mem := range m.ImportedMemories() {
+	for _, mem := range mems {
 		if need := uint64(mem.Min()) * wasmPage; need > r.limit {
 			_ = m.Close(ctx)
 			return nil, failMemory, fmt.Errorf("module needs %d MiB of memory to start", need>>20)
