@@ -1,0 +1,106 @@
+package library
+
+import (
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/kilnbuild/kiln/stages-wasm/internal/wasmmeta"
+)
+
+// modules holds the built .wasm files and a README.md that keeps the
+// pattern valid when nothing is built.
+//
+//go:embed modules
+var modules embed.FS
+
+// ErrNotBuilt is returned when the binary was built without stage modules.
+var ErrNotBuilt = errors.New("stage library not built: run make stages")
+
+// Stage is one stage the library provides.
+type Stage struct {
+	Name    string          // e.g. "org.osbuild.hostname"
+	Summary string          // one line
+	Schema  json.RawMessage // JSON Schema of the options
+	// Module is the WASI command providing the stage. Stages of one
+	// module share the same slice: do not modify it.
+	Module       []byte
+	ModuleDigest string // lowercase hex SHA-256 of Module
+	ModuleName   string // file name, e.g. "kiln-stages.wasm"
+}
+
+var embedded = sync.OnceValues(func() ([]Stage, error) {
+	sub, err := fs.Sub(modules, "modules")
+	if err != nil {
+		return nil, err
+	}
+	return Load(sub)
+})
+
+// Stages returns the embedded library's stages sorted by name, or
+// ErrNotBuilt.
+func Stages() ([]Stage, error) {
+	return embedded()
+}
+
+// Lookup returns the embedded stage called name.
+func Lookup(name string) (Stage, bool) {
+	stages, err := embedded()
+	if err != nil {
+		return Stage{}, false
+	}
+	i, ok := slices.BinarySearchFunc(stages, name, func(s Stage, n string) int { return strings.Compare(s.Name, n) })
+	if !ok {
+		return Stage{}, false
+	}
+	return stages[i], true
+}
+
+// Load reads every *.wasm file at the top of fsys (a --stage-path
+// directory, say) and returns the stages they describe, sorted by name. A
+// module without a kiln.stages section, or two modules claiming one stage
+// name, is an error naming the files. A directory without modules gives
+// ErrNotBuilt.
+func Load(fsys fs.FS) ([]Stage, error) {
+	names, err := fs.Glob(fsys, "*.wasm")
+	if err != nil {
+		return nil, err
+	}
+	if len(names) == 0 {
+		return nil, ErrNotBuilt
+	}
+	var stages []Stage
+	from := map[string]string{}
+	for _, name := range names {
+		wasm, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return nil, fmt.Errorf("stage module %s: %w", name, err)
+		}
+		metas, err := wasmmeta.Read(wasm)
+		if err != nil {
+			return nil, fmt.Errorf("stage module %s: %w", name, err)
+		}
+		sum := sha256.Sum256(wasm)
+		digest := hex.EncodeToString(sum[:])
+		for _, m := range metas {
+			if other, dup := from[m.Name]; dup {
+				return nil, fmt.Errorf("stage %s is provided by both %s and %s", m.Name, other, name)
+			}
+			from[m.Name] = name
+			stages = append(stages, Stage{
+				Name: m.Name, Summary: m.Summary, Schema: m.Schema,
+				Module: wasm, ModuleDigest: digest, ModuleName: path.Base(name),
+			})
+		}
+	}
+	slices.SortFunc(stages, func(a, b Stage) int { return strings.Compare(a.Name, b.Name) })
+	return stages, nil
+}

@@ -1,0 +1,195 @@
+//go:build wasip1
+
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/kilnbuild/kiln/stages-wasm/sdk"
+	"github.com/kilnbuild/kiln/stages-wasm/stages/internal/unitfile"
+)
+
+type systemdOptions struct {
+	Enabled          []string `json:"enabled_services"`
+	Disabled         []string `json:"disabled_services"`
+	Masked           []string `json:"masked_services"`
+	MaskedGenerators []string `json:"masked_generators"`
+	DefaultTarget    string   `json:"default_target"`
+}
+
+// org.osbuild.systemd enables, disables and masks units and sets the
+// default target by making the symlinks `systemctl --root` would, from the
+// units' [Install] sections. No systemctl runs, so the result does not
+// depend on the host's systemd version. The steps run in osbuild's order:
+// enable, disable, mask, generators, default target.
+func init() {
+	sdk.Register("org.osbuild.systemd", func(o systemdOptions) error {
+		e := &unitfile.Enabler{Find: findUnit}
+		for i, u := range o.Enabled {
+			if err := e.Enable(u); err != nil {
+				return fmt.Errorf("option \"enabled_services[%d]\": %w", i, err)
+			}
+		}
+		for _, w := range e.Warnings {
+			warnf("%s", w)
+		}
+		for _, l := range e.Links {
+			if err := makeUnitLink(l); err != nil {
+				return fmt.Errorf("enabling: %w", err)
+			}
+		}
+		for i, u := range o.Disabled {
+			if err := disableUnit(u); err != nil {
+				return fmt.Errorf("option \"disabled_services[%d]\": %w", i, err)
+			}
+		}
+		for i, u := range o.Masked {
+			if _, err := unitfile.ParseName(u); err != nil {
+				return fmt.Errorf("option \"masked_services[%d]\": %w", i, err)
+			}
+			if err := mask(path.Join(unitfile.ConfigDir, u)); err != nil {
+				return fmt.Errorf("option \"masked_services[%d]\": %w", i, err)
+			}
+		}
+		for i, g := range o.MaskedGenerators {
+			if g == "" || strings.ContainsAny(g, "/\x00") || g == "." || g == ".." {
+				return fmt.Errorf("option \"masked_generators[%d]\": %q is not a generator name", i, g)
+			}
+			if err := mask(path.Join("/etc/systemd/system-generators", g)); err != nil {
+				return fmt.Errorf("option \"masked_generators[%d]\": %w", i, err)
+			}
+		}
+		if o.DefaultTarget != "" {
+			if err := setDefault(o.DefaultTarget); err != nil {
+				return fmt.Errorf("option \"default_target\": %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// findUnit locates a unit file on the search path, resolving symlinks
+// (linked units, aliases) as systemd does; a link to /dev/null is a mask.
+func findUnit(name string) (string, string, error) {
+	for _, dir := range unitfile.SearchPath {
+		p := path.Join(dir, name)
+		target, err := os.Readlink(p)
+		if err == nil {
+			if target == "/dev/null" {
+				return "", "", fmt.Errorf("unit %s is masked (%s -> /dev/null)", name, p)
+			}
+			real, err := filepath.EvalSymlinks(p)
+			if err != nil {
+				return "", "", fmt.Errorf("%s: %w", p, err)
+			}
+			p = real
+		}
+		text, err := os.ReadFile(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return "", "", err
+		}
+		return p, string(text), nil
+	}
+	return "", "", fmt.Errorf("%w in %s", unitfile.ErrNotFound, strings.Join(unitfile.SearchPath, ", "))
+}
+
+// makeUnitLink creates one symlink; one already pointing at the same
+// target is fine, anything else in the way is an error, as systemctl says.
+func makeUnitLink(l unitfile.Link) error {
+	if err := mkdirAll(path.Dir(l.Path), 0o755, 0, 0); err != nil {
+		return err
+	}
+	if cur, err := os.Readlink(l.Path); err == nil {
+		if cur == l.Target {
+			return nil
+		}
+		return fmt.Errorf("%s exists and points to %s, not %s", l.Path, cur, l.Target)
+	}
+	if err := os.Symlink(l.Target, l.Path); err != nil {
+		return err
+	}
+	return nil
+}
+
+// disableUnit removes the symlinks under /etc/systemd/system that enable
+// the unit, and those of the units its Also= names.
+func disableUnit(name string) error {
+	file, text, err := findUnit(name)
+	if n, perr := unitfile.ParseName(name); perr != nil {
+		return perr
+	} else if errors.Is(err, unitfile.ErrNotFound) && n.Template && n.Instance != "" {
+		file, text, err = findUnit(n.TemplateName())
+	}
+	if err != nil {
+		return fmt.Errorf("unit %s: %w", name, err)
+	}
+	names := []string{name}
+	names = append(names, unitfile.ParseInstall(text).Also...)
+	return filepath.WalkDir(unitfile.ConfigDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.Type()&fs.ModeSymlink == 0 {
+			return err
+		}
+		target, err := os.Readlink(p)
+		if err != nil {
+			return err
+		}
+		for _, n := range names {
+			if unitfile.DisableRemoves(n, file, p, target) {
+				return os.Remove(p)
+			}
+		}
+		return nil
+	})
+}
+
+// mask points p at /dev/null. A regular file there is the administrator's
+// unit and is refused, as systemctl mask refuses it.
+func mask(p string) error {
+	if err := mkdirAll(path.Dir(p), 0o755, 0, 0); err != nil {
+		return err
+	}
+	st, err := os.Lstat(p)
+	switch {
+	case err == nil && st.Mode()&fs.ModeSymlink == 0:
+		return fmt.Errorf("%s exists and is not a symlink; remove it to mask the unit", p)
+	case err == nil:
+		if err := os.Remove(p); err != nil {
+			return err
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return err
+	}
+	return os.Symlink("/dev/null", p)
+}
+
+// setDefault points default.target at the target's unit file.
+func setDefault(target string) error {
+	n, err := unitfile.ParseName(target)
+	if err != nil {
+		return err
+	}
+	if n.Suffix != ".target" {
+		return fmt.Errorf("%s is not a .target unit", target)
+	}
+	file, _, err := findUnit(target)
+	if err != nil {
+		return fmt.Errorf("unit %s: %w", target, err)
+	}
+	p := path.Join(unitfile.ConfigDir, "default.target")
+	if err := mkdirAll(unitfile.ConfigDir, 0o755, 0, 0); err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return os.Symlink(file, p)
+}
