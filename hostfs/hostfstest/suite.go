@@ -155,6 +155,7 @@ func Suite(t *testing.T, open Factory) {
 		{"BadPaths", testBadPaths},
 		{"Closed", testClosed},
 		{"SwapRace", testSwapRace},
+		{"MountInside", testMountInside},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
