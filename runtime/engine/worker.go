@@ -28,7 +28,7 @@ type worker struct {
 // startWorker starts a copy of this executable as a worker and completes the
 // handshake. ctx bounds the start only; the worker outlives it.
 func startWorker(ctx context.Context, hello workerHello) (*worker, error) {
-	exe, err := os.Executable()
+	exe, err := selfExe()
 	if err != nil {
 		return nil, fmt.Errorf("%w: finding own executable: %w", ErrWorker, err)
 	}
@@ -86,6 +86,17 @@ func startWorker(ctx context.Context, hello workerHello) (*worker, error) {
 			ErrWorker, exe, err, w.stderr.Bytes())
 	}
 	return w, nil
+}
+
+// selfExe is the binary a worker runs: this one. /proc/self/exe still opens
+// it after the file was replaced or deleted, as when kiln is upgraded during
+// a long build; os.Executable would name the new binary or nothing.
+func selfExe() (string, error) {
+	const proc = "/proc/self/exe"
+	if _, err := os.Stat(proc); err == nil {
+		return proc, nil
+	}
+	return os.Executable()
 }
 
 // start forks the worker from a goroutine locked to its OS thread, and keeps
