@@ -5,8 +5,9 @@
 // guest path beneath it, either with openat2(RESOLVE_IN_ROOT|
 // RESOLVE_NO_MAGICLINKS) or, on kernels without openat2, with a userspace walk
 // of the same semantics: symlinks are followed, but an absolute target starts
-// again at the root and ".." at the root stays there, so no path, symlink or
-// hardlink the guest can name reaches a file outside the tree. Operations on a
+// again at the root and ".." at the root stays there, and no other mount inside the
+// tree is entered, so no path, symlink or hardlink the guest can name reaches
+// a file outside the tree. Operations on a
 // final name (mkdir, unlink, rename, link, symlink, lstat, xattrs) resolve the
 // parent directory in the root and then act on the single base name with the
 // *at system calls, so a swapped symlink cannot redirect them. Opening goes
