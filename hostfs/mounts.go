@@ -21,7 +21,8 @@ type Mount struct {
 
 // FSConfig mounts each root with [NewFS] at its guest path. Build the module
 // config with it and the host calls' context with [WithMounts] from the same
-// table, so WASI calls and kiln_hostfs calls see the same files.
+// table, so WASI calls and kiln_hostfs calls see the same files. Like
+// WithMounts it panics on a nil Root or a relative GuestPath.
 func FSConfig(mounts []Mount) wazero.FSConfig {
 	cfg := wazero.NewFSConfig()
 	checkMounts(mounts)
