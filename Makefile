@@ -6,21 +6,24 @@ LDFLAGS   := -X github.com/kilnbuild/kiln/cmd/kiln/internal/cli.version=$(VERSIO
 FUZZTIME  ?= 10s
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(HOME)/go/bin/staticcheck)
 
-.PHONY: help build test bench lint fuzz demo clean
+.PHONY: help stages build test bench lint fuzz demo clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-build: ## build bin/kiln
+stages: ## build the stage library (Go, C, Rust modules) that bin/kiln embeds
+	stages-wasm/build-library.sh
+
+build: stages ## build bin/kiln with its stage library
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/kiln
 
-test: ## run every test with the race detector (privileged tests skip with a reason when not root)
+test: stages ## run every test with the race detector (privileged tests skip with a reason when not root)
 	$(GO) test -race -count=1 ./...
 
 bench: build ## run the benchmarks; each prints its ratio against a baseline measured in the same run
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./...
 
-lint: ## gofmt, go vet and staticcheck
+lint: stages ## gofmt, go vet and staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(STATICCHECK) ./...

@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
-# make demo: run kiln's main job on the examples with the default store.
+# make demo: build the example image with kiln's default store, twice, to
+# show that the second build is served from the store.
 set -euo pipefail
 kiln=${1:-bin/kiln}
-"$kiln" version
+here=$(cd "$(dirname "$0")" && pwd)
+out=${KILN_DEMO_OUT:-out/demo}
+
+"$kiln" build --output-directory "$out" "$here/hello.json"
 echo
-"$kiln" store fsck
-"$kiln" store ls
+echo "again, with nothing changed:"
+"$kiln" build --output-directory "$out" "$here/hello.json"
+echo
+echo "the image's file list:"
+tar -tvf "$out/root.tar.zst" -I zstd 2>/dev/null || tar -tvf "$out/root.tar.zst"

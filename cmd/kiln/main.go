@@ -10,9 +10,12 @@ import (
 	"syscall"
 
 	"github.com/kilnbuild/kiln/cmd/kiln/internal/cli"
+	"github.com/kilnbuild/kiln/runtime/engine"
 )
 
 func main() {
+	// A re-executed kiln serving as the stage worker never reaches the CLI.
+	engine.MaybeRunWorker()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := cli.Main(ctx, os.Args[1:])
 	stop()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path"
 	"strings"
 	"time"
@@ -105,6 +106,13 @@ func Run(ctx context.Context, plan *Plan, opts Options) (*Result, error) {
 	if err != nil {
 		return r.res, err
 	}
+	if opts.Fetcher != nil {
+		// Stages always find /run/kiln/sources/org.osbuild.files, even
+		// empty.
+		if err := os.MkdirAll(opts.Fetcher.Path(""), 0o755); err != nil {
+			return r.res, fmt.Errorf("sources: %w", err)
+		}
+	}
 	if len(opts.Sources) > 0 {
 		f := *opts.Fetcher
 		f.Progress = func(file sources.File, done, total int64, cached bool) {
@@ -129,6 +137,7 @@ func Run(ctx context.Context, plan *Plan, opts Options) (*Result, error) {
 		r.res.AssemblerID = plan.Assembler.ID
 		if done {
 			r.res.Assembler = r.assemblerResult(plan.Assembler, true)
+			r.emit(Event{Kind: AssemblerFinished, Result: r.res.Assembler})
 		}
 		outs, err := exportFiles(ctx, opts.Store, plan.Assembler.ID, opts.OutputDir)
 		if err != nil {

@@ -136,7 +136,7 @@ func TestFetch(t *testing.T) {
 		t.Fatalf("offline fetch of cached files: %v", err)
 	}
 	if int(cached.Load()) != len(files) {
-		t.Errorf("%d of %d files reported cached", cached, len(files))
+		t.Errorf("%d of %d files reported cached", cached.Load(), len(files))
 	}
 }
 

@@ -1,0 +1,186 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kilnbuild/kiln/runtime/pipeline"
+)
+
+// progress renders a build's events: "plain" prints a line per finished
+// step, "tty" also keeps a live line for the running step, "json" prints
+// one JSON object per event.
+type progress struct {
+	w     io.Writer
+	mode  string
+	total int // stages in the build
+
+	mu      sync.Mutex
+	n       int    // steps reported so far
+	live    string // the running step's line, redrawn by the ticker
+	started time.Time
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+func newProgress(w io.Writer, mode string, total int) *progress {
+	p := &progress{w: w, mode: mode, total: total}
+	if mode == "tty" {
+		p.stop, p.done = make(chan struct{}), make(chan struct{})
+		go p.tick()
+	}
+	return p
+}
+
+// tick redraws the live line, so a long stage shows it is alive.
+func (p *progress) tick() {
+	defer close(p.done)
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+			p.mu.Lock()
+			if p.live != "" {
+				fmt.Fprintf(p.w, "\r\033[K%s %s", p.live, time.Since(p.started).Round(100*time.Millisecond))
+			}
+			p.mu.Unlock()
+		}
+	}
+}
+
+// Close stops the live line.
+func (p *progress) Close() {
+	if p.stop != nil {
+		close(p.stop)
+		<-p.done
+	}
+}
+
+func (p *progress) event(e pipeline.Event) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.mode == "json" {
+		p.jsonEvent(e)
+		return
+	}
+	switch e.Kind {
+	case pipeline.StageStarted, pipeline.AssemblerStarted:
+		p.live = "  " + stepLabel(e.Result, p.n+1, p.total) + "  running"
+		p.started = time.Now()
+	case pipeline.StageFinished, pipeline.AssemblerFinished:
+		p.n++
+		if p.live != "" && p.mode == "tty" {
+			fmt.Fprint(p.w, "\r\033[K")
+		}
+		p.live = ""
+		fmt.Fprintln(p.w, "  "+stepLine(e.Result, p.n, p.total))
+	case pipeline.SourceProgress:
+		if e.Cached {
+			return
+		}
+		if p.mode == "tty" {
+			fmt.Fprintf(p.w, "\r\033[K  fetching %s  %s", shortSum(e.File.Checksum), bytesOf(e.Done, e.Total))
+			if e.Total > 0 && e.Done == e.Total {
+				fmt.Fprintln(p.w)
+			}
+		} else if e.Total > 0 && e.Done == e.Total {
+			fmt.Fprintf(p.w, "  fetched %s  %s\n", shortSum(e.File.Checksum), formatSize(e.Total))
+		}
+	}
+}
+
+func (p *progress) jsonEvent(e pipeline.Event) {
+	kinds := map[pipeline.EventKind]string{
+		pipeline.StageStarted: "stage-started", pipeline.StageLog: "stage-log", pipeline.StageFinished: "stage-finished",
+		pipeline.AssemblerStarted: "assembler-started", pipeline.AssemblerFinished: "assembler-finished",
+		pipeline.SourceProgress: "source-progress",
+	}
+	out := map[string]any{"event": kinds[e.Kind]}
+	if e.Result != nil {
+		out["stage"] = stageJSON(e.Result)
+	}
+	switch e.Kind {
+	case pipeline.StageLog:
+		out["log"] = string(e.Log)
+		delete(out, "stage")
+		out["name"], out["id"] = e.Result.Name, e.Result.ID
+	case pipeline.SourceProgress:
+		out["checksum"], out["url"], out["done"], out["total"], out["cached"] = e.File.Checksum, e.File.URL, e.Done, e.Total, e.Cached
+	}
+	b, _ := json.Marshal(out)
+	fmt.Fprintln(p.w, string(b))
+}
+
+func stepLabel(r *pipeline.StageResult, n, total int) string {
+	name := r.Name
+	if r.Pipeline != "" {
+		name = r.Pipeline + ": " + name
+	}
+	if r.Index < 0 {
+		return fmt.Sprintf("%-44s", "assembler "+name)
+	}
+	return fmt.Sprintf("[%d/%d] %-38s", n, total, name)
+}
+
+// stepLine is the line a finished stage leaves: name, short id, what
+// happened, duration.
+func stepLine(r *pipeline.StageResult, n, total int) string {
+	var status string
+	switch {
+	case r.Err != nil:
+		status = "FAILED"
+	case r.Cached:
+		status = "cached"
+	default:
+		status = "ran"
+	}
+	line := fmt.Sprintf("%s %s  %-6s", stepLabel(r, n, total), shortID(r.ID), status)
+	if !r.Cached {
+		line += "  " + r.Duration.Round(time.Millisecond).String()
+	}
+	var notes []string
+	if r.Checkpointed {
+		notes = append(notes, "checkpoint")
+	}
+	if r.Shadows {
+		notes = append(notes, "user stage from "+r.Origin+" replaces the built-in one")
+	} else if r.Origin != "" && r.Origin != "built-in" {
+		notes = append(notes, "from "+r.Origin)
+	}
+	if r.Unvalidated && !r.Cached {
+		notes = append(notes, "options not validated: the module carries no schema")
+	}
+	if len(notes) > 0 {
+		line += "  (" + strings.Join(notes, "; ") + ")"
+	}
+	return line
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+func shortSum(sum string) string {
+	algo, hex, ok := strings.Cut(sum, ":")
+	if !ok || len(hex) < 12 {
+		return sum
+	}
+	return algo + ":" + hex[:12]
+}
+
+func bytesOf(done, total int64) string {
+	if total <= 0 {
+		return formatSize(done)
+	}
+	return fmt.Sprintf("%s / %s", formatSize(done), formatSize(total))
+}
