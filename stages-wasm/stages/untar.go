@@ -1,0 +1,218 @@
+//go:build wasip1
+
+package main
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"compress/bzip2"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/kilnbuild/kiln/stages-wasm/sdk"
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
+)
+
+type untarOptions struct {
+	Prefix *string `json:"prefix"`
+	Source string  `json:"source"`
+}
+
+// org.osbuild.untar unpacks a tarball into the tree. osbuild's takes the
+// tarball as an input; a v1 manifest has none, so kiln's names it by the
+// checksum of an org.osbuild.files source in the option "source". The
+// compression (gzip, xz, zstd, bzip2 or none) is found from the first
+// bytes. Modes, numeric owners (never names looked up anywhere), xattrs,
+// device nodes, FIFOs, hard and symbolic links and mtimes are kept.
+func init() {
+	sdk.Register("org.osbuild.untar", func(o untarOptions) error {
+		prefix := "/"
+		if o.Prefix != nil {
+			var err error
+			if prefix, err = optPath("prefix", *o.Prefix); err != nil {
+				return err
+			}
+		}
+		src, err := sourcePath("source", o.Source)
+		if err != nil {
+			return err
+		}
+		f, err := os.Open(src)
+		if err != nil {
+			return fmt.Errorf("option \"source\": %w", err)
+		}
+		defer f.Close()
+		r, err := decompress(bufio.NewReaderSize(f, 1<<16))
+		if err != nil {
+			return fmt.Errorf("option \"source\": %s: %w", o.Source, err)
+		}
+		if err := mkdirAll(prefix, 0o755, 0, 0); err != nil {
+			return fmt.Errorf("option \"prefix\": %w", err)
+		}
+		if err := extract(tar.NewReader(r), prefix); err != nil {
+			return fmt.Errorf("unpacking %s: %w", o.Source, err)
+		}
+		return nil
+	})
+}
+
+// decompress picks the decompressor from the stream's magic number.
+func decompress(br *bufio.Reader) (io.Reader, error) {
+	head, err := br.Peek(6)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	switch {
+	case bytes.HasPrefix(head, []byte{0x1f, 0x8b}):
+		return gzip.NewReader(br)
+	case bytes.HasPrefix(head, []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}):
+		return xz.NewReader(br)
+	case bytes.HasPrefix(head, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		d, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return nil, err
+		}
+		return d.IOReadCloser(), nil
+	case bytes.HasPrefix(head, []byte("BZh")):
+		return bzip2.NewReader(br), nil
+	}
+	return br, nil
+}
+
+// dirTimes are set after the entries in a directory are written, since
+// writing them changes the directory's mtime.
+type dirTime struct {
+	path  string
+	mtime time.Time
+}
+
+func extract(tr *tar.Reader, prefix string) error {
+	var dirs []dirTime
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		name, err := entryPath(prefix, h.Name)
+		if err != nil {
+			return err
+		}
+		if name == "" {
+			continue
+		}
+		if err := extractEntry(tr, h, prefix, name); err != nil {
+			return fmt.Errorf("%s: %w", h.Name, err)
+		}
+		if h.Typeflag == tar.TypeDir {
+			dirs = append(dirs, dirTime{name, h.ModTime})
+		}
+	}
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if err := sdk.Utimens(dirs[i].path, dirs[i].mtime, dirs[i].mtime); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// entryPath places a member name under prefix; ".." is refused as GNU tar
+// refuses it, a leading "/" is dropped as GNU tar drops it.
+func entryPath(prefix, name string) (string, error) {
+	for _, c := range strings.Split(name, "/") {
+		if c == ".." {
+			return "", fmt.Errorf("member %q has a \"..\" component", name)
+		}
+	}
+	rel := strings.Trim(path.Clean("/"+name), "/")
+	if rel == "" {
+		return "", nil // "./": the prefix itself
+	}
+	return path.Join(prefix, rel), nil
+}
+
+func extractEntry(tr *tar.Reader, h *tar.Header, prefix, name string) error {
+	if h.Typeflag != tar.TypeDir {
+		// Whatever is in the way goes, as with tar's default
+		// --overwrite behaviour for non-directories.
+		if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	perm := permMode(uint32(h.Mode) & 0o7777)
+	switch h.Typeflag {
+	case tar.TypeDir:
+		if err := os.Mkdir(name, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+	case tar.TypeReg, tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		if h.Typeflag == tar.TypeReg {
+			f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(f, tr)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return err
+			}
+			break
+		}
+		kind := fs.ModeNamedPipe
+		switch h.Typeflag {
+		case tar.TypeChar:
+			kind = fs.ModeDevice | fs.ModeCharDevice
+		case tar.TypeBlock:
+			kind = fs.ModeDevice
+		}
+		if err := sdk.Mknod(name, kind|perm, uint32(h.Devmajor), uint32(h.Devminor)); err != nil {
+			return err
+		}
+	case tar.TypeSymlink:
+		if err := os.Symlink(h.Linkname, name); err != nil {
+			return err
+		}
+	case tar.TypeLink:
+		target, err := entryPath(prefix, h.Linkname)
+		if err != nil || target == "" {
+			return fmt.Errorf("hard link to %q: %v", h.Linkname, err)
+		}
+		// A hard link shares its target's inode: mode, owner and times
+		// are the target's, set when the target was unpacked.
+		return os.Link(target, name)
+	default:
+		return fmt.Errorf("unsupported member type %q", h.Typeflag)
+	}
+	if err := sdk.Lchown(name, h.Uid, h.Gid); err != nil {
+		return err
+	}
+	if h.Typeflag != tar.TypeSymlink {
+		if err := sdk.Chmod(name, perm); err != nil {
+			return err
+		}
+	}
+	for k, v := range h.PAXRecords {
+		if attr, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
+			if err := sdk.SetXattr(name, attr, []byte(v), 0); err != nil {
+				return err
+			}
+		}
+	}
+	if h.Typeflag != tar.TypeDir {
+		return sdk.Utimens(name, h.ModTime, h.ModTime)
+	}
+	return nil
+}
