@@ -231,11 +231,13 @@ static char *put_utf8(char *o, uint32_t r) {
 }
 
 /*
- * Decodes the validated string token at p (at its quote) into a malloc'd
- * buffer. Unpaired surrogates become U+FFFD, as in Go. The result is never
- * longer than the token, so the token's length bounds the allocation.
+ * Decodes the validated string token at p (at its quote) into a malloc'd,
+ * NUL-terminated buffer and stores its length in *len, which is less than
+ * strlen when the string holds "\u0000". Unpaired surrogates become U+FFFD,
+ * as in Go. The result is never longer than the token, so the token's
+ * length bounds the allocation.
  */
-static char *decode_string(const char *p) {
+static char *decode_string(const char *p, size_t *len) {
 	const char *end = skip_string(p);
 	char *out = malloc((size_t)(end - p)), *o = out;
 	if (!out)
@@ -271,6 +273,7 @@ static char *decode_string(const char *p) {
 		}
 	}
 	*o = '\0';
+	*len = (size_t)(o - out);
 	return out;
 }
 
@@ -279,8 +282,9 @@ static const char *find(const char *opts, const char *key) {
 	const char *found = NULL;
 	const char *p = skip_ws(skip_ws(opts) + 1);
 	while (*p == '"') {
-		char *name = decode_string(p);
-		bool match = strcmp(name, key) == 0;
+		size_t n;
+		char *name = decode_string(p, &n);
+		bool match = n == strlen(key) && memcmp(name, key, n) == 0;
 		free(name);
 		p = skip_ws(skip_ws(skip_string(p)) + 1); /* past the ':' */
 		if (match)
@@ -305,7 +309,11 @@ const char *kiln_opt_string(const char *opts, const char *key, const char *def) 
 		return def;
 	if (*v != '"')
 		kiln_fail("option %s: want a string", key);
-	return decode_string(v);
+	size_t n;
+	char *str = decode_string(v, &n);
+	if (n != strlen(str))
+		kiln_fail("option %s: holds a NUL character, which a C string cannot", key);
+	return str;
 }
 
 long long kiln_opt_int(const char *opts, const char *key, long long def) {

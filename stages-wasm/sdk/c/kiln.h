@@ -46,7 +46,10 @@ const char *kiln_options(void);
  * fails the stage, naming the key. When a key repeats, the last one counts,
  * as in Go's encoding/json.
  */
-/* The decoded string (escapes resolved, UTF-8), malloc'd, or def itself. */
+/*
+ * The decoded string (escapes resolved, UTF-8), malloc'd, or def itself. A
+ * string holding "\u0000" fails the stage rather than being cut short.
+ */
 const char *kiln_opt_string(const char *opts, const char *key, const char *def);
 /* An integer that fits a long long; fractions and exponents are refused. */
 long long kiln_opt_int(const char *opts, const char *key, long long def);
