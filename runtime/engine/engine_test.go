@@ -105,6 +105,15 @@ func TestStageFailures(t *testing.T) {
 			wantErr: ErrInvalidModule, wantInMsg: []string{"invalid stage module"},
 		},
 		{
+			name: "import from an unknown module", stage: "env", module: NewModule(importingWasm("env", "foo")),
+			wantErr:   ErrInvalidModule,
+			wantInMsg: []string{"module imports env.foo: a stage can import only wasi_snapshot_preview1 and kiln_hostfs"},
+		},
+		{
+			name: "unknown host function", stage: "hostfs", module: NewModule(importingWasm("kiln_hostfs", "nosuch")),
+			wantErr: ErrInvalidModule, wantInMsg: []string{"instantiating:", `"nosuch" is not exported in module "kiln_hostfs"`},
+		},
+		{
 			name: "not a command", stage: "lib", module: NewModule(wasmCommand([]byte{0}, []byte{0x0b}, 0)[:8]),
 			wantErr: ErrInvalidModule, wantInMsg: []string{"no _start function"},
 		},

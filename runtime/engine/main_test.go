@@ -153,6 +153,23 @@ func wasmCommand(locals, code []byte, memPages uint32) []byte {
 	return m
 }
 
+// importingWasm is a command that imports module.name as a () -> ()
+// function and never calls it.
+func importingWasm(module, name string) []byte {
+	imp := []byte{1, byte(len(module))}
+	imp = append(imp, module...)
+	imp = append(append(imp, byte(len(name))), name...)
+	imp = append(imp, 0, 0) // a function of type 0
+	m := []byte{0, 'a', 's', 'm', 1, 0, 0, 0,
+		1, 4, 1, 0x60, 0, 0, // type 0: () -> ()
+		2, byte(len(imp))}
+	m = append(m, imp...)
+	return append(m,
+		3, 2, 1, 0, // one function of type 0
+		7, 10, 1, 6, '_', 's', 't', 'a', 'r', 't', 0, 1, // export _start = function 1
+		10, 4, 1, 2, 0, 0x0b) // its body: nothing
+}
+
 var (
 	// trapWasm executes `unreachable`.
 	trapWasm = wasmCommand([]byte{0}, []byte{0x00, 0x0b}, 0)

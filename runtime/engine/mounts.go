@@ -54,6 +54,9 @@ func (m *stageMounts) withContext(ctx context.Context) context.Context {
 
 func (m *stageMounts) fsConfig() wazero.FSConfig { return hostfs.FSConfig(m.table) }
 
+// hostModuleName is the one host module besides WASI that stages may import.
+const hostModuleName = hostfs.ModuleName
+
 // instantiateHostModules adds the host modules every stage may import
 // besides WASI, once per runtime.
 func instantiateHostModules(ctx context.Context, rt wazero.Runtime) error {

@@ -87,6 +87,15 @@ func (r *runner) load(ctx context.Context, digest string, wasm []byte) (wazero.C
 		_ = m.Close(ctx)
 		return nil, failModule, errors.New("module exports no _start function: not a WASI command")
 	}
+	// wazero would only say "module[env] not instantiated"; name the
+	// import instead.
+	for _, fn := range m.ImportedFunctions() {
+		if mod, name, _ := fn.Import(); mod != wasi_snapshot_preview1.ModuleName && mod != hostModuleName {
+			_ = m.Close(ctx)
+			return nil, failModule, fmt.Errorf("module imports %s.%s: a stage can import only %s and %s",
+				mod, name, wasi_snapshot_preview1.ModuleName, hostModuleName)
+		}
+	}
 	// The allocator cannot refuse the initial size (wazero would panic),
 	// so a module that starts too big is refused here.
 	mems := m.ImportedMemories()
@@ -140,12 +149,17 @@ func (r *runner) run(ctx context.Context, req *stageRequest, stdout, stderr io.W
 		WithSysNanosleep().
 		WithRandSource(stageRand(req.ID))
 
-	mod, err := r.rt.InstantiateModule(ctx, compiled, cfg)
-	if mod != nil {
-		// A C or Rust command that returns from main without calling
-		// exit leaves its instance open.
-		_ = mod.Close(ctx)
+	// Instantiate first and call _start separately, so that a link error
+	// (an import kiln does not provide) is told apart from a trap.
+	mod, err := r.rt.InstantiateModule(ctx, compiled, cfg.WithStartFunctions())
+	if err != nil {
+		out.Fail, out.Err = failModule, fmt.Sprintf("instantiating: %v", err)
+		return out
 	}
+	// A C or Rust command that returns from main without calling exit
+	// leaves its instance open; after proc_exit this does nothing.
+	defer mod.Close(ctx)
+	_, err = mod.ExportedFunction("_start").Call(ctx)
 	var exit *sys.ExitError
 	switch {
 	case err == nil:
