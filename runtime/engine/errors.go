@@ -22,8 +22,8 @@ var (
 	// ErrTimeout: the stage ran longer than Stage.Timeout and was killed.
 	// Errors carrying it also match context.DeadlineExceeded.
 	ErrTimeout = errors.New("timed out")
-	// ErrInvalidModule: the module does not compile or is not a WASI
-	// command (no _start export).
+	// ErrInvalidModule: the module does not compile, is not a WASI
+	// command (no _start export), or imports what kiln does not provide.
 	ErrInvalidModule = errors.New("invalid stage module")
 	// ErrWorker: the worker process running stages died or broke the
 	// protocol. The engine starts a fresh worker for the next stage.
