@@ -13,7 +13,11 @@ import (
 // TestMain makes the test binary a stage worker when the engine starts it as
 // one; the engine runs stages in a copy of its own executable.
 func TestMain(m *testing.M) {
-	MaybeRunWorker()
+	// TestForgottenHook runs this binary as a program that forgot the
+	// call, in a process of its own.
+	if os.Getenv("KILN_ENGINE_TEST_NO_HOOK") == "" {
+		MaybeRunWorker()
+	}
 	dir, err := os.MkdirTemp("", "kiln-engine-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

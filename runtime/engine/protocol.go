@@ -10,11 +10,13 @@ package engine
 // worker's stdin, or the parent dying, ends the worker at once.
 
 const (
-	// workerArg is argv[1] of a worker process; MaybeRunWorker looks for it.
+	// workerArg is the last argument of a worker process.
 	workerArg = "__kiln-stage-worker"
-	// workerEnv is set in a worker's environment. New refuses to run in a
-	// process that has it, so a binary that forgot to call MaybeRunWorker
-	// fails with a clear error instead of re-executing itself forever.
+	// workerEnv is set to "1" in a worker's environment. MaybeRunWorker
+	// wants it as well as workerArg, so no command line alone makes a
+	// worker; New refuses to run where it is set, so a binary that forgot
+	// to call MaybeRunWorker fails with a clear error instead of
+	// re-executing itself forever.
 	workerEnv = "KILN_STAGE_WORKER"
 	// workerMagic opens the handshake, so that a binary answering with
 	// something else is recognised as not being a worker.

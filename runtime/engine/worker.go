@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/gob"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -41,7 +42,7 @@ func startWorker(ctx context.Context, hello workerHello) (*worker, error) {
 		_, _ = inR.Close(), inW.Close()
 		return nil, fmt.Errorf("%w: %w", ErrWorker, err)
 	}
-	cmd := exec.Command(exe, workerArg)
+	cmd := exec.Command(exe, workerArgs()...)
 	cmd.Env = append(os.Environ(), workerEnv+"=1")
 	cmd.Stdin, cmd.Stdout = inR, outW
 	w := &worker{
@@ -82,8 +83,12 @@ func startWorker(ctx context.Context, hello workerHello) (*worker, error) {
 		if ready.Err != "" {
 			return nil, fmt.Errorf("%w: %s", ErrWorker, ready.Err)
 		}
+		msg := w.stderr.Bytes()
+		if len(msg) > 512 {
+			msg = append(msg[:512:512], "..."...)
+		}
 		return nil, fmt.Errorf("%w: %s did not answer as a stage worker (%v); its main must call engine.MaybeRunWorker first; stderr: %q",
-			ErrWorker, exe, err, w.stderr.Bytes())
+			ErrWorker, exe, err, msg)
 	}
 	return w, nil
 }
@@ -97,6 +102,18 @@ func selfExe() (string, error) {
 		return proc, nil
 	}
 	return os.Executable()
+}
+
+// workerArgs are the worker's arguments. In a test binary they come after
+// flags that run no tests, so that a test package whose TestMain lacks
+// MaybeRunWorker fails the handshake at once instead of running its whole
+// suite in the would-be worker first. The flag package stops at the first
+// non-flag argument, so workerArg must come last.
+func workerArgs() []string {
+	if flag.Lookup("test.run") != nil {
+		return []string{"-test.run=^$", "-test.bench=^$", workerArg}
+	}
+	return []string{workerArg}
 }
 
 // start forks the worker from a goroutine locked to its OS thread, and keeps

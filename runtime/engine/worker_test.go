@@ -146,3 +146,31 @@ func TestHelperParent(t *testing.T) {
 	_, err := e.Run(context.Background(), Stage{Name: "spin", ID: testID, Module: guest(t), Tree: t.TempDir(), Log: report})
 	t.Fatalf("the spinning stage returned: %v", err)
 }
+
+// TestForgottenHook runs a test binary whose TestMain does not call
+// MaybeRunWorker, as another package's tests might, and checks that New says
+// so instead of hanging or re-executing itself.
+func TestForgottenHook(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperNoHook$", "-test.v")
+	cmd.Env = append(os.Environ(), "KILN_ENGINE_TEST_NO_HOOK=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("helper: %v\n%s", err, out)
+	}
+	if want := "must call engine.MaybeRunWorker first"; !strings.Contains(string(out), want) {
+		t.Errorf("New in a binary without the hook said:\n%s\nwant a message containing %q", out, want)
+	}
+}
+
+// TestHelperNoHook is the process TestForgottenHook starts.
+func TestHelperNoHook(t *testing.T) {
+	if os.Getenv("KILN_ENGINE_TEST_NO_HOOK") == "" {
+		t.Skip("helper process for TestForgottenHook")
+	}
+	e, err := New(context.Background(), Config{})
+	if err == nil {
+		_ = e.Close()
+		t.Fatal("New succeeded without a worker hook")
+	}
+	t.Logf("New: %v", err)
+}

@@ -16,7 +16,7 @@ import (
 // TestMain, because the engine runs stages in a copy of its own executable
 // (see docs/stage-abi.md). In a worker it never returns.
 func MaybeRunWorker() {
-	if len(os.Args) < 2 || os.Args[1] != workerArg {
+	if len(os.Args) < 2 || os.Args[len(os.Args)-1] != workerArg || os.Getenv(workerEnv) != "1" {
 		return
 	}
 	if err := serveWorker(os.Stdin, os.Stdout); err != nil {
