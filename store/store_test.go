@@ -3,7 +3,6 @@ package store_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
@@ -21,10 +20,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if err := mountns.Enter(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
+	mountns.MustEnter()
 	storetest.RunHelper()
 	os.Exit(m.Run())
 }

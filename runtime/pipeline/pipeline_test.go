@@ -23,10 +23,7 @@ import (
 
 func TestMain(m *testing.M) {
 	engine.MaybeRunWorker()
-	if err := mountns.Enter(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
+	mountns.MustEnter()
 	os.Exit(m.Run())
 }
 

@@ -22,10 +22,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if err := mountns.Enter(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
+	mountns.MustEnter()
 	os.Exit(m.Run())
 }
 

@@ -145,3 +145,12 @@ func reexec() (int, error) {
 	}
 	return 0, nil
 }
+
+// MustEnter is Enter for main functions and TestMain: on failure it prints
+// why and exits with status 1, since nothing can run without the namespace.
+func MustEnter() {
+	if err := Enter(); err != nil {
+		fmt.Fprintf(os.Stderr, "kiln: %v\n", err)
+		os.Exit(1)
+	}
+}

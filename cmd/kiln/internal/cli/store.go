@@ -43,6 +43,16 @@ func openStore(ctx context.Context, cmd *cobra.Command, root string) (*store.Sto
 	return st, nil
 }
 
+// withStore runs fn on the store at root, closing it afterwards.
+func withStore(cmd *cobra.Command, root string, fn func(ctx context.Context, st *store.Store) error) error {
+	st, err := openStore(cmd.Context(), cmd, root)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return fn(cmd.Context(), st)
+}
+
 func newStoreCmd() *cobra.Command {
 	var root string
 	cmd := &cobra.Command{
@@ -75,45 +85,41 @@ its size on disk, when it was last used and the refs that point at it.`,
   kiln store ls --json | jq '.[] | select(.size > 1e9)'`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			st, err := openStore(ctx, cmd, *root)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			objs, err := st.Objects(ctx)
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			if asJSON {
-				type jsonObject struct {
-					Treesum  string    `json:"treesum"`
-					Size     int64     `json:"size"`
-					LastUsed time.Time `json:"last_used,omitzero"`
-					Refs     []string  `json:"refs"`
+			return withStore(cmd, *root, func(ctx context.Context, st *store.Store) error {
+				objs, err := st.Objects(ctx)
+				if err != nil {
+					return err
 				}
-				list := make([]jsonObject, 0, len(objs))
+				out := cmd.OutOrStdout()
+				if asJSON {
+					type jsonObject struct {
+						Treesum  string    `json:"treesum"`
+						Size     int64     `json:"size"`
+						LastUsed time.Time `json:"last_used,omitzero"`
+						Refs     []string  `json:"refs"`
+					}
+					list := make([]jsonObject, 0, len(objs))
+					for _, o := range objs {
+						list = append(list, jsonObject{o.Sum, o.Size, o.LastUsed, nonNil(o.Refs)})
+					}
+					enc := json.NewEncoder(out)
+					enc.SetIndent("", "  ")
+					return enc.Encode(list)
+				}
+				if len(objs) == 0 {
+					fmt.Fprintf(out, "no objects in %s\n", st.Root())
+					return nil
+				}
+				tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "OBJECT\tSIZE\tLAST USED\tREFS")
+				var total int64
 				for _, o := range objs {
-					list = append(list, jsonObject{o.Sum, o.Size, o.LastUsed, nonNil(o.Refs)})
+					total += o.Size
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", o.Sum[:12], formatSize(o.Size), formatTime(o.LastUsed), strings.Join(o.Refs, " "))
 				}
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(list)
-			}
-			if len(objs) == 0 {
-				fmt.Fprintf(out, "no objects in %s\n", st.Root())
-				return nil
-			}
-			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "OBJECT\tSIZE\tLAST USED\tREFS")
-			var total int64
-			for _, o := range objs {
-				total += o.Size
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", o.Sum[:12], formatSize(o.Size), formatTime(o.LastUsed), strings.Join(o.Refs, " "))
-			}
-			fmt.Fprintf(tw, "%d objects\t%s\t\t\n", len(objs), formatSize(total))
-			return tw.Flush()
+				fmt.Fprintf(tw, "%d objects\t%s\t\t\n", len(objs), formatSize(total))
+				return tw.Flush()
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array instead of a table")
@@ -134,29 +140,25 @@ func newStoreDuCmd(root *string) *cobra.Command {
 		Example: `  kiln store du`,
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			st, err := openStore(ctx, cmd, *root)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			u, err := st.DiskUsage(ctx)
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "%10s  objects/\n", formatSize(u.Objects))
-			names := make([]string, 0, len(u.Other))
-			for name := range u.Other {
-				names = append(names, name)
-			}
-			slices.Sort(names)
-			for _, name := range names {
-				fmt.Fprintf(out, "%10s  %s/\n", formatSize(u.Other[name]), name)
-			}
-			fmt.Fprintf(out, "%10s  tmp/\n", formatSize(u.Tmp))
-			fmt.Fprintf(out, "%10s  total in %s\n", formatSize(u.Total), st.Root())
-			return nil
+			return withStore(cmd, *root, func(ctx context.Context, st *store.Store) error {
+				u, err := st.DiskUsage(ctx)
+				if err != nil {
+					return err
+				}
+				out := cmd.OutOrStdout()
+				fmt.Fprintf(out, "%10s  objects/\n", formatSize(u.Objects))
+				names := make([]string, 0, len(u.Other))
+				for name := range u.Other {
+					names = append(names, name)
+				}
+				slices.Sort(names)
+				for _, name := range names {
+					fmt.Fprintf(out, "%10s  %s/\n", formatSize(u.Other[name]), name)
+				}
+				fmt.Fprintf(out, "%10s  tmp/\n", formatSize(u.Tmp))
+				fmt.Fprintf(out, "%10s  total in %s\n", formatSize(u.Total), st.Root())
+				return nil
+			})
 		},
 	}
 }
@@ -172,27 +174,23 @@ unknown. Exits 1 and lists the problems if any are found.`,
 		Example: `  kiln store fsck && echo store is consistent`,
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			st, err := openStore(ctx, cmd, *root)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			rep, err := st.Fsck(ctx)
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "checked %d objects, %d refs, %d entries in tmp/ of %s\n", rep.Objects, rep.Refs, rep.Tmp, st.Root())
-			if len(rep.Problems) == 0 {
-				fmt.Fprintln(out, "no problems found")
-				return nil
-			}
-			for _, p := range rep.Problems {
-				fmt.Fprintf(out, "problem: %s\n", p)
-			}
-			fmt.Fprintf(out, "%d problem(s) found\n", len(rep.Problems))
-			return exitCodeError{exitFailure}
+			return withStore(cmd, *root, func(ctx context.Context, st *store.Store) error {
+				rep, err := st.Fsck(ctx)
+				if err != nil {
+					return err
+				}
+				out := cmd.OutOrStdout()
+				fmt.Fprintf(out, "checked %d objects, %d refs, %d entries in tmp/ of %s\n", rep.Objects, rep.Refs, rep.Tmp, st.Root())
+				if len(rep.Problems) == 0 {
+					fmt.Fprintln(out, "no problems found")
+					return nil
+				}
+				for _, p := range rep.Problems {
+					fmt.Fprintf(out, "problem: %s\n", p)
+				}
+				fmt.Fprintf(out, "%d problem(s) found\n", len(rep.Problems))
+				return exitCodeError{exitFailure}
+			})
 		},
 	}
 }
@@ -218,28 +216,24 @@ KiB, MiB, GiB, TiB and KB, MB, GB, TB, powers of 1000, are accepted too).`,
 			if err != nil {
 				return usagef("--max-size: %v", err)
 			}
-			ctx := cmd.Context()
-			st, err := openStore(ctx, cmd, *root)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			res, err := st.GC(ctx, limit)
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			for _, o := range res.Removed {
-				fmt.Fprintf(out, "removed %s  %s  %s\n", o.Sum[:12], formatSize(o.Size), strings.Join(o.Refs, " "))
-			}
-			for _, o := range res.InUse {
-				fmt.Fprintf(out, "in use, kept %s  %s  %s\n", o.Sum[:12], formatSize(o.Size), strings.Join(o.Refs, " "))
-			}
-			fmt.Fprintf(out, "objects/: %s before, %s after (limit %s)\n", formatSize(res.Before), formatSize(res.After), formatSize(limit))
-			if res.After > limit {
-				fmt.Fprintf(cmd.ErrOrStderr(), "kiln: objects in use keep the store above %s\n", formatSize(limit))
-			}
-			return nil
+			return withStore(cmd, *root, func(ctx context.Context, st *store.Store) error {
+				res, err := st.GC(ctx, limit)
+				if err != nil {
+					return err
+				}
+				out := cmd.OutOrStdout()
+				for _, o := range res.Removed {
+					fmt.Fprintf(out, "removed %s  %s  %s\n", o.Sum[:12], formatSize(o.Size), strings.Join(o.Refs, " "))
+				}
+				for _, o := range res.InUse {
+					fmt.Fprintf(out, "in use, kept %s  %s  %s\n", o.Sum[:12], formatSize(o.Size), strings.Join(o.Refs, " "))
+				}
+				fmt.Fprintf(out, "objects/: %s before, %s after (limit %s)\n", formatSize(res.Before), formatSize(res.After), formatSize(limit))
+				if res.After > limit {
+					fmt.Fprintf(cmd.ErrOrStderr(), "kiln: objects in use keep the store above %s\n", formatSize(limit))
+				}
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&maxSize, "max-size", "", "largest size objects/ may keep, e.g. 20G")
