@@ -242,3 +242,36 @@ func TestNewInsideWorkerRefused(t *testing.T) {
 		t.Errorf("New in a worker = %v, want ErrWorker naming MaybeRunWorker", err)
 	}
 }
+
+func TestNewRefusesBadConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"memory limit under a page", Config{MemoryLimit: 1000}, "must be between 64 KiB and 4 GiB"},
+		{"memory limit over 4 GiB", Config{MemoryLimit: 5 << 30}, "must be between 64 KiB and 4 GiB"},
+		{"cache dir under a file", Config{CacheDir: filepath.Join(fileIn(t), "cache")}, "creating compilation cache"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, err := New(t.Context(), tt.cfg)
+			if err == nil {
+				_ = e.Close()
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("New(%+v) = %v, want an error containing %q", tt.cfg, err, tt.want)
+			}
+		})
+	}
+}
+
+// fileIn makes a regular file in a fresh directory and returns its path.
+func fileIn(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(p, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
