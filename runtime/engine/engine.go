@@ -211,7 +211,8 @@ func (e *Engine) Run(ctx context.Context, st Stage) (Result, error) {
 	case killed && context.Cause(runCtx) == errStageTimeout:
 		se.Err = fmt.Errorf("%w after %s: %w", ErrTimeout, st.Timeout, context.DeadlineExceeded)
 	case killed:
-		se.Err = fmt.Errorf("canceled: %w", context.Cause(ctx))
+		// The caller canceled, or its own deadline passed.
+		se.Err = fmt.Errorf("stopped: %w", context.Cause(ctx))
 	case e.isClosed():
 		se.Err = ErrClosed
 	default:
