@@ -6,9 +6,9 @@ import (
 	"testing"
 )
 
-// TestDeterminism runs a stage that prints the time and 32 bytes from
-// crypto/rand: with the same id it must print the same twice, in different
-// workers even, and the time must be SOURCE_DATE_EPOCH.
+// TestDeterminism runs a stage that prints the time, a map's iteration order
+// and 32 bytes from crypto/rand: with the same id it must print the same
+// twice, in different workers even, and the time must be SOURCE_DATE_EPOCH.
 func TestDeterminism(t *testing.T) {
 	const epoch = 1234567890
 	run := func(e *Engine, id string) string {
@@ -32,6 +32,9 @@ func TestDeterminism(t *testing.T) {
 	}
 	different := run(e1, "aa02")
 	random := func(s string) string { _, r, _ := strings.Cut(s, "random "); return r }
+	if !strings.Contains(first, "maporder ") {
+		t.Errorf("output %q lacks the map order", first)
+	}
 	if random(different) == random(first) || len(random(first)) != 64+1 {
 		t.Errorf("random bytes for ids aa01 and aa02: %q and %q; want 32 different bytes each",
 			random(first), random(different))

@@ -52,7 +52,17 @@ func entropy(struct{}) error {
 		return err
 	}
 	now := time.Now()
-	fmt.Printf("unix %d\nnsec %d\nrandom %s\n", now.Unix(), now.Nanosecond(), hex.EncodeToString(b[:]))
+	fmt.Printf("unix %d\nnsec %d\n", now.Unix(), now.Nanosecond())
+	// The Go runtime seeds map iteration order from random_get too.
+	m := map[int]bool{}
+	for i := range 16 {
+		m[i] = true
+	}
+	fmt.Print("maporder")
+	for k := range m {
+		fmt.Printf(" %d", k)
+	}
+	fmt.Printf("\nrandom %s\n", hex.EncodeToString(b[:]))
 	return nil
 }
 
