@@ -275,3 +275,15 @@ func fileIn(t *testing.T) string {
 	}
 	return p
 }
+
+func TestNewCanceled(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	e, err := New(ctx, Config{})
+	if err == nil {
+		_ = e.Close()
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("New with a canceled context = %v, want context.Canceled", err)
+	}
+}

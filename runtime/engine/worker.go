@@ -66,8 +66,7 @@ func startWorker(ctx context.Context, hello workerHello) (*worker, error) {
 		return nil, fmt.Errorf("%w: starting %s: %w", ErrWorker, exe, err)
 	}
 
-	stop := context.AfterFunc(ctx, w.kill)
-	defer stop()
+	stopKill := context.AfterFunc(ctx, w.kill)
 	var ready workerReady
 	if err = w.enc.Encode(&hello); err == nil {
 		err = w.dec.Decode(&ready)
@@ -75,9 +74,11 @@ func startWorker(ctx context.Context, hello workerHello) (*worker, error) {
 	if err == nil && ready.Magic != workerMagic {
 		err = fmt.Errorf("unexpected handshake %q", ready.Magic)
 	}
-	if err != nil || ready.Err != "" {
+	// A kill racing a successful handshake still leaves a dead worker.
+	killed := !stopKill()
+	if err != nil || ready.Err != "" || killed {
 		w.stop()
-		if ctx.Err() != nil {
+		if killed {
 			return nil, fmt.Errorf("starting stage worker: %w", context.Cause(ctx))
 		}
 		if ready.Err != "" {
