@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // MaybeRunWorker turns this process into a stage worker if it was started as
@@ -19,7 +21,19 @@ func MaybeRunWorker() {
 	if len(os.Args) < 2 || os.Args[len(os.Args)-1] != workerArg || os.Getenv(workerEnv) != "1" {
 		return
 	}
-	if err := serveWorker(os.Stdin, os.Stdout); err != nil {
+	// The protocol gets stdout to itself: fd 1 is moved to a private
+	// descriptor and stderr takes its place, so a stray print anywhere in
+	// the process cannot corrupt the stream to the parent.
+	proto, err := unix.FcntlInt(uintptr(unix.Stdout), unix.F_DUPFD_CLOEXEC, 3)
+	if err == nil {
+		err = unix.Dup3(unix.Stderr, unix.Stdout, 0)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kiln stage worker: taking stdout: %v\n", err)
+		os.Exit(1)
+	}
+	os.Stdout = os.Stderr
+	if err := serveWorker(os.Stdin, os.NewFile(uintptr(proto), "kiln-stage-protocol")); err != nil {
 		fmt.Fprintf(os.Stderr, "kiln stage worker: %v\n", err)
 		os.Exit(1)
 	}
