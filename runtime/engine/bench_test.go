@@ -152,7 +152,7 @@ func BenchmarkCloseOnContextDone(b *testing.B) {
 				}
 				defer r.close(ctx)
 				// Compile and check outside the timing.
-				if o := r.run(ctx, req, io.Discard, io.Discard); o.ExitCode != 0 || o.Trap != "" || o.Err != "" {
+				if o := r.run(ctx, req, io.Discard, io.Discard, func() {}); o.ExitCode != 0 || o.Trap != "" || o.Err != "" {
 					b.Fatalf("warm-up run: %+v", o)
 				}
 				runners[i] = r
@@ -160,7 +160,7 @@ func BenchmarkCloseOnContextDone(b *testing.B) {
 			for b.Loop() {
 				for i, r := range runners {
 					start := time.Now()
-					r.run(ctx, req, io.Discard, io.Discard)
+					r.run(ctx, req, io.Discard, io.Discard, func() {})
 					times[i] += time.Since(start)
 				}
 			}

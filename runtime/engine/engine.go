@@ -79,8 +79,8 @@ type Stage struct {
 	// Epoch is SOURCE_DATE_EPOCH: the guest's wall clock, frozen.
 	Epoch int64
 	// Timeout kills the stage if it runs longer, counted from when the
-	// worker receives it (a worker start is not the stage's time); zero
-	// means no limit beyond ctx.
+	// worker has the module compiled (neither a worker start nor a cold
+	// compile is the stage's time); zero means no limit beyond ctx.
 	Timeout time.Duration
 	// Log, if set, receives the stage's stdout and stderr as they are
 	// written, for progress. Its errors are ignored: a broken terminal
@@ -179,11 +179,22 @@ func (e *Engine) Run(ctx context.Context, st Stage) (Result, error) {
 		return Result{}, fmt.Errorf("stage %s: %w", st.Name, err)
 	}
 
-	runCtx, cancel := ctx, context.CancelFunc(func() {})
-	if st.Timeout > 0 {
-		runCtx, cancel = context.WithTimeoutCause(ctx, st.Timeout, errStageTimeout)
+	// The timeout runs from when the worker has the module compiled: a
+	// cold compile of a large module (a second or more) is kiln's cost,
+	// not the stage's, and must not fail a stage with a tight limit.
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var timer *time.Timer
+	started := func() {
+		if st.Timeout > 0 && timer == nil {
+			timer = time.AfterFunc(st.Timeout, func() { cancel(errStageTimeout) })
+		}
 	}
-	defer cancel()
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	log := newLogBuffer(logLimit)
 	stderr := newLogBuffer(stderrLimit)
 	sink := func(stream int, p []byte) {
@@ -196,7 +207,7 @@ func (e *Engine) Run(ctx context.Context, st Stage) (Result, error) {
 		}
 	}
 	stopKill := context.AfterFunc(runCtx, w.kill)
-	out, runErr := w.run(req, sink)
+	out, runErr := w.run(req, sink, started)
 	killed := !stopKill()
 	res := Result{Log: log.Bytes(), Duration: time.Since(start)}
 	if killed || runErr != nil {

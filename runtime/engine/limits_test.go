@@ -35,6 +35,21 @@ func TestTimeoutKillsASpinningGuest(t *testing.T) {
 	runNoop(t, e)
 }
 
+// TestTimeoutExcludesCompile gives a quick stage a timeout far shorter than
+// compiling its module from scratch takes: the compile is kiln's cost, so
+// the stage must succeed.
+func TestTimeoutExcludesCompile(t *testing.T) {
+	e, err := New(t.Context(), Config{}) // no disk cache: the worker compiles
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	_, err = e.Run(t.Context(), Stage{Name: "noop", ID: testID, Module: guest(t), Tree: t.TempDir(), Timeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Errorf("a no-op stage with a 50ms timeout failed on a cold compile: %v", err)
+	}
+}
+
 // cancelOnWrite cancels a context at the first output, which proves that the
 // stage is running by the time the cancellation happens.
 type cancelOnWrite struct {

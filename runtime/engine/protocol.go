@@ -54,6 +54,8 @@ type workerReply struct {
 	Stream int // streamStdout or streamStderr, with Data
 	Data   []byte
 	Done   *outcome // the last reply for a request
+	// Started: the module is compiled and the guest starts now.
+	Started bool
 }
 
 // failKind classifies errors that happen before the guest runs.

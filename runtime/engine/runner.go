@@ -115,11 +115,12 @@ func (r *runner) load(ctx context.Context, digest string, wasm []byte) (wazero.C
 // run runs one stage to completion. The guest cannot be interrupted here
 // (see docs/stage-abi.md, "Stopping a stage"): the parent kills the whole
 // worker for that.
-func (r *runner) run(ctx context.Context, req *stageRequest, stdout, stderr io.Writer) outcome {
+func (r *runner) run(ctx context.Context, req *stageRequest, stdout, stderr io.Writer, started func()) outcome {
 	compiled, kind, err := r.load(ctx, req.Digest, req.Wasm)
 	if err != nil {
 		return outcome{Fail: kind, Err: err.Error()}
 	}
+	started()
 	out := outcome{Loaded: true}
 
 	mounts, err := openMounts(req)

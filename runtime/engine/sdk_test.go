@@ -170,7 +170,7 @@ func FuzzSDKOptions(f *testing.F) {
 		for i, m := range mods {
 			var stdout, stderr bytes.Buffer
 			o := r.run(ctx, &stageRequest{Name: "probe", ID: testID, Digest: m.digest, Wasm: m.wasm,
-				Options: []byte(opts), Tree: tree}, &stdout, &stderr)
+				Options: []byte(opts), Tree: tree}, &stdout, &stderr, func() {})
 			if o.Trap != "" || o.Err != "" {
 				t.Fatalf("probe %d on %q: %+v", i, opts, o)
 			}

@@ -164,9 +164,10 @@ func (w *worker) dead() bool {
 }
 
 // run sends one stage and relays its output to sink until its outcome
-// arrives. It returns an error only when the pipe breaks: the worker died
+// arrives; started is called when the worker has compiled the module and
+// starts the guest. It returns an error only when the pipe breaks: the worker died
 // or was killed.
-func (w *worker) run(req *stageRequest, sink func(stream int, p []byte)) (outcome, error) {
+func (w *worker) run(req *stageRequest, sink func(stream int, p []byte), started func()) (outcome, error) {
 	if w.have[req.Digest] {
 		req.Wasm = nil
 	}
@@ -181,6 +182,10 @@ func (w *worker) run(req *stageRequest, sink func(stream int, p []byte)) (outcom
 		if rep.Done != nil {
 			w.have[req.Digest] = rep.Done.Loaded
 			return *rep.Done, nil
+		}
+		if rep.Started {
+			started()
+			continue
 		}
 		sink(rep.Stream, rep.Data)
 	}

@@ -78,7 +78,8 @@ func serveWorker(in io.Reader, out io.Writer) error {
 		}
 	}()
 	for req := range reqs {
-		o := r.run(ctx, req, w.stream(streamStdout), w.stream(streamStderr))
+		started := func() { _ = w.encode(&workerReply{Started: true}) }
+		o := r.run(ctx, req, w.stream(streamStdout), w.stream(streamStderr), started)
 		if err := w.encode(&workerReply{Done: &o}); err != nil {
 			return err
 		}
