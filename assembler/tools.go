@@ -1,6 +1,14 @@
 package assembler
 
-import "os"
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+)
 
 // scratchDir makes a directory inside the output directory for
 // intermediate files. It lives in the output, not in the system's temp
@@ -13,4 +21,22 @@ func scratchDir(out string) (string, func(), error) {
 		return "", nil, err
 	}
 	return dir, func() { os.RemoveAll(dir) }, nil
+}
+
+// runTool runs an external program with env added to a minimal
+// environment (a fixed locale, so messages and sorting do not depend on
+// the caller's) and returns its stdout. The error names the command and
+// holds its stderr, which is where these tools say what went wrong.
+func runTool(ctx context.Context, env []string, name string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "LC_ALL=C"}, env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		if errors.Is(err, exec.ErrNotFound) {
+			return nil, fmt.Errorf("%s is not installed: %w", name, err)
+		}
+		return nil, fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.Bytes(), nil
 }
