@@ -6,12 +6,14 @@ LDFLAGS   := -X github.com/kilnbuild/kiln/cmd/kiln/internal/cli.version=$(VERSIO
 FUZZTIME  ?= 10s
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(HOME)/go/bin/staticcheck)
 
+include stages-wasm/stages.mk
+
 .PHONY: help stages build test bench lint fuzz demo clean
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-stages: ## build the stage library (Go, C, Rust modules) that bin/kiln embeds
+stages: hello-stages ## build the stage library (Go, C, Rust modules) that bin/kiln embeds
 	stages-wasm/build-library.sh
 
 build: stages ## build bin/kiln with its stage library

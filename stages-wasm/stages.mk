@@ -2,6 +2,6 @@
 # include. The commands themselves are in build.sh, which tests call too.
 STAGES_OUT ?= out/stages
 
-.PHONY: stages
-stages: ## build the hello stages (Go, C, Rust) into STAGES_OUT
+.PHONY: hello-stages
+hello-stages: ## build the hello stages (Go, C, Rust) into STAGES_OUT
 	stages-wasm/build.sh $(STAGES_OUT)
