@@ -52,6 +52,14 @@ func NewModule(wasm []byte) *Module {
 	return &Module{wasm: wasm, digest: hex.EncodeToString(sum[:])}
 }
 
+// NewModuleWithDigest is NewModule for a caller that has hashed wasm
+// already (the stage library hashes its modules once as it loads them):
+// digest must be the lowercase hex SHA-256 of wasm, since stage ids and the
+// worker's cache of compiled modules trust it.
+func NewModuleWithDigest(wasm []byte, digest string) *Module {
+	return &Module{wasm: wasm, digest: digest}
+}
+
 // ReadModule reads a module from a .wasm file.
 func ReadModule(path string) (*Module, error) {
 	wasm, err := os.ReadFile(path)

@@ -64,7 +64,7 @@ func New(stagePath []string) (*Registry, error) {
 	for _, s := range builtin {
 		mod := modules[s.ModuleDigest]
 		if mod == nil {
-			mod = engine.NewModule(s.Module)
+			mod = engine.NewModuleWithDigest(s.Module, s.ModuleDigest)
 			modules[s.ModuleDigest] = mod
 		}
 		r.entries[s.Name] = &Entry{Name: s.Name, Summary: s.Summary, Schema: s.Schema, Module: mod, ModuleName: s.ModuleName}
