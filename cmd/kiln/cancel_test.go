@@ -42,7 +42,7 @@ const spinManifest = `{"pipeline": {"stages": [
 
 func TestBuildStageTimeout(t *testing.T) {
 	store := t.TempDir()
-	r := kiln(t, "build", "--progress", "plain", "--stage-timeout", "1s", "--store", store,
+	r := kiln(t, "build", "--progress", "plain", "--stage-timeout", "3s", "--store", store,
 		"--stage-path", userStages(t, "test.spin"), writeManifest(t, spinManifest))
 	if r.code != 1 {
 		t.Fatalf("exit %d, want 1\n%s", r.code, r.stderr)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -35,18 +36,33 @@ func TestTimeoutKillsASpinningGuest(t *testing.T) {
 	runNoop(t, e)
 }
 
-// TestTimeoutExcludesCompile gives a quick stage a timeout far shorter than
-// compiling its module from scratch takes: the compile is kiln's cost, so
-// the stage must succeed.
-func TestTimeoutExcludesCompile(t *testing.T) {
-	e, err := New(t.Context(), Config{}) // no disk cache: the worker compiles
+// TestStartedAfterCompile checks the order the stage timeout relies on:
+// the worker reports the stage started (and the timeout starts counting)
+// only once the module is compiled, and before the guest writes anything.
+// A compile of a large module takes a second or more, which is kiln's cost,
+// not the stage's.
+func TestStartedAfterCompile(t *testing.T) {
+	ctx := context.Background()
+	r, err := newRunner(ctx, runnerConfig{memoryLimit: 64 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer e.Close()
-	_, err = e.Run(t.Context(), Stage{Name: "noop", ID: testID, Module: guest(t), Tree: t.TempDir(), Timeout: 50 * time.Millisecond})
-	if err != nil {
-		t.Errorf("a no-op stage with a 50ms timeout failed on a cold compile: %v", err)
+	defer r.close(ctx)
+	m := guest(t)
+	var events []string
+	out := writerFunc(func(p []byte) (int, error) { events = append(events, "output"); return len(p), nil })
+	o := r.run(ctx, &stageRequest{Name: "echo", ID: testID, Digest: m.digest, Wasm: m.wasm,
+		Options: []byte(`{"Lines": 1}`), Tree: t.TempDir()}, out, out, func() {
+		if _, ok := r.compiled[m.digest]; !ok {
+			t.Error("started reported before the module was compiled")
+		}
+		events = append(events, "started")
+	})
+	if o.ExitCode != 0 || o.Err != "" || o.Trap != "" {
+		t.Fatalf("echo: %+v", o)
+	}
+	if len(events) < 2 || events[0] != "started" || slices.Index(events[1:], "started") >= 0 {
+		t.Errorf("events %v: want started once, before any output", events)
 	}
 }
 
