@@ -1,0 +1,317 @@
+package assembler
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+)
+
+func init() { register(qemu{}) }
+
+// qemu writes a partitioned disk image: the partition table (go-diskfs),
+// one ext4 filesystem per partition made from the part of the tree under
+// its mountpoint, then qemu-img converts the raw disk to the format asked
+// for. It installs no bootloader.
+type qemu struct{}
+
+func (qemu) Name() string { return "org.osbuild.qemu" }
+func (qemu) Summary() string {
+	return "Write a partitioned disk image (raw, qcow2, vmdk, vdi, vpc, vhdx)"
+}
+
+// Version: bump on any change of output bytes.
+func (qemu) Version() string { return "1" }
+
+func (qemu) Schema() []byte {
+	return []byte(`{
+  "type": "object",
+  "additionalProperties": false,
+  "required": ["format", "filename", "ptuuid", "size"],
+  "oneOf": [{"required": ["root_fs_uuid"]}, {"required": ["pttype", "partitions"]}],
+  "properties": {
+    "bootloader": {"type": "object", "properties": {"type": {"type": "string", "enum": ["grub2", "zipl"]}},
+      "description": "refused: kiln installs no bootloader (install one with a stage)"},
+    "format": {"type": "string", "enum": ["raw", "raw.xz", "qcow2", "vdi", "vmdk", "vpc", "vhdx"],
+      "description": "image format; raw.xz is the raw image compressed with xz -T1"},
+    "qcow2_compat": {"type": "string", "description": "qcow2 compatibility version (qemu-img -o compat=), e.g. 0.10 or 1.1"},
+    "vmdk_subformat": {"type": "string",
+      "enum": ["monolithicSparse", "monolithicFlat", "twoGbMaxExtentSparse", "twoGbMaxExtentFlat", "streamOptimized"],
+      "description": "VMDK subformat (qemu-img -o subformat=)"},
+    "filename": {"type": "string", "description": "name of the image in the output directory"},
+    "partitions": {"type": "array", "description": "the partitions, in table order",
+      "items": {"type": "object", "additionalProperties": false, "properties": {
+        "bootable": {"type": "boolean", "description": "set the active flag (dos only)"},
+        "name": {"type": "string", "description": "partition name (gpt only)"},
+        "size": {"type": "integer", "minimum": 1,
+          "description": "size in 512-byte sectors; default: up to the next partition or the end of the disk"},
+        "start": {"type": "integer", "minimum": 1,
+          "description": "first sector (512 bytes); default: the end of the previous partition rounded up to 1 MiB (2048 for the first)"},
+        "type": {"type": "string",
+          "description": "partition type: a GUID (gpt, default Linux filesystem) or a hex byte such as 83 or 0xef (dos, default 83)"},
+        "uuid": {"type": "string", "description": "partition GUID (gpt only); default: derived from ptuuid and the partition number, so the image is reproducible"},
+        "filesystem": {"type": "object", "additionalProperties": false, "required": ["mountpoint", "type", "uuid"], "properties": {
+          "label": {"type": "string", "description": "filesystem label"},
+          "mountpoint": {"type": "string", "description": "where it is mounted: the filesystem holds the tree below it, less other partitions' mountpoints"},
+          "type": {"type": "string", "enum": ["ext4", "xfs", "vfat", "btrfs"], "description": "filesystem; kiln makes ext4 only"},
+          "uuid": {"type": "string", "description": "filesystem UUID, also its directory hash seed"}
+        }}
+      }}},
+    "ptuuid": {"type": "string", "description": "disk identifier: a GUID (gpt) or 8 hex digits, optionally 0x-prefixed (dos)"},
+    "pttype": {"type": "string", "enum": ["mbr", "dos", "gpt"], "description": "partition table type; mbr is dos; default dos"},
+    "root_fs_uuid": {"type": "string",
+      "description": "without partitions: one bootable partition from sector 2048 to the end holds the whole tree with this UUID"},
+    "size": {"type": "integer", "minimum": 1, "description": "virtual disk size in bytes, a multiple of 512"},
+    "root_fs_type": {"type": "string", "enum": ["ext4", "xfs", "btrfs"], "default": "ext4",
+      "description": "with root_fs_uuid: the root filesystem; kiln makes ext4 only"}
+  }
+}`)
+}
+
+type qemuOptions struct {
+	Format        string          `json:"format"`
+	Filename      string          `json:"filename"`
+	Size          int64           `json:"size"`
+	PTUUID        string          `json:"ptuuid"`
+	PTType        string          `json:"pttype"`
+	Partitions    []partition     `json:"partitions"`
+	RootFSUUID    string          `json:"root_fs_uuid"`
+	RootFSType    string          `json:"root_fs_type"`
+	Bootloader    json.RawMessage `json:"bootloader"`
+	QCOW2Compat   string          `json:"qcow2_compat"`
+	VMDKSubformat string          `json:"vmdk_subformat"`
+}
+
+type partition struct {
+	Start      int64       `json:"start"` // sectors
+	Size       int64       `json:"size"`  // sectors
+	Type       string      `json:"type"`
+	UUID       string      `json:"uuid"`
+	Name       string      `json:"name"`
+	Bootable   bool        `json:"bootable"`
+	Filesystem *filesystem `json:"filesystem"`
+}
+
+type filesystem struct {
+	Type       string `json:"type"`
+	UUID       string `json:"uuid"`
+	Label      string `json:"label"`
+	Mountpoint string `json:"mountpoint"`
+}
+
+const sectorSize = 512
+
+// qemuFormats maps the format option to qemu-img's -O argument.
+var qemuFormats = map[string]string{"raw": "raw", "raw.xz": "raw", "qcow2": "qcow2", "vdi": "vdi", "vmdk": "vmdk", "vpc": "vpc", "vhdx": "vhdx"}
+
+// options reads and checks the options, turning the legacy form
+// (root_fs_uuid without partitions) into its one partition as osbuild
+// does.
+func (a qemu) options(in Input) (qemuOptions, error) {
+	opts := qemuOptions{PTType: "dos", RootFSType: "ext4"}
+	if err := decode(in, a.Name(), &opts); err != nil {
+		return opts, err
+	}
+	if len(opts.Bootloader) > 0 {
+		return opts, errOption(a.Name(), "bootloader", "kiln does not install bootloaders; install one with a stage and leave this option out")
+	}
+	if _, ok := qemuFormats[opts.Format]; !ok {
+		return opts, errOption(a.Name(), "format", "%q is not one of raw, raw.xz, qcow2, vdi, vmdk, vpc, vhdx", opts.Format)
+	}
+	if opts.Size <= 0 || opts.Size%sectorSize != 0 {
+		return opts, errOption(a.Name(), "size", "%d is not a positive multiple of %d bytes", opts.Size, sectorSize)
+	}
+	if opts.QCOW2Compat != "" && opts.Format != "qcow2" {
+		return opts, errOption(a.Name(), "qcow2_compat", "applies to format qcow2, not %s", opts.Format)
+	}
+	if opts.VMDKSubformat != "" && opts.Format != "vmdk" {
+		return opts, errOption(a.Name(), "vmdk_subformat", "applies to format vmdk, not %s", opts.Format)
+	}
+	if opts.PTType == "mbr" {
+		opts.PTType = "dos"
+	}
+	if opts.Partitions == nil {
+		if opts.RootFSUUID == "" {
+			return opts, errOption(a.Name(), "partitions", "give partitions, or root_fs_uuid for a single root partition")
+		}
+		if opts.RootFSType != "ext4" {
+			return opts, errOption(a.Name(), "root_fs_type", "%q is not supported: kiln makes ext4 filesystems only", opts.RootFSType)
+		}
+		opts.Partitions = []partition{{Start: 2048, Bootable: true,
+			Filesystem: &filesystem{Type: "ext4", UUID: opts.RootFSUUID, Mountpoint: "/"}}}
+	}
+	for i, p := range opts.Partitions {
+		if p.Filesystem == nil {
+			continue
+		}
+		opt := fmt.Sprintf("partitions[%d].filesystem", i)
+		if p.Filesystem.Type != "ext4" {
+			return opts, errOption(a.Name(), opt+".type", "%q is not supported: kiln makes ext4 filesystems only", p.Filesystem.Type)
+		}
+		if err := checkUUID(a.Name(), opt+".uuid", p.Filesystem.UUID); err != nil {
+			return opts, err
+		}
+		mp := p.Filesystem.Mountpoint
+		if !path.IsAbs(mp) || path.Clean(mp) != mp {
+			return opts, errOption(a.Name(), opt+".mountpoint", "%q is not a clean absolute path", mp)
+		}
+		for j := range i {
+			if q := opts.Partitions[j].Filesystem; q != nil && q.Mountpoint == mp {
+				return opts, errOption(a.Name(), opt+".mountpoint", "%q is also partition %d's", mp, j)
+			}
+		}
+	}
+	return opts, nil
+}
+
+func (a qemu) Assemble(ctx context.Context, in Input) error {
+	opts, err := a.options(in)
+	if err != nil {
+		return err
+	}
+	out, err := outputFile(a.Name(), in.Output, opts.Filename)
+	if err != nil {
+		return err
+	}
+	out.Close()
+	scratch, cleanup, err := scratchDir(in.Output)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+
+	// A raw image is written in place; other formats convert a raw one
+	// from the scratch directory.
+	rawPath := filepath.Join(in.Output, opts.Filename)
+	if opts.Format != "raw" {
+		rawPath = filepath.Join(scratch, "disk.raw")
+	}
+	disk, err := os.OpenFile(rawPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	defer disk.Close()
+	if err := disk.Truncate(opts.Size); err != nil {
+		return err
+	}
+	parts, err := writeTable(a.Name(), disk, opts)
+	if err != nil {
+		return err
+	}
+	for i, p := range parts {
+		if p.Filesystem == nil {
+			continue
+		}
+		if err := a.fillPartition(ctx, in, scratch, disk, parts, i); err != nil {
+			return fmt.Errorf("%s: partition %d (%s): %w", a.Name(), i+1, p.Filesystem.Mountpoint, err)
+		}
+	}
+	if err := disk.Sync(); err != nil {
+		return err
+	}
+	if err := disk.Close(); err != nil {
+		return err
+	}
+	return a.convert(ctx, opts, rawPath, filepath.Join(in.Output, opts.Filename))
+}
+
+// fillPartition makes partition i's filesystem from the tree under its
+// mountpoint, leaving out what other partitions mounted below it hold, and
+// copies it into the disk at the partition's offset.
+func (a qemu) fillPartition(ctx context.Context, in Input, scratch string, disk *os.File, parts []partition, i int) error {
+	p := parts[i]
+	src := filepath.Join(in.Tree, p.Filesystem.Mountpoint)
+	var exclude []string
+	for j, q := range parts {
+		if j == i || q.Filesystem == nil {
+			continue
+		}
+		if rel, ok := below(p.Filesystem.Mountpoint, q.Filesystem.Mountpoint); ok {
+			exclude = append(exclude, rel)
+		}
+	}
+	dir := filepath.Join(scratch, fmt.Sprintf("part%d", i+1))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	files := src
+	if _, err := os.Lstat(src); os.IsNotExist(err) {
+		// Nothing in the tree below the mountpoint: an empty filesystem.
+		files = filepath.Join(dir, "empty")
+		if err := os.Mkdir(files, 0o755); err != nil {
+			return err
+		}
+	} else if len(exclude) > 0 {
+		// mkfs.ext4 -d copies a whole directory: give it a copy of the
+		// tree without the other partitions' contents.
+		files = filepath.Join(dir, "tree")
+		if err := stageTree(ctx, src, files, exclude); err != nil {
+			return fmt.Errorf("copying the tree: %w", err)
+		}
+	}
+	image := filepath.Join(dir, "fs.img")
+	err := makeExt4(ctx, dir, ext4Spec{
+		Assembler: a.Name(), Dir: files, Path: image, Size: p.Size * sectorSize,
+		UUID: p.Filesystem.UUID, Label: p.Filesystem.Label, Epoch: in.Epoch,
+	})
+	if err != nil {
+		return err
+	}
+	return copySparse(disk, p.Start*sectorSize, image)
+}
+
+// below reports whether mountpoint q lies strictly below p, and where
+// relative to p.
+func below(p, q string) (string, bool) {
+	if p == q {
+		return "", false
+	}
+	prefix := strings.TrimSuffix(p, "/") + "/"
+	if !strings.HasPrefix(q, prefix) {
+		return "", false
+	}
+	return strings.TrimPrefix(q, prefix), true
+}
+
+// convert writes the raw disk at raw to out in the format asked for.
+func (a qemu) convert(ctx context.Context, opts qemuOptions, raw, out string) error {
+	switch opts.Format {
+	case "raw":
+		return nil
+	case "raw.xz":
+		// One thread: xz's multi-threaded output depends on the thread
+		// count, and a raw disk is mostly zeros.
+		f, err := os.OpenFile(out, os.O_WRONLY|os.O_TRUNC, 0o644)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := runToolTo(ctx, f, "xz", "--threads=1", "--stdout", raw); err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrFailed, a.Name(), err)
+		}
+		return f.Close()
+	}
+	args := []string{"convert", "-f", "raw", "-O", qemuFormats[opts.Format]}
+	var o []string
+	if opts.QCOW2Compat != "" {
+		o = append(o, "compat="+opts.QCOW2Compat)
+	}
+	if opts.VMDKSubformat != "" {
+		o = append(o, "subformat="+opts.VMDKSubformat)
+	}
+	if opts.Format == "vpc" {
+		// Without it qemu-img rounds the size to a CHS geometry.
+		o = append(o, "force_size=on")
+	}
+	if len(o) > 0 {
+		args = append(args, "-o", strings.Join(o, ","))
+	}
+	if _, err := runTool(ctx, nil, "qemu-img", append(args, raw, out)...); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrFailed, a.Name(), err)
+	}
+	return nil
+}
