@@ -110,8 +110,7 @@ func readOCI(t *testing.T, path string) ociImage {
 // clients: skopeo (inspect and copy, by path and by path:tag) and umoci
 // (unpack to a runtime bundle, whose rootfs must hold the tree's files).
 func TestOCIArchive(t *testing.T) {
-	tree := t.TempDir()
-	storetest.RichTree(t, tree)
+	tree := richTree(t)
 	file := runOCI(t, tree, `{"filename": "image.tar", "architecture": "x86_64", "config": {"Cmd": ["/bin/true"]}}`)
 	img := readOCI(t, file)
 	if img.config.Architecture != "amd64" || img.config.OS != "linux" || !img.config.Created.Equal(time.Unix(testEpoch, 0)) {
@@ -163,6 +162,7 @@ func TestOCIArchive(t *testing.T) {
 		}
 		work := t.TempDir()
 		layout, bundle := filepath.Join(work, "layout"), filepath.Join(work, "bundle")
+		t.Cleanup(func() { makeWritable(bundle) })
 		if err := os.Mkdir(layout, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -205,8 +205,7 @@ func TestOCIArchive(t *testing.T) {
 // touched in between: the archives, and so the manifest digest, must be
 // the same bytes.
 func TestOCIReproducible(t *testing.T) {
-	tree := t.TempDir()
-	storetest.RichTree(t, tree)
+	tree := richTree(t)
 	opts := `{"filename": "i.tar", "architecture": "arm64", "annotations": {"a": "b"}}`
 	path1 := runOCI(t, tree, opts)
 	if err := exec.Command("find", tree, "-exec", "touch", "-h", "{}", "+").Run(); err != nil {

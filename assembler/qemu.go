@@ -237,7 +237,7 @@ func (a qemu) fillPartition(ctx context.Context, in Input, scratch string, disk 
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer removeAll(dir)
 	files := src
 	if _, err := os.Lstat(src); os.IsNotExist(err) {
 		// Nothing in the tree below the mountpoint: an empty filesystem.

@@ -47,8 +47,7 @@ func wantIn(t *testing.T, what, got string, wants ...string) {
 
 // bootTree is a RichTree with files for a /boot and a /boot/efi partition.
 func bootTree(t *testing.T) string {
-	tree := t.TempDir()
-	storetest.RichTree(t, tree)
+	tree := richTree(t)
 	storetest.WriteFile(t, tree, "boot/vmlinuz", "kernel\n")
 	storetest.WriteFile(t, tree, "boot/efi/EFI/BOOT/BOOTX64.EFI", "efi\n")
 	return tree
@@ -104,6 +103,7 @@ func TestQemuGPT(t *testing.T) {
 		requireRoot(t)
 		// The root filesystem is the tree without the two boot partitions.
 		want := t.TempDir()
+		t.Cleanup(func() { makeWritable(want) })
 		if err := stageTree(t.Context(), tree, filepath.Join(want, "t"), []string{"boot"}); err != nil {
 			t.Fatal(err)
 		}
@@ -116,8 +116,7 @@ func TestQemuGPT(t *testing.T) {
 // debugfs.
 func TestQemuLegacy(t *testing.T) {
 	requireTools(t, "mkfs.ext4", "debugfs", "e2fsck", "qemu-img", "sfdisk")
-	tree := t.TempDir()
-	storetest.RichTree(t, tree)
+	tree := richTree(t)
 	disk := runQemu(t, tree, `{"format": "qcow2", "filename": "disk.qcow2", "size": 67108864,
 		"ptuuid": "0x14fc63d2", "root_fs_uuid": "`+testUUID+`"}`)
 	tool(t, "qemu-img", "check", disk)

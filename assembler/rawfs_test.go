@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +24,24 @@ func requireTools(t testing.TB, tools ...string) {
 			t.Skipf("needs %s (installed by .ci/run)", tool)
 		}
 	}
+}
+
+// richTree is storetest.RichTree in a temporary directory that, for a
+// user other than root, can be removed despite its read-only directory.
+func richTree(t *testing.T) string {
+	tree := t.TempDir()
+	storetest.RichTree(t, tree)
+	t.Cleanup(func() { makeWritable(tree) })
+	return tree
+}
+
+func makeWritable(dir string) {
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			os.Chmod(path, 0o755)
+		}
+		return nil
+	})
 }
 
 func runRawfs(t *testing.T, tree, opts string) string {
@@ -100,8 +119,7 @@ func checkFiles(t *testing.T, dev string) {
 // it and compares the whole tree's treesum with the source's.
 func TestRawfs(t *testing.T) {
 	requireTools(t, "mkfs.ext4", "debugfs", "e2fsck")
-	tree := t.TempDir()
-	storetest.RichTree(t, tree)
+	tree := richTree(t)
 	image := runRawfs(t, tree, `{"filename": "root.ext4", "root_fs_uuid": "`+testUUID+`", "size": 67108864}`)
 	if st, err := os.Stat(image); err != nil || st.Size() != 64<<20 {
 		t.Fatalf("image: %v %v", st, err)
@@ -154,8 +172,7 @@ func compareMounted(t *testing.T, image string, offset int64, want string) {
 // debugfs.
 func TestRawfsReproducible(t *testing.T) {
 	requireTools(t, "mkfs.ext4", "debugfs")
-	tree := t.TempDir()
-	storetest.RichTree(t, tree)
+	tree := richTree(t)
 	storetest.WriteFile(t, tree, `odd/a "quoted" name`, "q\n")
 	storetest.WriteFile(t, tree, "odd/with space", "s\n")
 	opts := `{"filename": "root.ext4", "root_fs_uuid": "` + testUUID + `", "size": 33554432}`
