@@ -86,7 +86,10 @@ func makeExt4(ctx context.Context, scratch string, spec ext4Spec) error {
 	if err != nil {
 		return err
 	}
-	env := []string{"MKE2FS_CONFIG=" + conf, "E2FSPROGS_FAKE_TIME=" + strconv.FormatInt(spec.Epoch, 10)}
+	// e2fsprogs reads a fake time of 0 as "none" and stamps the superblock
+	// and every inode's crtime with the clock, so epoch 0 (kiln's default)
+	// is given as 1: one second off, but the same on every build.
+	env := []string{"MKE2FS_CONFIG=" + conf, "E2FSPROGS_FAKE_TIME=" + strconv.FormatInt(max(spec.Epoch, 1), 10)}
 	// nodiscard: the file is already a hole; discarding would punch it
 	// again for nothing.
 	args := []string{"-q", "-F", "-t", "ext4", "-U", spec.UUID, "-E", "hash_seed=" + spec.UUID + ",nodiscard", "-d", spec.Dir}
