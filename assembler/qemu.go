@@ -8,6 +8,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/kilnbuild/kiln/store/treecopy"
 )
 
 func init() { register(qemu{}) }
@@ -249,7 +251,7 @@ func (a qemu) fillPartition(ctx context.Context, in Input, scratch string, disk 
 		// mkfs.ext4 -d copies a whole directory: give it a copy of the
 		// tree without the other partitions' contents.
 		files = filepath.Join(dir, "tree")
-		if err := stageTree(ctx, src, files, exclude); err != nil {
+		if err := treecopy.Copy(ctx, src, files, treecopy.Options{Exclude: exclude}); err != nil {
 			return fmt.Errorf("copying the tree: %w", err)
 		}
 	}

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/kilnbuild/kiln/store/storetest"
+
+	"github.com/kilnbuild/kiln/store/treecopy"
 )
 
 func runQemu(t *testing.T, tree, opts string) string {
@@ -104,7 +106,7 @@ func TestQemuGPT(t *testing.T) {
 		// The root filesystem is the tree without the two boot partitions.
 		want := t.TempDir()
 		t.Cleanup(func() { makeWritable(want) })
-		if err := stageTree(t.Context(), tree, filepath.Join(want, "t"), []string{"boot"}); err != nil {
+		if err := treecopy.Copy(t.Context(), tree, filepath.Join(want, "t"), treecopy.Options{Exclude: []string{"boot"}}); err != nil {
 			t.Fatal(err)
 		}
 		compareMounted(t, disk, 53248*512, filepath.Join(want, "t"))

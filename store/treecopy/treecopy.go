@@ -1,4 +1,10 @@
-package store
+// Package treecopy copies a filesystem tree with everything kiln's trees
+// carry: modes with special bits, numeric owners, xattrs, timestamps,
+// symlinks, device nodes, fifos, sockets and hardlinks. File data is cloned
+// with reflinks where the filesystem has them and copied otherwise, by a
+// pool of workers. The object store initializes writable objects with it,
+// and the disk assembler uses it to stage a partition's part of a tree.
+package treecopy
 
 import (
 	"context"
@@ -17,33 +23,41 @@ import (
 	"github.com/kilnbuild/kiln/store/treesum"
 )
 
-// CopyMode chooses how a write context initializes an object's tree from
-// its base.
-type CopyMode int
+// Mode chooses how file data is copied.
+type Mode int
 
 const (
-	// CopyAuto clones file data with reflinks (FICLONE) where the filesystem
+	// Auto clones file data with reflinks (FICLONE) where the filesystem
 	// supports them and copies it otherwise. The default.
-	CopyAuto CopyMode = iota
-	// CopyReflink requires reflinks and fails on filesystems without them.
-	CopyReflink
-	// CopyPlain always copies file data (copy_file_range where possible).
-	CopyPlain
+	Auto Mode = iota
+	// Reflink requires reflinks and fails on filesystems without them.
+	Reflink
+	// Plain always copies file data (copy_file_range where possible).
+	Plain
 )
 
-func (m CopyMode) String() string {
+func (m Mode) String() string {
 	switch m {
-	case CopyAuto:
+	case Auto:
 		return "auto"
-	case CopyReflink:
+	case Reflink:
 		return "reflink"
-	case CopyPlain:
+	case Plain:
 		return "copy"
 	}
-	return fmt.Sprintf("CopyMode(%d)", int(m))
+	return fmt.Sprintf("Mode(%d)", int(m))
 }
 
-// ErrNoReflink is returned by CopyReflink on a filesystem without reflinks.
+// Options tune Copy.
+type Options struct {
+	Mode Mode
+	// Exclude lists directories, as slash-separated paths relative to
+	// src, that are copied empty: their own metadata is kept, their
+	// contents are not.
+	Exclude []string
+}
+
+// ErrNoReflink is returned in Reflink mode on a filesystem without reflinks.
 var ErrNoReflink = errors.New("filesystem does not support reflinks")
 
 // copier copies one tree into a new directory, keeping modes, ownership,
@@ -53,8 +67,8 @@ var ErrNoReflink = errors.New("filesystem does not support reflinks")
 // creating entries changes a directory's mtime and a read-only directory
 // would refuse them.
 type copier struct {
-	mode      CopyMode
-	noReflink atomic.Bool // CopyAuto saw the filesystem refuse a reflink
+	mode      Mode
+	noReflink atomic.Bool // Auto mode saw the filesystem refuse a reflink
 }
 
 type fileJob struct {
@@ -70,8 +84,9 @@ type dirJob struct {
 	src string
 }
 
-func copyTree(ctx context.Context, mode CopyMode, src, dst string) error {
-	c := &copier{mode: mode}
+// Copy copies the tree at src to dst, which must not exist.
+func Copy(ctx context.Context, src, dst string, opts Options) error {
+	c := &copier{mode: opts.Mode}
 	var (
 		files []fileJob
 		links []linkJob
@@ -80,10 +95,10 @@ func copyTree(ctx context.Context, mode CopyMode, src, dst string) error {
 	)
 	var rootSt unix.Stat_t
 	if err := unix.Lstat(src, &rootSt); err != nil {
-		return fmt.Errorf("store: copy: %w", err)
+		return fmt.Errorf("treecopy: %w", err)
 	}
 	if err := os.Mkdir(dst, 0o700); err != nil {
-		return fmt.Errorf("store: copy: %w", err)
+		return fmt.Errorf("treecopy: %w", err)
 	}
 	dirs = append(dirs, dirJob{dst: dst, st: rootSt, src: src})
 	stack := [][2]string{{src, dst}}
@@ -95,27 +110,29 @@ func copyTree(ctx context.Context, mode CopyMode, src, dst string) error {
 		stack = stack[:len(stack)-1]
 		f, err := os.Open(sd[0])
 		if err != nil {
-			return fmt.Errorf("store: copy: %w", err)
+			return fmt.Errorf("treecopy: %w", err)
 		}
 		names, err := f.Readdirnames(-1)
 		f.Close()
 		if err != nil {
-			return fmt.Errorf("store: copy: reading %s: %w", sd[0], err)
+			return fmt.Errorf("treecopy: reading %s: %w", sd[0], err)
 		}
 		slices.Sort(names)
 		for _, name := range names {
 			s, d := filepath.Join(sd[0], name), filepath.Join(sd[1], name)
 			var st unix.Stat_t
 			if err := unix.Lstat(s, &st); err != nil {
-				return fmt.Errorf("store: copy: %w", err)
+				return fmt.Errorf("treecopy: %w", err)
 			}
 			switch st.Mode & unix.S_IFMT {
 			case unix.S_IFDIR:
 				if err := os.Mkdir(d, 0o700); err != nil {
-					return fmt.Errorf("store: copy: %w", err)
+					return fmt.Errorf("treecopy: %w", err)
 				}
 				dirs = append(dirs, dirJob{dst: d, st: st, src: s})
-				stack = append(stack, [2]string{s, d})
+				if rel, _ := filepath.Rel(src, s); !slices.Contains(opts.Exclude, filepath.ToSlash(rel)) {
+					stack = append(stack, [2]string{s, d})
+				}
 			case unix.S_IFREG:
 				if st.Nlink > 1 {
 					key := [2]uint64{st.Dev, st.Ino}
@@ -148,7 +165,7 @@ func copyTree(ctx context.Context, mode CopyMode, src, dst string) error {
 	}
 	for _, l := range links {
 		if err := os.Link(l.first, l.dst); err != nil {
-			return fmt.Errorf("store: copy: %w", err)
+			return fmt.Errorf("treecopy: %w", err)
 		}
 	}
 	for _, d := range slices.Backward(dirs) {
@@ -162,26 +179,26 @@ func copyTree(ctx context.Context, mode CopyMode, src, dst string) error {
 func (c *copier) copyFile(j fileJob) error {
 	in, err := os.OpenFile(j.src, os.O_RDONLY|unix.O_NOFOLLOW, 0)
 	if err != nil {
-		return fmt.Errorf("store: copy: %w", err)
+		return fmt.Errorf("treecopy: %w", err)
 	}
 	defer in.Close()
 	out, err := os.OpenFile(j.dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
-		return fmt.Errorf("store: copy: %w", err)
+		return fmt.Errorf("treecopy: %w", err)
 	}
 	if err := c.copyData(in, out); err != nil {
 		out.Close()
-		return fmt.Errorf("store: copy %s: %w", j.src, err)
+		return fmt.Errorf("treecopy: %s: %w", j.src, err)
 	}
 	// Ownership before mode: chown clears setuid and setgid bits.
 	fd := int(out.Fd())
 	if err := unix.Fchown(fd, int(j.st.Uid), int(j.st.Gid)); err != nil {
 		out.Close()
-		return fmt.Errorf("store: copy: chown %s: %w", j.dst, err)
+		return chownError(j.dst, err)
 	}
 	if err := unix.Fchmod(fd, j.st.Mode&07777); err != nil {
 		out.Close()
-		return fmt.Errorf("store: copy: chmod %s: %w", j.dst, err)
+		return fmt.Errorf("treecopy: chmod %s: %w", j.dst, err)
 	}
 	if err := copyXattrs(j.src, j.dst); err != nil {
 		out.Close()
@@ -190,16 +207,16 @@ func (c *copier) copyFile(j fileJob) error {
 	ts := []unix.Timespec{j.st.Atim, j.st.Mtim}
 	if err := unix.UtimesNanoAt(unix.AT_FDCWD, j.dst, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		out.Close()
-		return fmt.Errorf("store: copy: utimes %s: %w", j.dst, err)
+		return fmt.Errorf("treecopy: utimes %s: %w", j.dst, err)
 	}
 	if err := out.Close(); err != nil {
-		return fmt.Errorf("store: copy: %w", err)
+		return fmt.Errorf("treecopy: %w", err)
 	}
 	return nil
 }
 
 func (c *copier) copyData(in, out *os.File) error {
-	if c.mode != CopyPlain && !c.noReflink.Load() {
+	if c.mode != Plain && !c.noReflink.Load() {
 		err := unix.IoctlFileClone(int(out.Fd()), int(in.Fd()))
 		if err == nil {
 			return nil
@@ -208,7 +225,7 @@ func (c *copier) copyData(in, out *os.File) error {
 			!errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOTTY) {
 			return fmt.Errorf("FICLONE: %w", err)
 		}
-		if c.mode == CopyReflink {
+		if c.mode == Reflink {
 			return fmt.Errorf("%w: %w", ErrNoReflink, err)
 		}
 		c.noReflink.Store(true)
@@ -231,10 +248,10 @@ func copySpecial(src, dst string, st *unix.Stat_t) error {
 	case unix.S_IFCHR, unix.S_IFBLK, unix.S_IFIFO, unix.S_IFSOCK:
 		err = unix.Mknod(dst, st.Mode&unix.S_IFMT|0o600, int(st.Rdev))
 	default:
-		return fmt.Errorf("store: copy: %s has unsupported mode %#o", src, st.Mode)
+		return fmt.Errorf("treecopy: %s has unsupported mode %#o", src, st.Mode)
 	}
 	if err != nil {
-		return fmt.Errorf("store: copy: %w", err)
+		return fmt.Errorf("treecopy: %w", err)
 	}
 	return setMeta(src, dst, st)
 }
@@ -243,11 +260,11 @@ func copySpecial(src, dst string, st *unix.Stat_t) error {
 // never following a final symlink.
 func setMeta(src, dst string, st *unix.Stat_t) error {
 	if err := unix.Lchown(dst, int(st.Uid), int(st.Gid)); err != nil {
-		return fmt.Errorf("store: copy: chown %s: %w", dst, err)
+		return chownError(dst, err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFLNK {
 		if err := unix.Fchmodat(unix.AT_FDCWD, dst, st.Mode&07777, 0); err != nil {
-			return fmt.Errorf("store: copy: chmod %s: %w", dst, err)
+			return fmt.Errorf("treecopy: chmod %s: %w", dst, err)
 		}
 	}
 	if err := copyXattrs(src, dst); err != nil {
@@ -255,7 +272,7 @@ func setMeta(src, dst string, st *unix.Stat_t) error {
 	}
 	ts := []unix.Timespec{st.Atim, st.Mtim}
 	if err := unix.UtimesNanoAt(unix.AT_FDCWD, dst, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return fmt.Errorf("store: copy: utimes %s: %w", dst, err)
+		return fmt.Errorf("treecopy: utimes %s: %w", dst, err)
 	}
 	return nil
 }
@@ -263,16 +280,25 @@ func setMeta(src, dst string, st *unix.Stat_t) error {
 func copyXattrs(src, dst string) error {
 	names, err := treesum.ListXattrs(src)
 	if err != nil {
-		return fmt.Errorf("store: copy: %w", err)
+		return fmt.Errorf("treecopy: %w", err)
 	}
 	for _, name := range names {
 		v, err := treesum.GetXattr(src, name)
 		if err != nil {
-			return fmt.Errorf("store: copy: %w", err)
+			return fmt.Errorf("treecopy: %w", err)
 		}
 		if err := unix.Lsetxattr(dst, name, v, 0); err != nil {
-			return fmt.Errorf("store: copy: setxattr %s %s: %w", dst, name, err)
+			return fmt.Errorf("treecopy: setxattr %s %s: %w", dst, name, err)
 		}
 	}
 	return nil
+}
+
+// chownError explains the usual cause: an unprivileged process (or root
+// mapped in a user namespace) cannot give files to other owners.
+func chownError(path string, err error) error {
+	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("treecopy: chown %s: %w (keeping other owners needs root)", path, err)
+	}
+	return fmt.Errorf("treecopy: chown %s: %w", path, err)
 }
