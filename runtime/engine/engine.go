@@ -104,6 +104,10 @@ type Result struct {
 	Log []byte
 	// Duration is the wall time Run took, worker start included.
 	Duration time.Duration
+	// Setup is the part of Duration before the guest started: starting a
+	// worker and compiling (or loading from the cache) the module. A cold
+	// compile of a large module dominates a quick stage's time.
+	Setup time.Duration
 }
 
 // Engine runs stages, one at a time, in a worker process that keeps the
@@ -193,7 +197,9 @@ func (e *Engine) Run(ctx context.Context, st Stage) (Result, error) {
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var timer *time.Timer
+	var setup time.Duration
 	started := func() {
+		setup = time.Since(start)
 		if st.Timeout > 0 && timer == nil {
 			timer = time.AfterFunc(st.Timeout, func() { cancel(errStageTimeout) })
 		}
@@ -217,7 +223,7 @@ func (e *Engine) Run(ctx context.Context, st Stage) (Result, error) {
 	stopKill := context.AfterFunc(runCtx, w.kill)
 	out, runErr := w.run(req, sink, started)
 	killed := !stopKill()
-	res := Result{Log: log.Bytes(), Duration: time.Since(start)}
+	res := Result{Log: log.Bytes(), Duration: time.Since(start), Setup: setup}
 	if killed || runErr != nil {
 		e.discard(w)
 	}

@@ -24,6 +24,9 @@ func TestHelloStages(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Run: %v\nlog:\n%s", err, res.Log)
 			}
+			if res.Setup <= 0 || res.Setup > res.Duration {
+				t.Errorf("setup %v of duration %v: want a positive part of it", res.Setup, res.Duration)
+			}
 			const greeting = `Hej å "du"`
 			got, err := os.ReadFile(filepath.Join(tree, "etc", "hello"))
 			if err != nil {

@@ -74,6 +74,7 @@ type StageResult struct {
 	Shadows      bool   // a user stage replaced the built-in one
 	Unvalidated  bool   // its module carries no schema
 	Duration     time.Duration
+	Setup        time.Duration // of Duration, starting the stage's module (compiling it the first time)
 	Log          []byte
 	Err          error
 }
@@ -297,7 +298,7 @@ func (r *runner) runStage(ctx context.Context, obj *store.Object, s *Stage, res 
 	if cerr := w.Close(); err == nil {
 		err = cerr
 	}
-	res.Duration, res.Log, res.Err = out.Duration, out.Log, err
+	res.Duration, res.Setup, res.Log, res.Err = out.Duration, out.Setup, out.Log, err
 	r.emit(Event{Kind: StageFinished, Result: res})
 	if err != nil {
 		var se *engine.StageError

@@ -273,6 +273,7 @@ type stageJSONOut struct {
 	Shadows      bool    `json:"replaces_builtin,omitempty"`
 	Unvalidated  bool    `json:"options_unvalidated,omitempty"`
 	Duration     float64 `json:"duration_seconds"`
+	Setup        float64 `json:"setup_seconds,omitempty"`
 	Log          string  `json:"log"`
 	Error        string  `json:"error,omitempty"`
 }
@@ -281,7 +282,7 @@ func stageJSON(r *pipeline.StageResult) stageJSONOut {
 	out := stageJSONOut{
 		Pipeline: r.Pipeline, Index: r.Index, Name: r.Name, ID: r.ID, Cached: r.Cached,
 		Checkpointed: r.Checkpointed, Origin: r.Origin, Shadows: r.Shadows, Unvalidated: r.Unvalidated,
-		Duration: r.Duration.Seconds(), Log: string(r.Log),
+		Duration: r.Duration.Seconds(), Setup: r.Setup.Seconds(), Log: string(r.Log),
 	}
 	if r.Err != nil {
 		out.Error = r.Err.Error()

@@ -146,6 +146,9 @@ func stepLine(r *pipeline.StageResult, n, total int) string {
 		line += "  " + r.Duration.Round(time.Millisecond).String()
 	}
 	var notes []string
+	if r.Setup > 250*time.Millisecond {
+		notes = append(notes, r.Setup.Round(10*time.Millisecond).String()+" of it loading the stage module, compiled once per store")
+	}
 	if r.Checkpointed {
 		notes = append(notes, "checkpoint")
 	}
