@@ -2,7 +2,11 @@ package assembler
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -121,5 +125,32 @@ func TestTarBadOptions(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", tc.opts, err, tc.want)
 		}
+	}
+}
+
+type failingWriter struct{ n int }
+
+func (f *failingWriter) Write(p []byte) (int, error) {
+	if f.n -= len(p); f.n < 0 {
+		return 0, errors.New("disk full")
+	}
+	return len(p), nil
+}
+
+// TestWriteTarErrors: a failing writer or a canceled context ends the walk
+// too, and the error says why.
+func TestWriteTarErrors(t *testing.T) {
+	tree := t.TempDir()
+	for i := range 200 {
+		storetest.WriteFile(t, tree, fmt.Sprintf("d/f%03d", i), strings.Repeat("x", 4096))
+	}
+	err := WriteTar(t.Context(), &failingWriter{n: 64 << 10}, tree, TarOptions{})
+	if err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Errorf("WriteTar to a failing writer = %v", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := WriteTar(ctx, io.Discard, tree, TarOptions{}); !errors.Is(err, context.Canceled) {
+		t.Errorf("WriteTar with a canceled context = %v", err)
 	}
 }
