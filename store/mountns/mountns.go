@@ -61,8 +61,22 @@ func Enter() error {
 	if Check() == nil {
 		return nil
 	}
-	if os.Getenv(envMarker) == "new" {
+	switch os.Getenv(envMarker) {
+	case "new":
 		return setup()
+	case "wait":
+		if err := waitForMaps(); err != nil {
+			return err
+		}
+		// This process was exec'd before it had ids in its namespace, so
+		// it got no capabilities there; executing again as the root the
+		// maps now make it gives it the capabilities to mount.
+		if err := os.Setenv(envMarker, "new"); err != nil {
+			return err
+		}
+		if err := syscall.Exec("/proc/self/exe", os.Args, os.Environ()); err != nil {
+			return fmt.Errorf("mountns: re-executing in the mapped user namespace: %w", err)
+		}
 	}
 	code, err := reexec()
 	if err != nil {
@@ -87,27 +101,60 @@ func setup() error {
 
 // Prepare sets cmd up to start in a new mount namespace (and user
 // namespace when not root) in which its own call to Enter only finishes the
-// setup. The child is killed if this process dies.
-func Prepare(cmd *exec.Cmd) {
-	cmd.Env = append(cmd.Environ(), envMarker+"=new")
+// setup. The child is killed if this process dies. Call the returned
+// function right after cmd.Start: where subordinate ids are mapped it runs
+// newuidmap and newgidmap for the child and then lets it go on.
+func Prepare(cmd *exec.Cmd) (started func() error, err error) {
 	attr := &syscall.SysProcAttr{
 		Cloneflags: syscall.CLONE_NEWNS,
 		Pdeathsig:  syscall.SIGKILL,
 	}
-	if uid, gid := os.Geteuid(), os.Getegid(); uid != 0 {
-		attr.Cloneflags |= syscall.CLONE_NEWUSER
+	cmd.SysProcAttr = attr
+	started = func() error { return nil }
+	uid, gid := os.Geteuid(), os.Getegid()
+	if uid == 0 {
+		cmd.Env = append(cmd.Environ(), envMarker+"=new")
+		return started, nil
+	}
+	attr.Cloneflags |= syscall.CLONE_NEWUSER
+	uidArgs, gidArgs, ok := subordinateMaps(uid, gid)
+	if !ok || len(cmd.ExtraFiles) > 0 {
+		// Only the user itself: enough for bind mounts, not for chown to
+		// other owners.
 		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: uid, Size: 1}}
 		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: gid, Size: 1}}
 		attr.GidMappingsEnableSetgroups = false
+		cmd.Env = append(cmd.Environ(), envMarker+"=new")
+		return started, nil
 	}
-	cmd.SysProcAttr = attr
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("mountns: %w", err)
+	}
+	cmd.ExtraFiles = []*os.File{r} // fd 3 in the child
+	cmd.Env = append(cmd.Environ(), envMarker+"=wait")
+	return func() error {
+		r.Close()
+		defer w.Close() // lets the child go on, mapped or not
+		if cmd.Process == nil {
+			return nil
+		}
+		if err := writeMaps(cmd.Process.Pid, uidArgs, gidArgs); err != nil {
+			_ = cmd.Process.Kill()
+			return fmt.Errorf("mountns: mapping subordinate ids (set %s=1 to map only your own user): %w", envNoSubIDs, err)
+		}
+		return nil
+	}, nil
 }
 
 func reexec() (int, error) {
 	cmd := exec.Command("/proc/self/exe", os.Args[1:]...)
 	cmd.Args[0] = os.Args[0]
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	Prepare(cmd)
+	started, err := Prepare(cmd)
+	if err != nil {
+		return 0, err
+	}
 	attr := cmd.SysProcAttr
 	// The child gets terminal signals itself (same process group); forward
 	// what is sent to this process alone (kill PID, systemd) too.
@@ -115,10 +162,15 @@ func reexec() (int, error) {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	if err := cmd.Start(); err != nil {
+		_ = started() // closes the pipe; there is no child to map
 		if attr.Cloneflags&syscall.CLONE_NEWUSER != 0 {
 			return 0, fmt.Errorf("mountns: starting kiln in a new user and mount namespace (unprivileged user namespaces may be disabled: sysctl kernel.unprivileged_userns_clone / user.max_user_namespaces): %w", err)
 		}
 		return 0, fmt.Errorf("mountns: starting kiln in a new mount namespace: %w", err)
+	}
+	if err := started(); err != nil {
+		_ = cmd.Wait()
+		return 0, err
 	}
 	done := make(chan struct{})
 	go func() {
@@ -131,7 +183,7 @@ func reexec() (int, error) {
 			}
 		}
 	}()
-	err := cmd.Wait()
+	err = cmd.Wait()
 	close(done)
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {

@@ -127,8 +127,23 @@ func helperCommit(ctx context.Context, st *store.Store, ids ...string) error {
 	return r.Close()
 }
 
-// helper starts the test binary again in role.
-func helper(t *testing.T, root, role, arg string) *exec.Cmd {
+// helperCmd is the test binary started again in a role.
+type helperCmd struct {
+	*exec.Cmd
+	started func() error
+}
+
+// Start starts the helper in a mount namespace of its own.
+func (h helperCmd) Start() error {
+	if err := h.Cmd.Start(); err != nil {
+		_ = h.started()
+		return err
+	}
+	return h.started()
+}
+
+// helper prepares the test binary to start again in role.
+func helper(t *testing.T, root, role, arg string) helperCmd {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -138,15 +153,18 @@ func helper(t *testing.T, root, role, arg string) *exec.Cmd {
 	cmd.Env = append(os.Environ(), envHelper+"="+role, "KILN_STORETEST_ROOT="+root, "KILN_STORETEST_ARG="+arg)
 	cmd.Stderr = os.Stderr
 	// A mount namespace of its own, as every kiln process has.
-	mountns.Prepare(cmd)
-	return cmd
+	started, err := mountns.Prepare(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return helperCmd{cmd, started}
 }
 
 // checkHammer runs committers, a gc and store openers as separate processes
 // on one store, plus goroutines in this process; afterwards fsck must be
 // clean.
 func checkHammer(t *testing.T, st *store.Store) {
-	var cmds []*exec.Cmd
+	var cmds []helperCmd
 	for _, role := range []struct{ name, n string }{
 		{"commit", "15"}, {"commit", "15"}, {"commit", "15"}, {"gc", "10"}, {"open", "20"},
 	} {

@@ -180,6 +180,9 @@ func runBuild(cmd *cobra.Command, file string, f *buildFlags) error {
 	if err != nil {
 		if mode != "json" {
 			showFailure(stderr, res)
+			if errors.Is(err, pipeline.ErrStageFailed) && mountns.OwnIDOnly() {
+				fmt.Fprintln(stderr, "kiln: note: running without root, kiln maps only your own user id, so stages cannot give files to other owners (chown fails with \"invalid argument\"); install uidmap and give your user ranges in /etc/subuid and /etc/subgid, or build as root")
+			}
 		}
 		if errors.Is(err, pipeline.ErrStageFailed) {
 			return err
