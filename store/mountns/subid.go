@@ -2,8 +2,8 @@ package mountns
 
 import (
 	"bufio"
-	"io"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/user"
