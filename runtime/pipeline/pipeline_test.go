@@ -68,6 +68,7 @@ func newTestStages(t *testing.T) testStages {
 		"test.write": {Name: "test.write", Module: mod, Schema: s, Origin: "built-in"},
 		"test.copy":  {Name: "test.copy", Module: mod, Origin: "built-in"},
 		"test.fail":  {Name: "test.fail", Module: mod, Origin: "built-in"},
+		"test.ls":    {Name: "test.ls", Module: mod, Origin: "built-in"},
 	}}
 }
 
@@ -252,7 +253,8 @@ func TestBuildPipelineAndSources(t *testing.T) {
 	      {"name": "test.write", "options": {"path": "/usr/bin/tool", "content": "build tool"}}]}},
 	    "stages": [
 	      {"name": "test.copy", "options": {"from": "/run/kiln/build/usr/bin/tool", "to": "/tool"}},
-	      {"name": "test.copy", "options": {"from": "/run/kiln/sources/org.osbuild.files/`+sum+`", "to": "/src"}}
+	      {"name": "test.copy", "options": {"from": "/run/kiln/sources/org.osbuild.files/`+sum+`", "to": "/src"}},
+	      {"name": "test.ls", "options": {"dir": "/run/kiln/sources/org.osbuild.files", "to": "/sources.txt"}}
 	    ]
 	  },
 	  "sources": {"org.osbuild.files": {"urls": {"`+sum+`": "file://`+src+`"}}}
@@ -270,6 +272,15 @@ func TestBuildPipelineAndSources(t *testing.T) {
 	}
 	fetcher := &sources.Fetcher{Dir: filepath.Join(e.st.Root(), "sources"),
 		Temp: func() (sources.TempDir, error) { return e.st.NewTempDir("src") }}
+	// Another build fetched this one; this build's stages must not see it.
+	other := sha256.Sum256([]byte("other"))
+	otherPath := fetcher.Path("sha256:" + hex.EncodeToString(other[:]))
+	if err := os.MkdirAll(filepath.Dir(otherPath), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(otherPath, []byte("other"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	res, err := e.run(p, func(o *Options) {
 		o.Sources, o.Fetcher, o.Exports = files, fetcher, []string{p.TreeID}
 	})
@@ -279,13 +290,13 @@ func TestBuildPipelineAndSources(t *testing.T) {
 	if p.BuildID == "" || p.Stages[0].ID == p.Build.Stages[0].ID {
 		t.Fatal("build pipeline ids missing")
 	}
-	for name, want := range map[string]string{"tool": "build tool", "src": content} {
+	for name, want := range map[string]string{"tool": "build tool", "src": content, "sources.txt": sum + "\n"} {
 		b, err := os.ReadFile(filepath.Join(e.out, p.TreeID, name))
 		if err != nil || string(b) != want {
 			t.Errorf("%s = %q, %v; want %q", name, b, err, want)
 		}
 	}
-	if len(res.Stages) != 3 || res.Stages[0].Pipeline != "build" {
+	if len(res.Stages) != 4 || res.Stages[0].Pipeline != "build" {
 		t.Errorf("results: %+v", res.Stages)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path"
 	"strings"
 	"time"
@@ -94,9 +93,10 @@ type Result struct {
 var ErrStageFailed = errors.New("build step failed")
 
 type runner struct {
-	opts Options
-	res  *Result
-	keep map[string]bool // ids to commit
+	opts    Options
+	res     *Result
+	keep    map[string]bool // ids to commit
+	sources string          // what stages see at /run/kiln/sources
 }
 
 // Run builds the plan. On failure the store stays consistent: every object
@@ -106,13 +106,6 @@ func Run(ctx context.Context, plan *Plan, opts Options) (*Result, error) {
 	exports, err := r.selectCommits(plan)
 	if err != nil {
 		return r.res, err
-	}
-	if opts.Fetcher != nil {
-		// Stages always find /run/kiln/sources/org.osbuild.files, even
-		// empty.
-		if err := os.MkdirAll(opts.Fetcher.Path(""), 0o755); err != nil {
-			return r.res, fmt.Errorf("sources: %w", err)
-		}
 	}
 	if len(opts.Sources) > 0 {
 		f := *opts.Fetcher
@@ -209,6 +202,19 @@ func allStages(p *Plan) []Stage {
 
 // runMain runs the main pipeline and its assembler.
 func (r *runner) runMain(ctx context.Context, plan *Plan) error {
+	if r.opts.Fetcher != nil {
+		// Stages see the manifest's sources only (even none: the
+		// directory is always there), through a view in the store's tmp/.
+		view, err := r.opts.Store.NewTempDir("view")
+		if err != nil {
+			return err
+		}
+		defer view.Remove()
+		if err := r.opts.Fetcher.View(view.Path(), r.opts.Sources); err != nil {
+			return err
+		}
+		r.sources = view.Path()
+	}
 	obj, err := r.runPipeline(ctx, plan, "", false)
 	if err != nil {
 		return err
@@ -285,13 +291,9 @@ func (r *runner) runStage(ctx context.Context, obj *store.Object, s *Stage, res 
 	if err != nil {
 		return err
 	}
-	sourcesDir := ""
-	if r.opts.Fetcher != nil {
-		sourcesDir = r.opts.Fetcher.Dir
-	}
 	out, err := r.opts.Engine.Run(ctx, engine.Stage{
 		Name: s.Name, ID: s.ID, Module: s.Info.Module, Options: s.options,
-		Tree: w.Path(), Sources: sourcesDir, Build: buildDir,
+		Tree: w.Path(), Sources: r.sources, Build: buildDir,
 		Epoch: r.opts.Epoch, Timeout: r.opts.StageTimeout,
 		Log: logEvents(func(b []byte) { r.emit(Event{Kind: StageLog, Result: res, Log: b}) }),
 	})

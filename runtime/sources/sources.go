@@ -287,3 +287,21 @@ func (p *progressReader) Read(b []byte) (int, error) {
 	p.p(p.f, p.done, p.total, false)
 	return n, err
 }
+
+// View fills dir with the files given, as dir/org.osbuild.files/<checksum>,
+// so that a build's stages see the sources their manifest names and no
+// others that the store has fetched for other builds (which would make a
+// stage that lists the directory depend on the store's history). Files are
+// hardlinked from the store: a view costs no copy.
+func (f *Fetcher) View(dir string, files []File) error {
+	sub := filepath.Join(dir, FilesType)
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		return fmt.Errorf("sources: %w", err)
+	}
+	for _, file := range files {
+		if err := os.Link(f.Path(file.Checksum), filepath.Join(sub, file.Checksum)); err != nil {
+			return fmt.Errorf("sources: %s: %w", file.Checksum, err)
+		}
+	}
+	return nil
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/kilnbuild/kiln/stages-wasm/sdk"
 )
@@ -14,6 +15,7 @@ func main() {
 	sdk.Register("test.write", write)
 	sdk.Register("test.copy", copyFile)
 	sdk.Register("test.fail", fail)
+	sdk.Register("test.ls", list)
 	sdk.Dispatch()
 }
 
@@ -38,4 +40,17 @@ func copyFile(o struct{ From, To string }) error {
 func fail(struct{}) error {
 	fmt.Println("about to fail")
 	return fmt.Errorf("failing on purpose")
+}
+
+// list writes the names in dir, one a line, to to.
+func list(o struct{ Dir, To string }) error {
+	entries, err := os.ReadDir(o.Dir)
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name()+"\n")
+	}
+	return os.WriteFile(o.To, []byte(strings.Join(names, "")), 0o644)
 }
