@@ -109,7 +109,7 @@ func makeUnitLink(l unitfile.Link) error {
 		return err
 	}
 	if cur, err := os.Readlink(l.Path); err == nil {
-		if cur == l.Target {
+		if cur == l.Target || sameFile(path.Dir(l.Path), cur, l.Target) {
 			return nil
 		}
 		return fmt.Errorf("%s exists and points to %s, not %s", l.Path, cur, l.Target)
@@ -118,6 +118,23 @@ func makeUnitLink(l unitfile.Link) error {
 		return err
 	}
 	return nil
+}
+
+// sameFile reports whether two link targets (relative ones taken from dir)
+// resolve to the same file in the tree, as systemctl accepts an existing
+// link to /lib/systemd/system/x.service where it would write
+// /usr/lib/systemd/system/x.service on a merged-/usr system.
+func sameFile(dir, a, b string) bool {
+	resolve := func(t string) (string, bool) {
+		if !path.IsAbs(t) {
+			t = path.Join(dir, t)
+		}
+		r, err := filepath.EvalSymlinks(t)
+		return r, err == nil
+	}
+	ra, okA := resolve(a)
+	rb, okB := resolve(b)
+	return okA && okB && ra == rb
 }
 
 // disableUnit removes the symlinks under /etc/systemd/system that enable
