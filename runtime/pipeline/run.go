@@ -69,11 +69,13 @@ type StageResult struct {
 	Cached       bool   // its result came from the store
 	Skipped      bool   // not needed: a later result was cached
 	Checkpointed bool
-	Origin       string // where its module came from
-	Shadows      bool   // a user stage replaced the built-in one
-	Unvalidated  bool   // its module carries no schema
-	Duration     time.Duration
+	Origin       string        // where its module came from
+	Shadows      bool          // a user stage replaced the built-in one
+	Unvalidated  bool          // its module carries no schema
+	Duration     time.Duration // from preparing the tree to the stage's end
+	Prepare      time.Duration // of Duration, making the tree writable (a copy of the base after a commit)
 	Setup        time.Duration // of Duration, starting the stage's module (compiling it the first time)
+	Commit       time.Duration // after Duration, storing the tree (a checkpoint or a build pipeline's end)
 	Log          []byte
 	Err          error
 }
@@ -275,22 +277,27 @@ func (r *runner) runPipeline(ctx context.Context, p *Plan, name string, commitLa
 			return nil, err
 		}
 		if r.keep[s.ID] || (commitLast && i == len(p.Stages)-1) {
+			start := time.Now()
 			if _, err := st.Commit(ctx, obj, s.ID); err != nil {
 				obj.Close()
 				return nil, err
 			}
+			res.Commit = time.Since(start)
 			res.Checkpointed = r.keep[s.ID]
 		}
+		r.emit(Event{Kind: StageFinished, Result: res})
 	}
 	return obj, nil
 }
 
 func (r *runner) runStage(ctx context.Context, obj *store.Object, s *Stage, res *StageResult, buildDir string) error {
 	r.emit(Event{Kind: StageStarted, Result: res})
-	w, err := obj.Write(ctx)
+	start := time.Now()
+	w, err := obj.Write(ctx) // copies the base the first time after a commit
 	if err != nil {
 		return err
 	}
+	res.Prepare = time.Since(start)
 	out, err := r.opts.Engine.Run(ctx, engine.Stage{
 		Name: s.Name, ID: s.ID, Module: s.Info.Module, Options: s.options,
 		Tree: w.Path(), Sources: r.sources, Build: buildDir,
@@ -300,9 +307,9 @@ func (r *runner) runStage(ctx context.Context, obj *store.Object, s *Stage, res 
 	if cerr := w.Close(); err == nil {
 		err = cerr
 	}
-	res.Duration, res.Setup, res.Log, res.Err = out.Duration, out.Setup, out.Log, err
-	r.emit(Event{Kind: StageFinished, Result: res})
+	res.Duration, res.Setup, res.Log, res.Err = time.Since(start), out.Setup, out.Log, err
 	if err != nil {
+		r.emit(Event{Kind: StageFinished, Result: res})
 		var se *engine.StageError
 		if errors.As(err, &se) {
 			return fmt.Errorf("%w: %s stage %d: %w", ErrStageFailed, s.Path, s.Index, err)

@@ -7,22 +7,35 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 
 	"github.com/kilnbuild/kiln/stages-wasm/sdk"
 	"github.com/kilnbuild/kiln/stages-wasm/stages/internal/render"
 )
 
-// org.osbuild.chrony edits the /etc/chrony.conf the chrony package
-// installed: servers, leap second zone and reference clocks.
+// chronyConfs are where distributions put chrony's configuration: Fedora
+// and osbuild's /etc/chrony.conf, Debian's /etc/chrony/chrony.conf.
+var chronyConfs = []string{"/etc/chrony.conf", "/etc/chrony/chrony.conf"}
+
+// org.osbuild.chrony edits the configuration the chrony package installed:
+// servers, leap second zone and reference clocks.
 func init() {
 	sdk.Register("org.osbuild.chrony", func(o render.Chrony) error {
-		const conf = "/etc/chrony.conf"
-		text, err := os.ReadFile(conf)
-		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%s is not in the tree: install chrony before configuring it", conf)
+		var conf string
+		var text []byte
+		for _, c := range chronyConfs {
+			var err error
+			text, err = os.ReadFile(c)
+			if err == nil {
+				conf = c
+				break
+			}
+			if !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
 		}
-		if err != nil {
-			return err
+		if conf == "" {
+			return fmt.Errorf("neither %s is in the tree: install chrony before configuring it", strings.Join(chronyConfs, " nor "))
 		}
 		out, err := render.EditChrony(string(text), o)
 		if err != nil {

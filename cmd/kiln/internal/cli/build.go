@@ -276,7 +276,9 @@ type stageJSONOut struct {
 	Shadows      bool    `json:"replaces_builtin,omitempty"`
 	Unvalidated  bool    `json:"options_unvalidated,omitempty"`
 	Duration     float64 `json:"duration_seconds"`
+	Prepare      float64 `json:"prepare_seconds,omitempty"`
 	Setup        float64 `json:"setup_seconds,omitempty"`
+	Commit       float64 `json:"commit_seconds,omitempty"`
 	Log          string  `json:"log"`
 	Error        string  `json:"error,omitempty"`
 }
@@ -285,7 +287,7 @@ func stageJSON(r *pipeline.StageResult) stageJSONOut {
 	out := stageJSONOut{
 		Pipeline: r.Pipeline, Index: r.Index, Name: r.Name, ID: r.ID, Cached: r.Cached,
 		Checkpointed: r.Checkpointed, Origin: r.Origin, Shadows: r.Shadows, Unvalidated: r.Unvalidated,
-		Duration: r.Duration.Seconds(), Setup: r.Setup.Seconds(), Log: string(r.Log),
+		Duration: r.Duration.Seconds(), Prepare: r.Prepare.Seconds(), Setup: r.Setup.Seconds(), Commit: r.Commit.Seconds(), Log: string(r.Log),
 	}
 	if r.Err != nil {
 		out.Error = r.Err.Error()

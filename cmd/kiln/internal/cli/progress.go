@@ -20,8 +20,9 @@ type progress struct {
 	total int // stages in the build
 
 	mu      sync.Mutex
-	n       int    // steps reported so far
-	live    string // the running step's line, redrawn by the ticker
+	n       int             // steps reported so far
+	fetched map[string]bool // sources whose download was reported done
+	live    string          // the running step's line, redrawn by the ticker
 	started time.Time
 	stop    chan struct{}
 	done    chan struct{}
@@ -82,15 +83,22 @@ func (p *progress) event(e pipeline.Event) {
 		p.live = ""
 		fmt.Fprintln(p.w, "  "+stepLine(e.Result, p.n, p.total))
 	case pipeline.SourceProgress:
-		if e.Cached {
-			return
+		finished := e.Total > 0 && e.Done == e.Total
+		if e.Cached || (finished && p.fetched[e.File.Checksum]) {
+			return // the reader reports the end again at EOF
+		}
+		if finished {
+			if p.fetched == nil {
+				p.fetched = map[string]bool{}
+			}
+			p.fetched[e.File.Checksum] = true
 		}
 		if p.mode == "tty" {
 			fmt.Fprintf(p.w, "\r\033[K  fetching %s  %s", shortSum(e.File.Checksum), bytesOf(e.Done, e.Total))
-			if e.Total > 0 && e.Done == e.Total {
+			if finished {
 				fmt.Fprintln(p.w)
 			}
-		} else if e.Total > 0 && e.Done == e.Total {
+		} else if finished {
 			fmt.Fprintf(p.w, "  fetched %s  %s\n", shortSum(e.File.Checksum), formatSize(e.Total))
 		}
 	}
@@ -146,8 +154,14 @@ func stepLine(r *pipeline.StageResult, n, total int) string {
 		line += "  " + r.Duration.Round(time.Millisecond).String()
 	}
 	var notes []string
+	if r.Prepare > 250*time.Millisecond {
+		notes = append(notes, r.Prepare.Round(10*time.Millisecond).String()+" copying the tree from the last commit")
+	}
 	if r.Setup > 250*time.Millisecond {
-		notes = append(notes, r.Setup.Round(10*time.Millisecond).String()+" of it loading the stage module, compiled once per store")
+		notes = append(notes, r.Setup.Round(10*time.Millisecond).String()+" loading the stage module, compiled once per store")
+	}
+	if r.Commit > 250*time.Millisecond {
+		notes = append(notes, "committed in "+r.Commit.Round(10*time.Millisecond).String())
 	}
 	if r.Checkpointed {
 		notes = append(notes, "checkpoint")
