@@ -315,3 +315,22 @@ func TestCanceled(t *testing.T) {
 		t.Errorf("tmp/ holds %d entries after a canceled build", len(tmp))
 	}
 }
+
+// TestStoredAssemblerNotRerun: stages that run only for a new export leave
+// a stored assembler output alone.
+func TestStoredAssemblerNotRerun(t *testing.T) {
+	e := newEnv(t)
+	p := e.plan(`{"pipeline": {"stages": [{"name": "test.write", "options": {"path": "/a"}}],
+	  "assembler": {"name": "org.osbuild.noop"}}}`)
+	res, err := e.run(p, nil)
+	if err != nil || res.Assembler == nil || res.Assembler.Cached {
+		t.Fatalf("first build: %v, assembler %+v", err, res.Assembler)
+	}
+	res, err = e.run(p, func(o *Options) { o.Exports = []string{p.TreeID} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(ran(res)); got != "[0]" || !res.Assembler.Cached {
+		t.Errorf("export build ran stages %s, assembler cached %v; want [0] and true", got, res.Assembler.Cached)
+	}
+}

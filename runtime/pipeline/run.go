@@ -225,6 +225,12 @@ func (r *runner) runMain(ctx context.Context, plan *Plan) error {
 	if plan.Assembler == nil {
 		return nil
 	}
+	if r.opts.Store.Contains(plan.Assembler.ID) {
+		// Stages ran for an export; the assembler's output is stored.
+		r.res.Assembler = r.assemblerResult(plan.Assembler, true)
+		r.emit(Event{Kind: AssemblerFinished, Result: r.res.Assembler})
+		return nil
+	}
 	return r.assemble(ctx, plan, obj)
 }
 
