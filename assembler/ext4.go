@@ -111,7 +111,7 @@ func makeExt4(ctx context.Context, scratch string, spec ext4Spec) error {
 
 // writeTimesScript writes the debugfs commands that set every inode's
 // mtime to the source's, clamped to epoch (as the tar assembler does), and
-// its atime and ctime to epoch.
+// its atime and ctime to epoch, and the root's mode and owner.
 func writeTimesScript(ctx context.Context, script, dir string, epoch int64) error {
 	f, err := os.Create(script)
 	if err != nil {
@@ -140,6 +140,11 @@ func writeTimesScript(ctx context.Context, script, dir string, epoch int64) erro
 		var st unix.Stat_t
 		if err := unix.Lstat(path, &st); err != nil {
 			return err
+		}
+		if rel == "." {
+			// mkfs.ext4 -d gives the filesystem's root 0755 and 0:0
+			// whatever the tree's root is (Fedora's / is 0555).
+			fmt.Fprintf(w, "sif / mode 0%o\nsif / uid %d\nsif / gid %d\n", st.Mode, st.Uid, st.Gid)
 		}
 		mtime := min(st.Mtim.Sec, epoch)
 		for _, field := range []struct {

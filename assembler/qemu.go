@@ -26,7 +26,7 @@ func (qemu) Summary() string {
 }
 
 // Version: bump on any change of output bytes.
-func (qemu) Version() string { return "1" }
+func (qemu) Version() string { return "2" }
 
 func (qemu) Schema() []byte {
 	return []byte(`{
@@ -220,12 +220,41 @@ func (a qemu) Assemble(ctx context.Context, in Input) error {
 	return a.convert(ctx, opts, rawPath, filepath.Join(in.Output, opts.Filename))
 }
 
+// treeDir returns the host path of the directory at mountpoint in the tree,
+// refusing a path through a symlink: the host kernel would follow it out of
+// the tree (a link /data -> /home would put the build machine's /home in
+// the image). A missing directory is not an error (an empty filesystem);
+// the tree is a read-only bind mount, so nothing changes it meanwhile.
+func treeDir(tree, mountpoint string) (string, error) {
+	p := tree
+	for _, c := range strings.Split(strings.Trim(path.Clean("/"+mountpoint), "/"), "/") {
+		if c == "" {
+			continue
+		}
+		p = filepath.Join(p, c)
+		fi, err := os.Lstat(p)
+		if os.IsNotExist(err) {
+			return filepath.Join(tree, mountpoint), nil
+		}
+		if err != nil {
+			return "", err
+		}
+		if !fi.IsDir() {
+			return "", fmt.Errorf("%s in the tree is a %v, not a directory (symlinks are not followed out of the tree)", strings.TrimPrefix(p, tree), fi.Mode().Type())
+		}
+	}
+	return p, nil
+}
+
 // fillPartition makes partition i's filesystem from the tree under its
 // mountpoint, leaving out what other partitions mounted below it hold, and
 // copies it into the disk at the partition's offset.
 func (a qemu) fillPartition(ctx context.Context, in Input, scratch string, disk *os.File, parts []partition, i int) error {
 	p := parts[i]
-	src := filepath.Join(in.Tree, p.Filesystem.Mountpoint)
+	src, err := treeDir(in.Tree, p.Filesystem.Mountpoint)
+	if err != nil {
+		return errOption(a.Name(), fmt.Sprintf("partitions[%d].filesystem.mountpoint", i), "%v", err)
+	}
 	var exclude []string
 	for j, q := range parts {
 		if j == i || q.Filesystem == nil {
@@ -256,7 +285,7 @@ func (a qemu) fillPartition(ctx context.Context, in Input, scratch string, disk 
 		}
 	}
 	image := filepath.Join(dir, "fs.img")
-	err := makeExt4(ctx, dir, ext4Spec{
+	err = makeExt4(ctx, dir, ext4Spec{
 		Assembler: a.Name(), Dir: files, Path: image, Size: p.Size * sectorSize,
 		UUID: p.Filesystem.UUID, Label: p.Filesystem.Label, Epoch: in.Epoch,
 	})

@@ -238,3 +238,29 @@ func TestQemuBadOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestQemuMountpointSymlink: a mountpoint reached through a symlink in the
+// tree is refused, since the host would follow the link out of the tree
+// and put the build machine's files into the image.
+func TestQemuMountpointSymlink(t *testing.T) {
+	requireTools(t, "mkfs.ext4", "debugfs")
+	outside := t.TempDir()
+	if err := os.WriteFile(filepath.Join(outside, "secret"), []byte("host secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, link := range []string{outside, "../../../../../../../../" + outside} {
+		tree := t.TempDir()
+		if err := os.Symlink(link, filepath.Join(tree, "data")); err != nil {
+			t.Fatal(err)
+		}
+		a, _ := Lookup("org.osbuild.qemu")
+		opts := `{"filename": "d", "size": 67108864, "format": "raw", "pttype": "gpt", "ptuuid": "d209c89e-ea5e-4fbd-b161-b461cce297e0",
+		  "partitions": [{"size": 40960, "filesystem": {"type": "ext4", "uuid": "` + testUUID + `", "mountpoint": "/"}},
+		                 {"filesystem": {"type": "ext4", "uuid": "0194fdc2-fa2f-4cc0-81d3-ff12045b73c8", "mountpoint": "/data"}}]}`
+		out := t.TempDir()
+		err := a.Assemble(t.Context(), Input{Tree: tree, Output: out, Options: json.RawMessage(opts)})
+		if err == nil || !strings.Contains(err.Error(), `option "partitions[1].filesystem.mountpoint"`) {
+			t.Errorf("link %s: %v, want the mountpoint refused", link, err)
+		}
+	}
+}

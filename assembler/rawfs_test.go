@@ -124,12 +124,19 @@ func checkFiles(t *testing.T, dev string) {
 func TestRawfs(t *testing.T) {
 	requireTools(t, "mkfs.ext4", "debugfs", "e2fsck")
 	tree := richTree(t)
+	// Fedora's / is 0555; mkfs.ext4 -d alone would make it 0755.
+	if err := os.Chmod(tree, 0o555); err != nil {
+		t.Fatal(err)
+	}
 	image := runRawfs(t, tree, `{"filename": "root.ext4", "root_fs_uuid": "`+testUUID+`", "size": 67108864}`)
 	if st, err := os.Stat(image); err != nil || st.Size() != 64<<20 {
 		t.Fatalf("image: %v %v", st, err)
 	}
 	fsck(t, image, 0)
 	checkFiles(t, image)
+	if got := debugfs(t, image, "stat /"); !strings.Contains(got, "Mode:  0555") {
+		t.Errorf("the root directory lost its mode:\n%s", got)
+	}
 	// The superblock's stamps are the epoch (in a test in one second
 	// two runs would not show they follow the clock).
 	stats := debugfs(t, image, "stats")
