@@ -79,6 +79,8 @@ func (s testStages) Lookup(name string) (*StageInfo, error) {
 	return nil, fmt.Errorf("%w %q", ErrUnknownStage, name)
 }
 
+const testEpoch = 1700000000
+
 type env struct {
 	t      *testing.T
 	st     *store.Store
@@ -107,7 +109,7 @@ func (e *env) plan(doc string) *Plan {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	p, err := NewPlan("test.json", m, e.stages)
+	p, err := NewPlan("test.json", m, e.stages, testEpoch)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -115,7 +117,7 @@ func (e *env) plan(doc string) *Plan {
 }
 
 func (e *env) run(p *Plan, mod func(*Options)) (*Result, error) {
-	opts := Options{Store: e.st, Engine: e.eng, OutputDir: e.out, Epoch: 1700000000}
+	opts := Options{Store: e.st, Engine: e.eng, OutputDir: e.out, Epoch: testEpoch}
 	if mod != nil {
 		mod(&opts)
 	}
@@ -203,7 +205,7 @@ func TestBadOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = NewPlan("bad.json", m, e.stages)
+	_, err = NewPlan("bad.json", m, e.stages, testEpoch)
 	if !errors.Is(err, manifest.ErrInvalid) {
 		t.Fatalf("NewPlan = %v, want ErrInvalid", err)
 	}
@@ -262,7 +264,7 @@ func TestBuildPipelineAndSources(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := NewPlan("m.json", m, e.stages)
+	p, err := NewPlan("m.json", m, e.stages, testEpoch)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,5 +334,24 @@ func TestStoredAssemblerNotRerun(t *testing.T) {
 	}
 	if got := fmt.Sprint(ran(res)); got != "[0]" || !res.Assembler.Cached {
 		t.Errorf("export build ran stages %s, assembler cached %v; want [0] and true", got, res.Assembler.Cached)
+	}
+}
+
+func TestEpochInIDs(t *testing.T) {
+	e := newEnv(t)
+	m, err := manifest.Parse("m.json", []byte(writes("a")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := NewPlan("m.json", m, e.stages, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewPlan("m.json", m, e.stages, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.TreeID == b.TreeID {
+		t.Error("builds at different SOURCE_DATE_EPOCHs share a stage id")
 	}
 }

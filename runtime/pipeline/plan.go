@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/kilnbuild/kiln/assembler"
@@ -64,17 +65,21 @@ type Plan struct {
 	BuildID, TreeID string
 }
 
-// NewPlan resolves and validates every stage of m and computes the ids.
-// Problems with the manifest wrap manifest.ErrInvalid and name the stage's
-// JSON path, index and name, and the option at fault.
-func NewPlan(file string, m *manifest.Manifest, stages Stages) (*Plan, error) {
-	return newPlan(file, &m.Pipeline, stages)
+// NewPlan resolves and validates every stage of m and computes the ids for
+// a build at SOURCE_DATE_EPOCH epoch. Problems with the manifest wrap
+// manifest.ErrInvalid and name the stage's JSON path, index and name, and
+// the option at fault.
+func NewPlan(file string, m *manifest.Manifest, stages Stages, epoch int64) (*Plan, error) {
+	return newPlan(file, &m.Pipeline, stages, strconv.FormatInt(epoch, 10))
 }
 
-func newPlan(file string, p *manifest.Pipeline, stages Stages) (*Plan, error) {
+// The epoch is part of every id: stages see it as their clock (the users
+// stage writes its day into /etc/shadow) and assemblers clamp timestamps
+// to it, so a result made at one epoch must not serve another.
+func newPlan(file string, p *manifest.Pipeline, stages Stages, epoch string) (*Plan, error) {
 	plan := &Plan{}
 	if p.Build != nil {
-		b, err := newPlan(file, &p.Build.Pipeline, stages)
+		b, err := newPlan(file, &p.Build.Pipeline, stages, epoch)
 		if err != nil {
 			return nil, err
 		}
@@ -94,7 +99,7 @@ func newPlan(file string, p *manifest.Pipeline, stages Stages) (*Plan, error) {
 			errs = append(errs, err)
 			continue
 		}
-		id := hashID("kiln-stage-v1", ms.Name, info.Module.Digest(), plan.BuildID, base, string(opts))
+		id := hashID("kiln-stage-v1", ms.Name, info.Module.Digest(), plan.BuildID, base, string(opts), epoch)
 		plan.Stages = append(plan.Stages, Stage{Stage: ms, Index: i, ID: id, Info: info, options: opts})
 		base = id
 	}
@@ -109,7 +114,7 @@ func newPlan(file string, p *manifest.Pipeline, stages Stages) (*Plan, error) {
 		} else if opts, err := checkOptions(file, *a, "assembler "+a.Name, s); err != nil {
 			errs = append(errs, err)
 		} else {
-			id := hashID("kiln-assembler-v1", a.Name, impl.Version(), plan.BuildID, plan.TreeID, string(opts))
+			id := hashID("kiln-assembler-v1", a.Name, impl.Version(), plan.BuildID, plan.TreeID, string(opts), epoch)
 			plan.Assembler = &Assembler{Stage: *a, ID: id, Impl: impl, options: opts}
 		}
 	}

@@ -44,8 +44,9 @@ stages the store does not hold yet (each as a sandboxed WebAssembly program),
 then run the assembler and copy its output to --output-directory.
 
 Stages whose result is stored are not run again: a stage's id covers its
-name, its module's digest, its options, the build pipeline and every stage
-before it, so editing stage k re-runs stages k to n only. Results are stored
+name, its module's digest, its options, the build pipeline, every stage
+before it and SOURCE_DATE_EPOCH, so editing stage k re-runs stages k to n
+only. Results are stored
 for the stages named by --checkpoint and --export, for build pipelines, and
 for the assembler.
 
@@ -134,7 +135,7 @@ func runBuild(cmd *cobra.Command, file string, f *buildFlags) error {
 	if err != nil {
 		return err
 	}
-	plan, err := pipeline.NewPlan(file, m, reg)
+	plan, err := pipeline.NewPlan(file, m, reg, epoch)
 	if err != nil {
 		return asUsage(err)
 	}

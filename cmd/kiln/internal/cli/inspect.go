@@ -11,6 +11,7 @@ import (
 
 func newInspectCmd() *cobra.Command {
 	var stagePath []string
+	var epochFlag string
 	cmd := &cobra.Command{
 		Use:   "inspect MANIFEST|-",
 		Short: "Print a manifest with every computed id filled in",
@@ -27,6 +28,10 @@ manifest: stage names, and options against each stage's schema.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			epoch, err := parseEpoch(epochFlag)
+			if err != nil {
+				return err
+			}
 			m, err := manifest.Load(args[0])
 			if err != nil {
 				return asUsage(err)
@@ -35,7 +40,7 @@ manifest: stage names, and options against each stage's schema.`,
 			if err != nil {
 				return err
 			}
-			plan, err := pipeline.NewPlan(args[0], m, reg)
+			plan, err := pipeline.NewPlan(args[0], m, reg, epoch)
 			if err != nil {
 				return asUsage(err)
 			}
@@ -49,6 +54,7 @@ manifest: stage names, and options against each stage's schema.`,
 		},
 	}
 	cmd.Flags().StringArrayVar(&stagePath, "stage-path", nil, "directory of user stages, as for kiln build (repeatable)")
+	cmd.Flags().StringVar(&epochFlag, "source-date-epoch", "", "the epoch the ids are for, as for kiln build (default $SOURCE_DATE_EPOCH, else 0)")
 	return cmd
 }
 
