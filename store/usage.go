@@ -72,6 +72,9 @@ func (s *Store) Objects(ctx context.Context) ([]ObjectInfo, error) {
 	byName := map[string]*ObjectInfo{}
 	var infos []*ObjectInfo
 	for _, e := range entries {
+		if !validSum.MatchString(e.Name()) || !e.IsDir() {
+			continue // not an object: fsck reports it, gc leaves it alone
+		}
 		size, err := diskSize(ctx, s.objectPath(e.Name()))
 		if err != nil {
 			return nil, err

@@ -7,6 +7,7 @@ import (
 	"io"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kilnbuild/kiln/assembler"
@@ -31,8 +32,8 @@ type Options struct {
 	Exports []string
 	// OutputDir receives the assembler's output and the exports.
 	OutputDir string
-	// Events, if set, hears about progress. It is called from Run's
-	// goroutine only.
+	// Events, if set, hears about progress, one call at a time (sources
+	// download in parallel, but their reports are serialised).
 	Events func(Event)
 }
 
@@ -95,6 +96,7 @@ type Result struct {
 var ErrStageFailed = errors.New("build step failed")
 
 type runner struct {
+	emitMu  sync.Mutex // Events is called one at a time
 	opts    Options
 	res     *Result
 	keep    map[string]bool // ids to commit
@@ -153,6 +155,8 @@ func Run(ctx context.Context, plan *Plan, opts Options) (*Result, error) {
 
 func (r *runner) emit(e Event) {
 	if r.opts.Events != nil {
+		r.emitMu.Lock()
+		defer r.emitMu.Unlock()
 		r.opts.Events(e)
 	}
 }

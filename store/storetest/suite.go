@@ -44,6 +44,7 @@ func Suite(t *testing.T, dir func(t *testing.T) string, newStore Factory) {
 		{"FsckCatchesTampering", checkFsckTamper},
 		{"GCLeastRecentlyUsed", checkGC},
 		{"ConcurrentCommits", checkHammer},
+		{"StrayEntryInObjects", checkStray},
 	}
 	for _, c := range checks {
 		t.Run(c.name, func(t *testing.T) {
@@ -416,4 +417,28 @@ func checkGC(t *testing.T, st *store.Store) {
 	if res.After != 0 || st.Contains("old") || st.Contains("mid") {
 		t.Errorf("gc to 0 left %d bytes", res.After)
 	}
+}
+
+// checkStray: something that is not an object in objects/ is reported by
+// fsck, and listing and gc leave it alone.
+func checkStray(t *testing.T, st *store.Store) {
+	commit(t, st, "", "real", func(d string) { WriteFile(t, d, "f", "x") })
+	stray := filepath.Join(st.Root(), "objects", "x")
+	check(t, os.Mkdir(stray, 0o755))
+	objs, err := st.Objects(t.Context())
+	check(t, err)
+	if len(objs) != 1 || len(objs[0].Refs) != 1 || objs[0].Refs[0] != "real" {
+		t.Errorf("Objects = %+v, want only the real object", objs)
+	}
+	_, err = st.GC(t.Context(), 0)
+	check(t, err)
+	if _, err := os.Stat(stray); err != nil {
+		t.Errorf("gc removed a stray entry it does not own: %v", err)
+	}
+	rep, err := st.Fsck(t.Context())
+	check(t, err)
+	if len(rep.Problems) != 1 || rep.Problems[0].Path != filepath.Join("objects", "x") {
+		t.Errorf("fsck problems %v, want objects/x", rep.Problems)
+	}
+	check(t, os.Remove(stray))
 }

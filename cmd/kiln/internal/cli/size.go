@@ -28,7 +28,8 @@ func parseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("%q is not a size (examples: 512, 20G, 1.5GiB, 300MB)", s)
 	}
 	v, err := strconv.ParseFloat(num, 64)
-	if err != nil || v < 0 || v*mult > math.MaxInt64 {
+	// float64(math.MaxInt64) rounds up to 2^63, which int64 cannot hold.
+	if err != nil || v < 0 || v*mult >= math.MaxInt64 {
 		return 0, fmt.Errorf("%q is not a size (examples: 512, 20G, 1.5GiB, 300MB)", s)
 	}
 	return int64(v * mult), nil

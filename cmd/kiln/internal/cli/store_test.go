@@ -127,6 +127,7 @@ func TestParseSize(t *testing.T) {
 		{"0", 0, true}, {"512", 512, true}, {"20G", 20 << 30, true}, {"1.5GiB", 3 << 29, true},
 		{"300MB", 300e6, true}, {"4k", 4096, true}, {"", 0, false}, {"G", 0, false},
 		{"-1", 0, false}, {"12Q", 0, false}, {"1e3", 0, false},
+		{"9223372036854775807", 0, false}, {"8E", 0, false}, {"8388607T", 8388607 << 40, true},
 	} {
 		got, err := parseSize(tc.in)
 		if (err == nil) != tc.ok || got != tc.want {
