@@ -33,15 +33,25 @@ var (
 // Store is an open object store. Its methods are safe for concurrent use,
 // and several processes may use one store root at the same time.
 type Store struct {
-	root      string
-	copyMode  CopyMode
-	objects   *os.File // objects/, flocked by commits (shared) and gc (exclusive)
-	recovered int
-	closed    bool
+	root       string
+	copyMode   CopyMode
+	objects    *os.File // objects/, flocked by commits (shared) and gc (exclusive)
+	recovered  int
+	noRecovery bool
+	closed     bool
 }
 
 // Option configures Open.
 type Option func(*Store) error
+
+// WithoutRecovery opens the store without removing leftovers of dead
+// processes from tmp/, so that Fsck can report them.
+func WithoutRecovery() Option {
+	return func(s *Store) error {
+		s.noRecovery = true
+		return nil
+	}
+}
 
 // WithCopyMode sets how write contexts initialize trees from their base.
 func WithCopyMode(m CopyMode) Option {
@@ -84,9 +94,11 @@ func Open(ctx context.Context, root string, opts ...Option) (*Store, error) {
 		s.objects.Close()
 		return nil, err
 	}
-	if s.recovered, err = cleanTmp(s.tmpPath()); err != nil {
-		s.objects.Close()
-		return nil, err
+	if !s.noRecovery {
+		if s.recovered, err = cleanTmp(s.tmpPath()); err != nil {
+			s.objects.Close()
+			return nil, err
+		}
 	}
 	return s, nil
 }

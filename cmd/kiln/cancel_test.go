@@ -108,12 +108,13 @@ func TestUserStageReplacesBuiltin(t *testing.T) {
 
 func assertStoreClean(t *testing.T, store string) {
 	t.Helper()
-	if r := kiln(t, "store", "fsck", "--store", store); r.code != 0 {
-		t.Errorf("fsck: %s%s", r.stdout, r.stderr)
-	}
+	// Look at tmp/ first: other kiln commands would clean it.
 	tmp, _ := os.ReadDir(filepath.Join(store, "tmp"))
 	if len(tmp) != 0 {
 		t.Errorf("tmp/ holds %d entries", len(tmp))
+	}
+	if r := kiln(t, "store", "fsck", "--store", store); r.code != 0 {
+		t.Errorf("fsck: %s%s", r.stdout, r.stderr)
 	}
 	mounts, _ := os.ReadFile("/proc/self/mountinfo")
 	if strings.Contains(string(mounts), store) {

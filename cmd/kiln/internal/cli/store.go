@@ -29,11 +29,11 @@ func defaultStore() string {
 
 // openStore enters kiln's private mount namespace (re-executing kiln in it
 // the first time) and opens the store, reporting recovered leftovers.
-func openStore(ctx context.Context, cmd *cobra.Command, root string) (*store.Store, error) {
+func openStore(ctx context.Context, cmd *cobra.Command, root string, opts ...store.Option) (*store.Store, error) {
 	if err := mountns.Enter(); err != nil {
 		return nil, err
 	}
-	st, err := store.Open(ctx, root)
+	st, err := store.Open(ctx, root, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -44,8 +44,8 @@ func openStore(ctx context.Context, cmd *cobra.Command, root string) (*store.Sto
 }
 
 // withStore runs fn on the store at root, closing it afterwards.
-func withStore(cmd *cobra.Command, root string, fn func(ctx context.Context, st *store.Store) error) error {
-	st, err := openStore(cmd.Context(), cmd, root)
+func withStore(cmd *cobra.Command, root string, fn func(ctx context.Context, st *store.Store) error, opts ...store.Option) error {
+	st, err := openStore(cmd.Context(), cmd, root, opts...)
 	if err != nil {
 		return err
 	}
@@ -170,7 +170,9 @@ func newStoreFsckCmd(root *string) *cobra.Command {
 		Long: `Check that every object's treesum matches its name (nothing changed a
 committed tree), that every ref points at an existing object, that nothing
 in tmp/ is left without a live owner, and that the store root holds nothing
-unknown. Exits 1 and lists the problems if any are found.`,
+unknown. Exits 1 and lists the problems if any are found. Unlike the other
+commands, fsck leaves the leftovers of interrupted runs in place: the next
+other kiln command removes them.`,
 		Example: `  kiln store fsck && echo store is consistent`,
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -190,7 +192,7 @@ unknown. Exits 1 and lists the problems if any are found.`,
 				}
 				fmt.Fprintf(out, "%d problem(s) found\n", len(rep.Problems))
 				return exitCodeError{exitFailure}
-			})
+			}, store.WithoutRecovery()) // report leftovers rather than remove them
 		},
 	}
 }

@@ -135,3 +135,22 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+func TestStoreFsckReportsLeftovers(t *testing.T) {
+	root := buildStore(t)
+	if err := os.MkdirAll(filepath.Join(root, "tmp", "obj-leftover", "tree"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := run(t, "store", "fsck", "--store", root)
+	if code != 1 || !strings.Contains(out, "tmp/obj-leftover: leftover without a live owner") {
+		t.Errorf("fsck with a leftover: exit %d\n%s", code, out)
+	}
+	// Any other command cleans it up, and says so.
+	code, _, errOut := run(t, "store", "ls", "--store", root)
+	if code != 0 || !strings.Contains(errOut, "removed 1 leftover") {
+		t.Errorf("ls after a crash: exit %d, stderr %q", code, errOut)
+	}
+	if code, out, _ := run(t, "store", "fsck", "--store", root); code != 0 {
+		t.Errorf("fsck after cleanup: exit %d\n%s", code, out)
+	}
+}
