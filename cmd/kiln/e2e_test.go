@@ -184,15 +184,13 @@ func TestBuildFailingStage(t *testing.T) {
 	if last.Name != "org.osbuild.error" || last.Error == "" || last.Log == "" {
 		t.Errorf("failed stage in the result: %+v", last)
 	}
+	assertStoreClean(t, store)
 	// The human output shows the log too.
 	h := kiln(t, "build", "--store", store, "--output-directory", t.TempDir(), m)
 	if h.code != 1 || !strings.Contains(h.stderr, "log of org.osbuild.error") || !strings.Contains(h.stderr, "stages[1]") {
 		t.Errorf("human output of a failing build (exit %d):\n%s", h.code, h.stderr)
 	}
-	tmp, _ := os.ReadDir(filepath.Join(store, "tmp"))
-	if len(tmp) != 0 {
-		t.Errorf("tmp/ holds %d entries after the failure", len(tmp))
-	}
+	assertStoreClean(t, store)
 }
 
 func TestBuildInvalidManifest(t *testing.T) {
@@ -230,10 +228,7 @@ func TestBuildSourceChecksum(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(store, "sources", "org.osbuild.files", sum)); err == nil {
 		t.Error("the wrong download was stored")
 	}
-	tmp, _ := os.ReadDir(filepath.Join(store, "tmp"))
-	if len(tmp) != 0 {
-		t.Errorf("tmp/ holds %d entries", len(tmp))
-	}
+	assertStoreClean(t, store)
 }
 
 func TestInspect(t *testing.T) {
