@@ -256,3 +256,26 @@ func TestInspect(t *testing.T) {
 		t.Errorf("inspect says tree %s, build made %s", doc.Pipeline.TreeID, br.TreeID)
 	}
 }
+
+func TestBuildBadUsage(t *testing.T) {
+	m := writeManifest(t, manifestWithHostname("x"))
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"checkpoint", []string{"--checkpoint", "org.example.none"}, `--checkpoint "org.example.none" matches no stage`},
+		{"export", []string{"--export", "deadbeef00"}, `--export "deadbeef00" matches no stage`},
+		{"stage path", []string{"--stage-path", "/nonexistent/kiln"}, "--stage-path /nonexistent/kiln"},
+		{"epoch", []string{"--source-date-epoch", "yesterday"}, "--source-date-epoch"},
+		{"progress", []string{"--progress", "fancy"}, "--progress"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"build", "--store", t.TempDir()}, tc.args...)
+			r := kiln(t, append(args, m)...)
+			if r.code != 2 || !strings.Contains(r.stderr, tc.want) {
+				t.Errorf("exit %d, want 2 and %q in:\n%s", r.code, tc.want, r.stderr)
+			}
+		})
+	}
+}

@@ -91,6 +91,19 @@ type Result struct {
 	Outputs     []string // paths of the files written to OutputDir
 }
 
+// ErrNoMatch is returned for a --checkpoint or --export that names no
+// stage of the plan.
+var ErrNoMatch = errors.New("matches no stage")
+
+// CheckSelectors returns an error wrapping ErrNoMatch for the first
+// checkpoint or export pattern that selects no stage of plan, so that a
+// caller can refuse bad usage before building.
+func CheckSelectors(plan *Plan, checkpoints, exports []string) error {
+	r := &runner{opts: Options{Checkpoints: checkpoints, Exports: exports}, keep: map[string]bool{}}
+	_, err := r.selectCommits(plan)
+	return err
+}
+
 // ErrStageFailed is wrapped by Run's error when a stage or the assembler
 // failed (as opposed to bad input or an I/O problem).
 var ErrStageFailed = errors.New("build step failed")
@@ -178,7 +191,7 @@ func (r *runner) selectCommits(plan *Plan) ([]string, error) {
 	for _, c := range r.opts.Checkpoints {
 		ids := match(c)
 		if len(ids) == 0 {
-			return nil, fmt.Errorf("--checkpoint %q matches no stage (give an id, a stage name or a glob)", c)
+			return nil, fmt.Errorf("--checkpoint %q %w (give an id, 8+ digits of one, a stage name or a glob)", c, ErrNoMatch)
 		}
 		for _, id := range ids {
 			r.keep[id] = true
@@ -188,7 +201,7 @@ func (r *runner) selectCommits(plan *Plan) ([]string, error) {
 	for _, e := range r.opts.Exports {
 		ids := match(e)
 		if len(ids) == 0 {
-			return nil, fmt.Errorf("--export %q matches no stage (give an id, a stage name or a glob)", e)
+			return nil, fmt.Errorf("--export %q %w (give an id, 8+ digits of one, a stage name or a glob)", e, ErrNoMatch)
 		}
 		for _, id := range ids {
 			r.keep[id] = true

@@ -21,6 +21,10 @@ import (
 	"github.com/kilnbuild/kiln/stages-wasm/library"
 )
 
+// ErrStagePath is wrapped by errors about a --stage-path directory or the
+// modules in it: the user's input, not kiln's.
+var ErrStagePath = errors.New("--stage-path")
+
 // Entry is one stage a Registry knows.
 type Entry struct {
 	Name    string
@@ -71,7 +75,7 @@ func New(stagePath []string) (*Registry, error) {
 	}
 	for _, dir := range stagePath {
 		if err := r.addUserDir(dir); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w %s: %w", ErrStagePath, dir, err)
 		}
 	}
 	return r, nil
@@ -83,13 +87,13 @@ func (r *Registry) addUserDir(dir string) error {
 		return err
 	}
 	if _, err := os.Stat(dir); err != nil {
-		return fmt.Errorf("--stage-path: %w", err)
+		return fmt.Errorf("%w", err)
 	}
 	for _, file := range files {
 		name := strings.TrimSuffix(filepath.Base(file), ".wasm")
 		wasm, err := os.ReadFile(file)
 		if err != nil {
-			return fmt.Errorf("--stage-path: %w", err)
+			return fmt.Errorf("%w", err)
 		}
 		e := &Entry{Name: name, Module: engine.NewModule(wasm), ModuleName: file, User: true}
 		stages, err := library.ReadModule(file, wasm)
@@ -97,7 +101,7 @@ func (r *Registry) addUserDir(dir string) error {
 		case errors.Is(err, library.ErrNoMetadata):
 			e.Summary = "user stage (no metadata: options are not validated)"
 		case err != nil:
-			return fmt.Errorf("--stage-path: stage module %s: %w", file, err)
+			return fmt.Errorf("stage module %s: %w", file, err)
 		default:
 			i := slices.IndexFunc(stages, func(s library.Stage) bool { return s.Name == name })
 			if i < 0 {
@@ -105,13 +109,13 @@ func (r *Registry) addUserDir(dir string) error {
 				for _, s := range stages {
 					names = append(names, s.Name)
 				}
-				return fmt.Errorf("--stage-path: %s is named for the stage %q but its metadata describes %s", file, name, strings.Join(names, ", "))
+				return fmt.Errorf("%s is named for the stage %q but its metadata describes %s", file, name, strings.Join(names, ", "))
 			}
 			e.Summary, e.Schema = stages[i].Summary, stages[i].Schema
 		}
 		if old, ok := r.entries[name]; ok {
 			if old.User {
-				return fmt.Errorf("--stage-path: stage %s is provided by both %s and %s", name, old.ModuleName, file)
+				return fmt.Errorf("stage %s is provided by both %s and %s", name, old.ModuleName, file)
 			}
 			e.Shadows = true
 		}

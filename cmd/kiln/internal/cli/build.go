@@ -139,6 +139,9 @@ func runBuild(cmd *cobra.Command, file string, f *buildFlags) error {
 	if err != nil {
 		return asUsage(err)
 	}
+	if err := pipeline.CheckSelectors(plan, f.checkpoints, f.exports); err != nil {
+		return usageError{err}
+	}
 	files, err := sources.Parse(m.Sources)
 	if err != nil {
 		return usagef("%s: %v", file, err)

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"text/tabwriter"
 
@@ -13,10 +14,18 @@ import (
 	"github.com/kilnbuild/kiln/runtime/registry"
 )
 
+func loadRegistry(stagePath []string) (*registry.Registry, error) {
+	reg, err := registry.New(stagePath)
+	if errors.Is(err, registry.ErrStagePath) {
+		return nil, usageError{err}
+	}
+	return reg, err
+}
+
 // stageRegistry is the stages a build can use: the built-in library and
 // the user's --stage-path directories.
 func stageRegistry(stagePath []string) (pipeline.Stages, error) {
-	return registry.New(stagePath)
+	return loadRegistry(stagePath)
 }
 
 func newStagesCmd() *cobra.Command {
@@ -40,7 +49,7 @@ same name.`,
 		Example: `  kiln stages list`,
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			reg, err := registry.New(stagePath)
+			reg, err := loadRegistry(stagePath)
 			if err != nil {
 				return err
 			}
@@ -76,7 +85,7 @@ same name.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			reg, err := registry.New(stagePath)
+			reg, err := loadRegistry(stagePath)
 			if err != nil {
 				return err
 			}
