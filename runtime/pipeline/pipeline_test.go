@@ -355,3 +355,23 @@ func TestEpochInIDs(t *testing.T) {
 		t.Error("builds at different SOURCE_DATE_EPOCHs share a stage id")
 	}
 }
+
+// TestExportBeforeStoredStage: exporting a stage that was never committed,
+// before one that was, runs from the start instead of failing.
+func TestExportBeforeStoredStage(t *testing.T) {
+	e := newEnv(t)
+	p := e.plan(writes("a", "b", "c"))
+	if _, err := e.run(p, func(o *Options) { o.Checkpoints = []string{p.Stages[1].ID} }); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.run(p, func(o *Options) { o.Exports = []string{p.Stages[0].ID} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(ran(res)); got != "[0 1 2]" {
+		t.Errorf("ran %s, want [0 1 2]", got)
+	}
+	if b, err := os.ReadFile(filepath.Join(e.out, p.Stages[0].ID, "f0")); err != nil || string(b) != "a" {
+		t.Errorf("exported stage 0: %q %v", b, err)
+	}
+}

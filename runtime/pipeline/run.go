@@ -256,8 +256,17 @@ func (r *runner) runMain(ctx context.Context, plan *Plan) error {
 // nothing else asks for it.
 func (r *runner) runPipeline(ctx context.Context, p *Plan, name string, commitLast bool) (*store.Object, error) {
 	st := r.opts.Store
+	// Start after the last stored stage, but before any stage that must be
+	// committed (a checkpoint or an export) and is not stored yet.
+	end := len(p.Stages)
+	for i, s := range p.Stages {
+		if r.keep[s.ID] && !st.Contains(s.ID) {
+			end = i
+			break
+		}
+	}
 	start := -1 // last stage whose result is stored
-	for i := len(p.Stages) - 1; i >= 0; i-- {
+	for i := end - 1; i >= 0; i-- {
 		if st.Contains(p.Stages[i].ID) {
 			start = i
 			break
