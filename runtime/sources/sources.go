@@ -25,6 +25,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -188,9 +189,9 @@ func (f *Fetcher) download(ctx context.Context, file File, final string) (retry 
 	defer out.Close()
 	algo, want, _ := strings.Cut(file.Checksum, ":")
 	h := newHash(algo)
-	var src io.Reader = body
+	var src io.Reader = ctxReader{ctx, body}
 	if f.Progress != nil {
-		src = &progressReader{r: body, f: file, total: size, p: f.Progress}
+		src = &progressReader{r: src, f: file, total: size, p: f.Progress}
 	}
 	if _, err := io.Copy(io.MultiWriter(out, h), src); err != nil {
 		if ctx.Err() != nil {
@@ -233,11 +234,16 @@ func (f *Fetcher) open(ctx context.Context, rawURL string) (io.ReadCloser, int64
 		return nil, 0, false, err
 	}
 	if u.Scheme == "file" {
-		fh, err := os.Open(u.Path)
+		// Only regular files: reading a FIFO or a device could block
+		// forever or never end.
+		fh, err := os.OpenFile(u.Path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 		if err != nil {
 			return nil, 0, false, err
 		}
 		st, err := fh.Stat()
+		if err == nil && !st.Mode().IsRegular() {
+			err = fmt.Errorf("%s is not a regular file", u.Path)
+		}
 		if err != nil {
 			fh.Close()
 			return nil, 0, false, err
@@ -271,6 +277,20 @@ var defaultClient = &http.Client{
 		ResponseHeaderTimeout: 60 * time.Second,
 		MaxIdleConnsPerHost:   4,
 	},
+}
+
+// ctxReader ends a copy when ctx is done: a local file read never
+// checks a context by itself.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 type progressReader struct {

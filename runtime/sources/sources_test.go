@@ -1,6 +1,7 @@
 package sources
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/hex"
@@ -156,6 +157,7 @@ func TestFetchFailures(t *testing.T) {
 		{"unreachable", func(*fixture) File { return File{sum256("x"), "http://" + closed + "/f"} }, ErrFetch, []string{"refused"}},
 		{"truncated", func(fx *fixture) File { return File{sum256("short"), fx.srv.URL + "/truncated"} }, ErrFetch, []string{"interrupted"}},
 		{"missing file", func(*fixture) File { return File{sum256("x"), "file:///nonexistent/kiln"} }, ErrFetch, []string{"no such file"}},
+		{"device", func(*fixture) File { return File{sum256("x"), "file:///dev/zero"} }, ErrFetch, []string{"not a regular file"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fx := newFixture(t)
@@ -205,4 +207,19 @@ func TestParse(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestFetchCanceled(t *testing.T) {
+	fx := newFixture(t)
+	local := filepath.Join(t.TempDir(), "local")
+	if err := os.WriteFile(local, []byte(strings.Repeat("x", 1<<20)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	file := File{sum256(strings.Repeat("x", 1<<20)), "file://" + local}
+	if err := fx.f.Fetch(ctx, []File{file}); !errors.Is(err, context.Canceled) {
+		t.Errorf("Fetch with a canceled context = %v", err)
+	}
+	fx.assertNoDebris(t, file.Checksum)
 }
