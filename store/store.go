@@ -290,6 +290,13 @@ func (s *Store) Commit(ctx context.Context, obj *Object, id string) (string, err
 // non-empty directory (EEXIST on some filesystems, ENOTEMPTY on others):
 // then the content is stored already, and tree is dropped.
 func (s *Store) storeTree(tree, sum string) error {
+	// The tree's data must be on disk before its name says it is stored:
+	// after a power loss, an object under a valid name with empty files
+	// would be served to every later build. One syncfs flushes the whole
+	// tree (fsync per file would cost a call per file).
+	if err := unix.Syncfs(int(s.objects.Fd())); err != nil {
+		return fmt.Errorf("syncfs: %w", err)
+	}
 	err := os.Rename(tree, s.objectPath(sum))
 	if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
 		return removeAll(tree)
