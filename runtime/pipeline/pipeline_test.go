@@ -256,7 +256,8 @@ func TestBuildPipelineAndSources(t *testing.T) {
 	    "stages": [
 	      {"name": "test.copy", "options": {"from": "/run/kiln/build/usr/bin/tool", "to": "/tool"}},
 	      {"name": "test.copy", "options": {"from": "/run/kiln/sources/org.osbuild.files/`+sum+`", "to": "/src"}},
-	      {"name": "test.ls", "options": {"dir": "/run/kiln/sources/org.osbuild.files", "to": "/sources.txt"}}
+	      {"name": "test.ls", "options": {"dir": "/run/kiln/sources/org.osbuild.files", "to": "/none.txt"}},
+	      {"name": "test.ls", "options": {"dir": "/run/kiln/sources/org.osbuild.files", "to": "/sources.txt", "uses": "`+sum+`"}}
 	    ]
 	  },
 	  "sources": {"org.osbuild.files": {"urls": {"`+sum+`": "file://`+src+`"}}}
@@ -292,13 +293,15 @@ func TestBuildPipelineAndSources(t *testing.T) {
 	if p.BuildID == "" || p.Stages[0].ID == p.Build.Stages[0].ID {
 		t.Fatal("build pipeline ids missing")
 	}
-	for name, want := range map[string]string{"tool": "build tool", "src": content, "sources.txt": sum + "\n"} {
+	// A stage sees the sources its options name, no others: not the
+	// manifest's other ones, not what the store fetched for other builds.
+	for name, want := range map[string]string{"tool": "build tool", "src": content, "none.txt": "", "sources.txt": sum + "\n"} {
 		b, err := os.ReadFile(filepath.Join(e.out, p.TreeID, name))
 		if err != nil || string(b) != want {
 			t.Errorf("%s = %q, %v; want %q", name, b, err, want)
 		}
 	}
-	if len(res.Stages) != 4 || res.Stages[0].Pipeline != "build" {
+	if len(res.Stages) != 5 || res.Stages[0].Pipeline != "build" {
 		t.Errorf("results: %+v", res.Stages)
 	}
 }

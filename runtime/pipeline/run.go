@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -109,11 +110,10 @@ func CheckSelectors(plan *Plan, checkpoints, exports []string) error {
 var ErrStageFailed = errors.New("build step failed")
 
 type runner struct {
-	emitMu  sync.Mutex // Events is called one at a time
-	opts    Options
-	res     *Result
-	keep    map[string]bool // ids to commit
-	sources string          // what stages see at /run/kiln/sources
+	emitMu sync.Mutex // Events is called one at a time
+	opts   Options
+	res    *Result
+	keep   map[string]bool // ids to commit
 }
 
 // Run builds the plan. On failure the store stays consistent: every object
@@ -221,19 +221,6 @@ func allStages(p *Plan) []Stage {
 
 // runMain runs the main pipeline and its assembler.
 func (r *runner) runMain(ctx context.Context, plan *Plan) error {
-	if r.opts.Fetcher != nil {
-		// Stages see the manifest's sources only (even none: the
-		// directory is always there), through a view in the store's tmp/.
-		view, err := r.opts.Store.NewTempDir("view")
-		if err != nil {
-			return err
-		}
-		defer view.Remove()
-		if err := r.opts.Fetcher.View(view.Path(), r.opts.Sources); err != nil {
-			return err
-		}
-		r.sources = view.Path()
-	}
 	obj, err := r.runPipeline(ctx, plan, "", false)
 	if err != nil {
 		return err
@@ -325,6 +312,11 @@ func (r *runner) runPipeline(ctx context.Context, p *Plan, name string, commitLa
 func (r *runner) runStage(ctx context.Context, obj *store.Object, s *Stage, res *StageResult, buildDir string) error {
 	r.emit(Event{Kind: StageStarted, Result: res})
 	start := time.Now()
+	sourcesDir, done, err := r.sourcesView(s)
+	if err != nil {
+		return err
+	}
+	defer done()
 	w, err := obj.Write(ctx) // copies the base the first time after a commit
 	if err != nil {
 		return err
@@ -332,7 +324,7 @@ func (r *runner) runStage(ctx context.Context, obj *store.Object, s *Stage, res 
 	res.Prepare = time.Since(start)
 	out, err := r.opts.Engine.Run(ctx, engine.Stage{
 		Name: s.Name, ID: s.ID, Module: s.Info.Module, Options: s.options,
-		Tree: w.Path(), Sources: r.sources, Build: buildDir,
+		Tree: w.Path(), Sources: sourcesDir, Build: buildDir,
 		Epoch: r.opts.Epoch, Timeout: r.opts.StageTimeout,
 		Log: logEvents(func(b []byte) { r.emit(Event{Kind: StageLog, Result: res, Log: b}) }),
 	})
@@ -349,6 +341,33 @@ func (r *runner) runStage(ctx context.Context, obj *store.Object, s *Stage, res 
 		return fmt.Errorf("%s stage %d (%s): %w", s.Path, s.Index, s.Name, err)
 	}
 	return nil
+}
+
+// sourcesView makes what stage s sees at /run/kiln/sources: the sources
+// whose checksums its options name, and no others. A stage's id covers its
+// options, so it then covers everything the stage can read; a view of
+// every source of the manifest (or of the store) would let a stage's
+// output change with sources its id does not know about.
+func (r *runner) sourcesView(s *Stage) (string, func(), error) {
+	if r.opts.Fetcher == nil {
+		return "", func() {}, nil
+	}
+	var named []sources.File
+	for _, f := range r.opts.Sources {
+		if bytes.Contains(s.options, []byte(f.Checksum)) {
+			named = append(named, f)
+		}
+	}
+	view, err := r.opts.Store.NewTempDir("view")
+	if err != nil {
+		return "", nil, err
+	}
+	done := func() { _ = view.Remove() }
+	if err := r.opts.Fetcher.View(view.Path(), named); err != nil {
+		done()
+		return "", nil, err
+	}
+	return view.Path(), done, nil
 }
 
 // logEvents turns a stage's live output into events.

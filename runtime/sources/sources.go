@@ -309,10 +309,9 @@ func (p *progressReader) Read(b []byte) (int, error) {
 }
 
 // View fills dir with the files given, as dir/org.osbuild.files/<checksum>,
-// so that a build's stages see the sources their manifest names and no
-// others that the store has fetched for other builds (which would make a
-// stage that lists the directory depend on the store's history). Files are
-// hardlinked from the store: a view costs no copy.
+// so that a stage sees the sources it names and no others the store holds
+// (which would make a stage that lists the directory depend on the store's
+// history). Files are hardlinked from the store: a view costs no copy.
 func (f *Fetcher) View(dir string, files []File) error {
 	sub := filepath.Join(dir, FilesType)
 	if err := os.MkdirAll(sub, 0o755); err != nil {
