@@ -96,8 +96,30 @@ type dirTime struct {
 	mtime time.Time
 }
 
+// delayedLink is a symlink whose target is absolute or climbs with "..":
+// as GNU tar does, a placeholder file stands in for it until every member
+// is unpacked, so that no later member is written through it (an archive
+// holding "d -> /" and then "d/etc/shadow" must not reach /etc/shadow).
+type delayedLink struct {
+	name string
+	h    *tar.Header
+}
+
+func unsafeLink(target string) bool {
+	if path.IsAbs(target) {
+		return true
+	}
+	for _, c := range strings.Split(target, "/") {
+		if c == ".." {
+			return true
+		}
+	}
+	return false
+}
+
 func extract(tr *tar.Reader, prefix string) error {
 	var dirs []dirTime
+	var delayed []delayedLink
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -106,6 +128,12 @@ func extract(tr *tar.Reader, prefix string) error {
 		if err != nil {
 			return err
 		}
+		switch h.Typeflag {
+		case tar.TypeXGlobalHeader, 'V':
+			continue // archive-wide records and volume labels are no files
+		case tar.TypeGNUSparse:
+			h.Typeflag = tar.TypeReg // the reader expands the holes
+		}
 		name, err := entryPath(prefix, h.Name)
 		if err != nil {
 			return err
@@ -113,11 +141,32 @@ func extract(tr *tar.Reader, prefix string) error {
 		if name == "" {
 			continue
 		}
+		if h.Typeflag == tar.TypeSymlink && unsafeLink(h.Linkname) {
+			if err := removeInTheWay(name); err != nil {
+				return fmt.Errorf("%s: %w", h.Name, err)
+			}
+			f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0)
+			if err != nil {
+				return fmt.Errorf("%s: %w", h.Name, err)
+			}
+			f.Close()
+			delayed = append(delayed, delayedLink{name, h})
+			continue
+		}
 		if err := extractEntry(tr, h, prefix, name); err != nil {
 			return fmt.Errorf("%s: %w", h.Name, err)
 		}
 		if h.Typeflag == tar.TypeDir {
 			dirs = append(dirs, dirTime{name, h.ModTime})
+		}
+	}
+	for _, d := range delayed {
+		// A later member replaced the placeholder: it wins, as in tar.
+		if fi, err := os.Lstat(d.name); err != nil || !fi.Mode().IsRegular() || fi.Size() != 0 {
+			continue
+		}
+		if err := extractEntry(tr, d.h, prefix, d.name); err != nil {
+			return fmt.Errorf("%s: %w", d.h.Name, err)
 		}
 	}
 	for i := len(dirs) - 1; i >= 0; i-- {
@@ -143,11 +192,18 @@ func entryPath(prefix, name string) (string, error) {
 	return path.Join(prefix, rel), nil
 }
 
+// removeInTheWay removes what stands where a non-directory member goes, as
+// with tar's default --overwrite behaviour for non-directories.
+func removeInTheWay(name string) error {
+	if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
 func extractEntry(tr *tar.Reader, h *tar.Header, prefix, name string) error {
 	if h.Typeflag != tar.TypeDir {
-		// Whatever is in the way goes, as with tar's default
-		// --overwrite behaviour for non-directories.
-		if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := removeInTheWay(name); err != nil {
 			return err
 		}
 	}
