@@ -32,7 +32,7 @@ func init() {
 		if st, err := os.Stat(zoneFile); err != nil || !st.Mode().IsRegular() {
 			warnf("zone %s is not in the tree (%s missing): /etc/localtime points at it anyway; install tzdata for it to work", z, zoneFile)
 		}
-		if err := os.MkdirAll("/etc", 0o755); err != nil {
+		if err := mkdirAll("/etc", 0o755, 0, 0); err != nil { // WASI alone would make it 0700
 			return err
 		}
 		if err := os.Remove("/etc/localtime"); err != nil && !os.IsNotExist(err) {

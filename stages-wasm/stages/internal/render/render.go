@@ -71,10 +71,15 @@ func deref(p *string, def string) string {
 // opts is empty), or opts alone without a uuid. A maxSize above zero is the
 // kernel's command line size, terminating NUL included.
 func KernelCmdline(uuid, opts string, maxSize int) (string, error) {
-	s := opts
+	// osbuild joins the non-empty parts: no stray space either way.
+	var parts []string
 	if uuid != "" {
-		s = "root=UUID=" + uuid + " " + opts
+		parts = append(parts, "root=UUID="+uuid)
 	}
+	if opts != "" {
+		parts = append(parts, opts)
+	}
+	s := strings.Join(parts, " ")
 	if strings.ContainsAny(s, "\n\x00") {
 		return "", fmt.Errorf("option \"kernel_opts\": holds a newline or NUL")
 	}

@@ -38,7 +38,7 @@ func TestKernelCmdline(t *testing.T) {
 		wantErr    bool
 	}{
 		{"abc", "ro quiet", 0, "root=UUID=abc ro quiet", false},
-		{"abc", "", 0, "root=UUID=abc ", false},
+		{"abc", "", 0, "root=UUID=abc", false}, // no trailing space, as osbuild
 		{"", "ro", 0, "ro", false},
 		{"abc", "ro", 16, "", true},
 		{"abc", "ro", 17, "root=UUID=abc ro", false},
