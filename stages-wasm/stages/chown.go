@@ -50,18 +50,21 @@ func init() {
 			if uid == -1 && gid == -1 {
 				return fmt.Errorf("option %s: give user, group or both", opt)
 			}
-			real, err := filepath.EvalSymlinks(p)
-			if err != nil {
-				return fmt.Errorf("option %s: %w", opt, err)
-			}
-			if err := sdk.Lchown(real, uid, gid); err != nil {
-				return fmt.Errorf("option %s: %w", opt, err)
-			}
 			if !item.Recursive {
+				// chown(1) without -R changes what a symlink points at.
+				real, err := filepath.EvalSymlinks(p)
+				if err != nil {
+					return fmt.Errorf("option %s: %w", opt, err)
+				}
+				if err := sdk.Lchown(real, uid, gid); err != nil {
+					return fmt.Errorf("option %s: %w", opt, err)
+				}
 				continue
 			}
-			err = filepath.WalkDir(real, func(q string, d fs.DirEntry, err error) error {
-				if err != nil || q == real || d.Type()&fs.ModeSymlink != 0 {
+			// osbuild runs chown -R, which is -P: symlinks themselves are
+			// changed, the named one included, and never followed.
+			err = filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
+				if err != nil {
 					return err
 				}
 				return sdk.Lchown(q, uid, gid)
