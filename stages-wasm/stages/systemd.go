@@ -159,6 +159,9 @@ func disableUnit(name string) error {
 		if err != nil {
 			return err
 		}
+		if target != file && sameFile(path.Dir(p), target, file) {
+			target = file // /lib/systemd/... on a merged-/usr system
+		}
 		for _, n := range names {
 			if unitfile.DisableRemoves(n, file, p, target) {
 				return os.Remove(p)
