@@ -1,7 +1,9 @@
 package hostfs
 
 import (
+	"os"
 	"path"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -94,6 +96,7 @@ func (r *Root) create(p string, flags int, perm uint32) (int, error) {
 		// symlink, whose target open(2) would create, or a file created since
 		// the lookup, which the next lookup finds.
 		target, lerr := readlinkFd(dirfd, base)
+		dir, inRoot := r.inRootPath(dirfd)
 		closeFd(dirfd)
 		switch {
 		case lerr == unix.EINVAL || flags&unix.O_NOFOLLOW != 0:
@@ -102,11 +105,14 @@ func (r *Root) create(p string, flags int, perm uint32) (int, error) {
 			return -1, lerr
 		case strings.HasPrefix(target, "/"):
 			cur = target
+		case inRoot:
+			// A relative target is taken from the directory the link is
+			// in, as the kernel does: "/lib/link -> ../etc/x" with
+			// "/lib -> usr/lib" names /usr/etc/x.
+			cur = path.Join(dir, target)
 		default:
+			// Lexically, which can only stay inside the root too.
 			rel, _ := clean(cur)
-			// Joining lexically can only stay inside the root; it differs
-			// from the kernel only if the parent path itself held a symlink
-			// and the target climbs out of it with "..".
 			cur = path.Join(path.Dir(rel), target)
 		}
 	}
@@ -378,4 +384,30 @@ func statFromStatx(x *unix.Statx_t) unix.Stat_t {
 		Mtim:    ts(x.Mtime),
 		Ctim:    ts(x.Ctime),
 	}
+}
+
+// inRootPath returns the guest path of the directory dirfd (resolved inside
+// the root) from the kernel's name for it. It reports false when that name
+// is not below the root's, which cannot happen for a descriptor resolved in
+// the root unless the tree was moved meanwhile; callers then fall back to a
+// lexical join, which stays inside the root as well.
+func (r *Root) inRootPath(dirfd int) (string, bool) {
+	root, err := r.acquire()
+	if err != nil {
+		return "", false
+	}
+	rootPath, err1 := os.Readlink("/proc/self/fd/" + strconv.Itoa(root))
+	r.mu.RUnlock()
+	dirPath, err2 := os.Readlink("/proc/self/fd/" + strconv.Itoa(dirfd))
+	if err1 != nil || err2 != nil {
+		return "", false
+	}
+	if dirPath == rootPath {
+		return "/", true
+	}
+	rel, ok := strings.CutPrefix(dirPath, rootPath+"/")
+	if !ok || strings.HasSuffix(dirPath, " (deleted)") {
+		return "", false
+	}
+	return "/" + rel, true
 }

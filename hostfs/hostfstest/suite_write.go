@@ -37,6 +37,12 @@ func testCreate(t *testing.T, open Factory) {
 	must(t, os.Symlink("/made-by-dangle", filepath.Join(e.Tree, "dangle")))
 	must(t, os.Symlink("../../../made-by-rel-dangle", filepath.Join(e.Tree, "reldangle")))
 	must(t, os.Symlink(filepath.Join(e.Outside, "pwned"), filepath.Join(e.Tree, "hostdangle")))
+	// A relative dangling link reached through a symlinked directory: its
+	// target is taken from where the link physically is, as the kernel does.
+	must(t, os.MkdirAll(filepath.Join(e.Tree, "usr/lib"), 0o755))
+	must(t, os.MkdirAll(filepath.Join(e.Tree, "usr/etc"), 0o755))
+	must(t, os.Symlink("usr/lib", filepath.Join(e.Tree, "lib")))
+	must(t, os.Symlink("../etc/x", filepath.Join(e.Tree, "usr/lib/link")))
 	const rw = experimentalsys.O_RDWR | experimentalsys.O_CREAT
 	for _, c := range []struct {
 		path  string
@@ -50,6 +56,7 @@ func testCreate(t *testing.T, open Factory) {
 		{path: "../../new4", made: "new4"},
 		{path: "dangle", made: "made-by-dangle"},
 		{path: "reldangle", made: "made-by-rel-dangle"},
+		{path: "lib/link", made: "usr/etc/x"},
 		{path: "outlink/pwned", errno: experimentalsys.ENOENT},
 		{path: "hostdangle", errno: experimentalsys.ENOENT},
 		{path: "up/outside/pwned", errno: experimentalsys.ENOENT},
