@@ -1,10 +1,8 @@
 package hostfstest
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -14,6 +12,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kilnbuild/kiln/store/treesum"
 )
 
 // State records everything a confinement test must find unchanged in a host
@@ -86,25 +86,17 @@ func describe(p string) (string, error) {
 }
 
 func listXattrs(p string) ([]string, error) {
-	buf := make([]byte, 64<<10)
-	n, err := unix.Llistxattr(p, buf)
-	if errors.Is(err, unix.ENOTSUP) {
-		return nil, nil
-	}
+	names, err := treesum.ListXattrs(p)
 	if err != nil {
-		return nil, fmt.Errorf("llistxattr %s: %w", p, err)
+		return nil, err
 	}
 	var out []string
-	for name := range bytes.SplitSeq(buf[:n], []byte{0}) {
-		if len(name) == 0 {
-			continue
-		}
-		val := make([]byte, 64<<10)
-		m, err := unix.Lgetxattr(p, string(name), val)
+	for _, name := range names {
+		val, err := treesum.GetXattr(p, name)
 		if err != nil {
-			return nil, fmt.Errorf("lgetxattr %s %s: %w", p, name, err)
+			return nil, err
 		}
-		out = append(out, fmt.Sprintf("%s=%q", name, val[:m]))
+		out = append(out, fmt.Sprintf("%s=%q", name, val))
 	}
 	slices.Sort(out)
 	return out, nil

@@ -16,6 +16,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kilnbuild/kiln/store/treesum"
 )
 
 // A tree description is one line per path, as the golden files hold them:
@@ -113,25 +115,20 @@ func content(data []byte) string {
 // listXattrs returns `xattr:NAME="VALUE"` for each attribute, sorted;
 // security.selinux labels the host's filesystem may add are left out.
 func listXattrs(p string) ([]string, error) {
-	buf := make([]byte, 4096)
-	n, err := unix.Llistxattr(p, buf)
-	if errors.Is(err, unix.ENOTSUP) {
-		return nil, nil
-	}
+	names, err := treesum.ListXattrs(p)
 	if err != nil {
-		return nil, fmt.Errorf("listxattr %s: %w", p, err)
+		return nil, err
 	}
 	var out []string
-	for _, name := range strings.Split(strings.TrimSuffix(string(buf[:n]), "\x00"), "\x00") {
-		if name == "" || name == "security.selinux" {
+	for _, name := range names {
+		if name == "security.selinux" {
 			continue
 		}
-		val := make([]byte, 65536)
-		m, err := unix.Lgetxattr(p, name, val)
+		val, err := treesum.GetXattr(p, name)
 		if err != nil {
-			return nil, fmt.Errorf("getxattr %s %s: %w", p, name, err)
+			return nil, err
 		}
-		out = append(out, "xattr:"+name+"="+strconv.Quote(string(val[:m])))
+		out = append(out, "xattr:"+name+"="+strconv.Quote(string(val)))
 	}
 	slices.Sort(out)
 	return out, nil
