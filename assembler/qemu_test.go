@@ -17,16 +17,7 @@ import (
 
 func runQemu(t *testing.T, tree, opts string) string {
 	t.Helper()
-	out := t.TempDir()
-	a, _ := Lookup("org.osbuild.qemu")
-	if err := a.Assemble(t.Context(), Input{Tree: tree, Output: out, Options: json.RawMessage(opts), Epoch: testEpoch}); err != nil {
-		t.Fatal(err)
-	}
-	entries, _ := os.ReadDir(out)
-	if len(entries) != 1 {
-		t.Fatalf("output holds %d entries, want only the image (scratch left behind?)", len(entries))
-	}
-	return filepath.Join(out, entries[0].Name())
+	return runImage(t, "org.osbuild.qemu", tree, opts)
 }
 
 func tool(t *testing.T, name string, args ...string) string {

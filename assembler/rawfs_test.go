@@ -46,8 +46,15 @@ func makeWritable(dir string) {
 
 func runRawfs(t *testing.T, tree, opts string) string {
 	t.Helper()
+	return runImage(t, "org.osbuild.rawfs", tree, opts)
+}
+
+// runImage runs an image assembler and returns its one output file; any
+// other entry would be scratch left behind.
+func runImage(t *testing.T, name, tree, opts string) string {
+	t.Helper()
 	out := t.TempDir()
-	a, _ := Lookup("org.osbuild.rawfs")
+	a, _ := Lookup(name)
 	if err := a.Assemble(t.Context(), Input{Tree: tree, Output: out, Options: json.RawMessage(opts), Epoch: testEpoch}); err != nil {
 		t.Fatal(err)
 	}
