@@ -112,7 +112,7 @@ func (db *DB) AddUser(u User) (Account, error) {
 		if _, ok := db.Group.ids(2)[gid]; !ok {
 			return Account{}, fmt.Errorf("user %q: group %d does not exist", u.Name, gid)
 		}
-	case db.Defs.Bool("USERGROUPS_ENAB", true):
+	case db.Defs.Bool("USERGROUPS_ENAB", false): // unset is "no" to useradd
 		if f, _ := db.Group.Find(u.Name, 4); f != nil {
 			return Account{}, fmt.Errorf("user %q: a group of that name exists; give its gid to use it", u.Name)
 		}
@@ -176,7 +176,14 @@ func (db *DB) modify(u User, f []string, i int) (Account, error) {
 	f[6] = deref(u.Shell, f[6])
 	db.Passwd.Set(i, f)
 	if sf, si := db.Shadow.Find(u.Name, 9); sf != nil {
-		sf[1] = deref(u.Password, sf[1])
+		if u.Password != nil {
+			// usermod -p also sets the last change to today; a day 0
+			// would force a change, so it writes none instead.
+			sf[1], sf[2] = *u.Password, strconv.Itoa(db.Today)
+			if db.Today == 0 {
+				sf[2] = ""
+			}
+		}
 		if u.ExpireDate != nil {
 			sf[7] = strconv.Itoa(*u.ExpireDate)
 		}

@@ -10,7 +10,7 @@ const (
 	group   = "root:x:0:\nbin:x:1:\nwheel:x:10:alice\nalice:x:1000:\nusers:x:100:\n"
 	shadow  = "root:*:19000:0:99999:7:::\nalice:!:19000:0:99999:7:::\n"
 	gshadow = "root:*::\nwheel:!::alice\nalice:!::\n"
-	defs    = "# login.defs\nUID_MIN 1000\nUID_MAX 60000\nGID_MIN 1000\nGID_MAX 60000\nPASS_MAX_DAYS 99999\nPASS_MIN_DAYS 0\nPASS_WARN_AGE 7\nHOME_MODE 0700\n"
+	defs    = "# login.defs\nUID_MIN 1000\nUID_MAX 60000\nGID_MIN 1000\nGID_MAX 60000\nPASS_MAX_DAYS 99999\nPASS_MIN_DAYS 0\nPASS_WARN_AGE 7\nHOME_MODE 0700\nUSERGROUPS_ENAB yes\n"
 )
 
 func newDB() *DB {
@@ -103,6 +103,31 @@ func TestModifyUser(t *testing.T) {
 	}
 	if db.Passwd.Changed() {
 		t.Error("passwd changed although no passwd field was given")
+	}
+}
+
+// Without USERGROUPS_ENAB in login.defs useradd makes no group of the
+// user's own: the user's group is GROUP of /etc/default/useradd (100).
+func TestAddUserNoUsergroups(t *testing.T) {
+	db := newDB()
+	db.Defs = ParseDefs(strings.Replace(defs, "USERGROUPS_ENAB yes\n", "", 1))
+	acc, err := db.AddUser(User{Name: "bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acc.GID != 100 || db.Group.Changed() {
+		t.Errorf("account = %+v, group file changed %v; want gid 100 and no new group", acc, db.Group.Changed())
+	}
+}
+
+// usermod -p sets the last password change to today.
+func TestModifyPasswordSetsLastChange(t *testing.T) {
+	db := newDB()
+	if _, err := db.AddUser(User{Name: "alice", Password: ptr("$6$new")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := db.Shadow.String(); !strings.Contains(got, "alice:$6$new:19723:0:99999:7:::\n") {
+		t.Errorf("shadow = %q", got)
 	}
 }
 
