@@ -82,7 +82,7 @@ func findUnit(name string) (string, string, error) {
 		target, err := os.Readlink(p)
 		if err == nil {
 			if target == "/dev/null" {
-				return "", "", fmt.Errorf("unit %s is masked (%s -> /dev/null)", name, p)
+				return "", "", fmt.Errorf("%w: %s -> /dev/null", unitfile.ErrMasked, p)
 			}
 			real, err := filepath.EvalSymlinks(p)
 			if err != nil {
@@ -137,38 +137,79 @@ func sameFile(dir, a, b string) bool {
 	return okA && okB && ra == rb
 }
 
-// disableUnit removes the symlinks under /etc/systemd/system that enable
-// the unit, and those of the units its Also= names.
+// disableUnit removes the symlinks under /etc/systemd/system that
+// `systemctl disable` removes: those named after the unit or the units its
+// Also= names, instances of them when they are templates, and links to a
+// file of those names. As in systemctl, a masked unit is left alone and a
+// unit without a file only has its links of that name removed; both are
+// warnings, not errors. The directories left empty go too.
 func disableUnit(name string) error {
-	file, text, err := findUnit(name)
-	if n, perr := unitfile.ParseName(name); perr != nil {
-		return perr
-	} else if errors.Is(err, unitfile.ErrNotFound) && n.Template && n.Instance != "" {
-		file, text, err = findUnit(n.TemplateName())
-	}
+	n, err := unitfile.ParseName(name)
 	if err != nil {
-		return fmt.Errorf("unit %s: %w", name, err)
+		return err
 	}
-	names := []string{name}
-	names = append(names, unitfile.ParseInstall(text).Also...)
-	return filepath.WalkDir(unitfile.ConfigDir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.Type()&fs.ModeSymlink == 0 {
-			return err
-		}
-		target, err := os.Readlink(p)
+	_, text, err := findUnit(name)
+	if errors.Is(err, unitfile.ErrNotFound) && n.Template && n.Instance != "" {
+		_, text, err = findUnit(n.TemplateName())
+	}
+	marked := []string{name}
+	switch {
+	case errors.Is(err, unitfile.ErrMasked):
+		warnf("unit %s is masked; not disabling it", name)
+		return nil
+	case errors.Is(err, unitfile.ErrNotFound):
+		warnf("unit %s does not exist; removing only the links of that name", name)
+	case err != nil:
+		return fmt.Errorf("unit %s: %w", name, err)
+	default:
+		marked = append(marked, unitfile.ParseInstall(text).Also...)
+	}
+	var removed []string
+	for again := true; again; {
+		again = false
+		err := filepath.WalkDir(unitfile.ConfigDir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.Type()&fs.ModeSymlink == 0 {
+				return err
+			}
+			if !unitfile.DisableRemoves(marked, path.Base(p), linkDest(p)) {
+				return nil
+			}
+			if err := os.Remove(p); err != nil {
+				return err
+			}
+			// A link to the link just removed goes too, as systemctl
+			// marks each link it removes and looks again.
+			removed, marked, again = append(removed, p), append(marked, p), true
+			return nil
+		})
 		if err != nil {
 			return err
 		}
-		if target != file && sameFile(path.Dir(p), target, file) {
-			target = file // /lib/systemd/... on a merged-/usr system
-		}
-		for _, n := range names {
-			if unitfile.DisableRemoves(n, file, p, target) {
-				return os.Remove(p)
+	}
+	for _, p := range removed {
+		for dir := path.Dir(p); strings.HasPrefix(dir, unitfile.ConfigDir+"/"); dir = path.Dir(dir) {
+			if os.Remove(dir) != nil {
+				break
 			}
 		}
-		return nil
-	})
+	}
+	return nil
+}
+
+// linkDest is where the symlink p leads in the tree, links followed; for a
+// dangling link, its target as written (taken from p's directory).
+func linkDest(p string) string {
+	if real, err := filepath.EvalSymlinks(p); err == nil {
+		return real
+	}
+	target, err := os.Readlink(p)
+	if err != nil {
+		return p
+	}
+	if !path.IsAbs(target) {
+		target = path.Join(path.Dir(p), target)
+	}
+	return target
 }
 
 // mask points p at /dev/null. A regular file there is the administrator's

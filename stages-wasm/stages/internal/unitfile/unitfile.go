@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -28,9 +29,11 @@ var SearchPath = []string{
 // ErrNotFound is what a Finder returns for a unit with no file.
 var ErrNotFound = errors.New("no unit file")
 
+// ErrMasked is what a Finder returns for a masked unit.
+var ErrMasked = errors.New("the unit is masked")
+
 // Finder returns the path in the tree of the unit file for name (symlinks
-// resolved) and its text, ErrNotFound if there is none, or an error saying
-// the unit is masked.
+// resolved) and its text, ErrNotFound if there is none, or ErrMasked.
 type Finder func(name string) (filePath, text string, err error)
 
 // Install is a unit's [Install] section.
@@ -180,6 +183,7 @@ func (e *Enabler) Enable(name string) error {
 		e.Warnings = append(e.Warnings, fmt.Sprintf("unit %s has no [Install] settings (it is static or pulled in by another unit); nothing to enable", name))
 		return nil
 	}
+	named := n // the unit as named: aliases take their specifiers from it
 	if n.Template && n.Instance == "" {
 		n.Instance = in.DefaultInstance
 	}
@@ -208,15 +212,19 @@ func (e *Enabler) Enable(name string) error {
 		}
 	}
 	for _, a := range in.Alias {
-		a = expand(a, n)
-		an, err := ParseName(a)
+		an, err := ParseName(expand(a, named))
 		if err != nil {
 			return fmt.Errorf("unit %s: Alias=: %w", name, err)
 		}
 		if an.Suffix != n.Suffix {
 			return fmt.Errorf("unit %s: Alias=%s has another unit type", name, a)
 		}
-		e.Links = append(e.Links, Link{Path: path.Join(ConfigDir, a), Target: file})
+		// An instance's alias that names a template is that template's
+		// instance of the same name, as systemctl makes it.
+		if an.Template && an.Instance == "" && named.Instance != "" {
+			an.Instance = named.Instance
+		}
+		e.Links = append(e.Links, Link{Path: path.Join(ConfigDir, an.String()), Target: file})
 	}
 	return nil
 }
@@ -252,26 +260,17 @@ func expand(s string, n Name) string {
 	return b.String()
 }
 
-// DisableRemoves reports whether `systemctl disable` of the unit whose file
-// is unitFile removes the symlink at linkPath pointing to target: a link in a
-// .wants/.requires/.upholds directory named after the unit (or an instance
-// of it, when the unit is a template), or an alias pointing at the file.
-func DisableRemoves(unit, unitFile, linkPath, target string) bool {
-	n, err := ParseName(unit)
-	if err != nil {
-		return false
+// DisableRemoves reports whether `systemctl disable` removes the symlink
+// named linkName under ConfigDir that leads to dest (its target with links
+// followed), given the names disable marked: the units named and their
+// Also= units, and the paths of links already removed. Like systemctl, it
+// removes a link named after a marked unit, one named after an instance of
+// a marked template, and one leading to a marked path or to a file of a
+// marked name.
+func DisableRemoves(marked []string, linkName, dest string) bool {
+	if slices.Contains(marked, linkName) || slices.Contains(marked, dest) || slices.Contains(marked, path.Base(dest)) {
+		return true
 	}
-	base := path.Base(linkPath)
-	dir := path.Dir(linkPath)
-	if strings.HasSuffix(dir, ".wants") || strings.HasSuffix(dir, ".requires") || strings.HasSuffix(dir, ".upholds") {
-		if base == unit {
-			return true
-		}
-		if ln, err := ParseName(base); err == nil && n.Template && n.Instance == "" &&
-			ln.Template && ln.Prefix == n.Prefix && ln.Suffix == n.Suffix {
-			return true
-		}
-		return false
-	}
-	return dir == ConfigDir && target == unitFile && base != unit
+	n, err := ParseName(linkName)
+	return err == nil && n.Template && n.Instance != "" && slices.Contains(marked, n.TemplateName())
 }

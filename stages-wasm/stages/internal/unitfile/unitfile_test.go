@@ -96,19 +96,23 @@ func TestEnable(t *testing.T) {
 func TestDisableRemoves(t *testing.T) {
 	const file = "/usr/lib/systemd/system/sshd.service"
 	tests := []struct {
-		unit, link, target string
-		want               bool
+		marked     []string
+		link, dest string
+		want       bool
 	}{
-		{"sshd.service", ConfigDir + "/multi-user.target.wants/sshd.service", file, true},
-		{"sshd.service", ConfigDir + "/ssh.service", file, true},
-		{"sshd.service", ConfigDir + "/sshd.service", "/dev/null", false}, // a mask is not undone by disable
-		{"sshd.service", ConfigDir + "/multi-user.target.wants/other.service", "/x", false},
-		{"getty@.service", ConfigDir + "/getty.target.wants/getty@tty1.service", "/x", true},
-		{"getty@tty2.service", ConfigDir + "/getty.target.wants/getty@tty1.service", "/x", false},
+		{[]string{"sshd.service"}, "sshd.service", file, true},
+		{[]string{"sshd.service"}, "ssh.service", file, true}, // an alias
+		{[]string{"sshd.service"}, "other.service", "/x/other.service", false},
+		{[]string{"sshd.service", "sshd.socket"}, "sshd.socket", "/x/sshd.socket", true}, // Also=
+		{[]string{"getty@.service"}, "getty@tty1.service", "/x/getty@.service", true},
+		{[]string{"getty@tty2.service"}, "getty@tty1.service", "/x/getty@.service", false},
+		// an instance's alias leads to the template's file: systemctl keeps it
+		{[]string{"spec@one.service"}, "spec-alt@one.service", "/x/spec@.service", false},
+		{[]string{"/etc/systemd/system/a.service"}, "b.service", "/etc/systemd/system/a.service", true},
 	}
 	for _, tt := range tests {
-		if got := DisableRemoves(tt.unit, file, tt.link, tt.target); got != tt.want {
-			t.Errorf("DisableRemoves(%s, %s) = %v, want %v", tt.unit, tt.link, got, tt.want)
+		if got := DisableRemoves(tt.marked, tt.link, tt.dest); got != tt.want {
+			t.Errorf("DisableRemoves(%v, %s, %s) = %v, want %v", tt.marked, tt.link, tt.dest, got, tt.want)
 		}
 	}
 }
