@@ -1,0 +1,34 @@
+package main
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestPackageBoundaries keeps the layers apart: the store knows nothing of
+// wasm or the CLI, hostfs nothing of the CLI or the store's pipeline, the
+// assemblers nothing of the runtime that drives them.
+func TestPackageBoundaries(t *testing.T) {
+	for _, tc := range []struct {
+		pkg       string
+		forbidden []string
+	}{
+		{"github.com/kilnbuild/kiln/store/...", []string{"github.com/spf13/cobra", "github.com/tetratelabs/wazero", "github.com/kilnbuild/kiln/runtime"}},
+		{"github.com/kilnbuild/kiln/hostfs", []string{"github.com/spf13/cobra", "github.com/kilnbuild/kiln/runtime", "github.com/kilnbuild/kiln/store"}},
+		{"github.com/kilnbuild/kiln/assembler", []string{"github.com/spf13/cobra", "github.com/tetratelabs/wazero", "github.com/kilnbuild/kiln/runtime"}},
+		{"github.com/kilnbuild/kiln/runtime/...", []string{"github.com/spf13/cobra"}},
+	} {
+		out, err := exec.Command("go", "list", "-deps", tc.pkg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v\n%s", tc.pkg, err, out)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			for _, f := range tc.forbidden {
+				if dep == f || strings.HasPrefix(dep, f+"/") {
+					t.Errorf("%s depends on %s", tc.pkg, dep)
+				}
+			}
+		}
+	}
+}
