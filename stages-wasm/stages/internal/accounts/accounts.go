@@ -144,7 +144,13 @@ func (db *DB) AddUser(u User) (Account, error) {
 		if n := db.Useradd.Int("INACTIVE", -1); n >= 0 {
 			inactive = strconv.Itoa(n)
 		}
-		db.Shadow.Append([]string{u.Name, deref(u.Password, "!"), strconv.Itoa(db.Today),
+		// useradd too: "better disable aging than requiring a password
+		// change", which a last change on day 0 would mean.
+		lastChange := strconv.Itoa(db.Today)
+		if db.Today == 0 {
+			lastChange = ""
+		}
+		db.Shadow.Append([]string{u.Name, deref(u.Password, "!"), lastChange,
 			db.defStr("PASS_MIN_DAYS"), db.defStr("PASS_MAX_DAYS"), db.defStr("PASS_WARN_AGE"),
 			inactive, expire, ""})
 	}

@@ -131,6 +131,26 @@ func TestModifyPasswordSetsLastChange(t *testing.T) {
 	}
 }
 
+// TestDayZeroDisablesAging: with SOURCE_DATE_EPOCH 0 (kiln's default) a
+// last change on day 0 would force a password change at the first login;
+// useradd and usermod write none instead.
+func TestDayZeroDisablesAging(t *testing.T) {
+	db := newDB()
+	db.Today = 0
+	if _, err := db.AddUser(User{Name: "bob", Password: ptr("$6$x")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.AddUser(User{Name: "alice", Password: ptr("$6$new")}); err != nil {
+		t.Fatal(err)
+	}
+	got := db.Shadow.String()
+	for _, want := range []string{"bob:$6$x::", "alice:$6$new::"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("shadow lacks %q:\n%s", want, got)
+		}
+	}
+}
+
 func TestAddGroup(t *testing.T) {
 	tests := []struct {
 		name    string
