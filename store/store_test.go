@@ -136,9 +136,10 @@ func TestUnprivileged(t *testing.T) {
 					t.Skip("needs newuidmap (Debian package uidmap, installed by .ci/run)")
 				}
 			}
-			cmd := exec.Command(bin, "-test.run=^(TestSuitePlainCopy|TestCrashRecovery)$", "-test.v")
+			cmd := exec.Command(bin, "-test.run=^(TestIDMapping|TestSuitePlainCopy|TestCrashRecovery)$", "-test.v")
 			cmd.Dir = dir
-			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "TMPDIR=" + dir, tc.env}
+			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "TMPDIR=" + dir, tc.env,
+				"KILN_TEST_EXPECT_CHOWN=" + strconv.FormatBool(tc.env == "")}
 			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
 			out, err := cmd.CombinedOutput()
 			if err != nil {
@@ -147,6 +148,24 @@ func TestUnprivileged(t *testing.T) {
 			t.Logf("suite as %s (uid %d):\n%s", name, uid, lastLines(string(out), 40))
 		})
 	}
+}
+
+// TestIDMapping runs in TestUnprivileged's child: it fails unless the
+// user namespace maps what the parent expects, so that the subordinate-id
+// run cannot pass while quietly mapping the user alone.
+func TestIDMapping(t *testing.T) {
+	want := os.Getenv("KILN_TEST_EXPECT_CHOWN")
+	if want == "" {
+		t.Skip("only meaningful in TestUnprivileged's child process")
+	}
+	if got := strconv.FormatBool(storetest.CanChown()); got != want {
+		t.Errorf("can give files to other owners: %s, want %s (uid_map: %s)", got, want, readFile("/proc/self/uid_map"))
+	}
+}
+
+func readFile(p string) string {
+	b, _ := os.ReadFile(p)
+	return strings.TrimSpace(string(b))
 }
 
 func noReflinkHere(t *testing.T) bool {
