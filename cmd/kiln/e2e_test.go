@@ -269,10 +269,14 @@ func TestBuildBadUsage(t *testing.T) {
 		{"stage path", []string{"--stage-path", "/nonexistent/kiln"}, "--stage-path /nonexistent/kiln"},
 		{"epoch", []string{"--source-date-epoch", "yesterday"}, "--source-date-epoch"},
 		{"progress", []string{"--progress", "fancy"}, "--progress"},
+		{"missing manifest", []string{"/nonexistent/manifest.json"}, "no such file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"build", "--store", t.TempDir()}, tc.args...)
-			r := kiln(t, append(args, m)...)
+			if !strings.HasSuffix(args[len(args)-1], ".json") {
+				args = append(args, m)
+			}
+			r := kiln(t, args...)
 			if r.code != 2 || !strings.Contains(r.stderr, tc.want) {
 				t.Errorf("exit %d, want 2 and %q in:\n%s", r.code, tc.want, r.stderr)
 			}

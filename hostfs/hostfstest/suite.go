@@ -94,6 +94,9 @@ func NewEnv(t *testing.T, open Factory) *Env {
 	e.FS = e.Root.FS()
 	e.RO = hostfs.NewFS(e.Root, true)
 	e.host = Capture(t, e.Outside)
+	// Every check ends with the host side unchanged, whether or not it
+	// says so itself.
+	t.Cleanup(func() { e.CheckHost(t) })
 	return e
 }
 

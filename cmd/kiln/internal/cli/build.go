@@ -128,6 +128,9 @@ func runBuild(cmd *cobra.Command, file string, f *buildFlags) error {
 		return usagef("--stage-memory: %v", err)
 	}
 	m, err := manifest.Load(file)
+	if errors.Is(err, os.ErrNotExist) {
+		return usageError{err} // a wrong path on the command line
+	}
 	if err != nil {
 		return asUsage(err)
 	}

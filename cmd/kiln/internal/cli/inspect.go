@@ -2,6 +2,8 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -33,6 +35,9 @@ manifest: stage names, and options against each stage's schema.`,
 				return err
 			}
 			m, err := manifest.Load(args[0])
+			if errors.Is(err, os.ErrNotExist) {
+				return usageError{err}
+			}
 			if err != nil {
 				return asUsage(err)
 			}
