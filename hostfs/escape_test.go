@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/kilnbuild/kiln/hostfs"
@@ -150,28 +149,7 @@ func (e *escapeEnv) startSwapper(t *testing.T, attack string) (stop func()) {
 	if attack != "swap-race" {
 		return func() {}
 	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		link, tmp := filepath.Join(e.tree, "link"), filepath.Join(e.tree, "link.tmp")
-		targets := []string{"dir", e.outside, "../outside", "/dir"}
-		for i := 0; ; i++ {
-			select {
-			case <-done:
-				return
-			default:
-			}
-			if err := os.Symlink(targets[i%len(targets)], tmp); err != nil {
-				t.Error(err)
-				return
-			}
-			if err := os.Rename(tmp, link); err != nil {
-				t.Error(err)
-				return
-			}
-		}
-	})
-	return func() { close(done); wg.Wait() }
+	return hostfstest.SwapSymlink(t, filepath.Join(e.tree, "link"), []string{"dir", e.outside, "../outside", "/dir"})
 }
 
 // check proves the host side: the outside directory and the read-only

@@ -151,27 +151,7 @@ func testSwapRace(t *testing.T, open Factory) {
 	must(t, os.Symlink("dir", link))
 	targets := []string{"dir", e.Outside, "../../outside", "/dir"}
 
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		tmp := filepath.Join(e.Tree, "link.tmp")
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			// rename(2) replaces the link atomically: there is always one.
-			if err := os.Symlink(targets[i%len(targets)], tmp); err != nil {
-				t.Error(err)
-				return
-			}
-			if err := os.Rename(tmp, link); err != nil {
-				t.Error(err)
-				return
-			}
-		}
-	})
+	stop := SwapSymlink(t, link, targets)
 	seen := map[string]int{}
 	for range 3000 {
 		got, errno := ReadFile(e.FS, "link/secret")
@@ -187,8 +167,34 @@ func testSwapRace(t *testing.T, open Factory) {
 			t.Fatalf("chmod link/secret during swaps: %v", errno)
 		}
 	}
-	close(stop)
-	wg.Wait()
+	stop()
 	t.Logf("outcomes: %v", seen)
 	e.CheckHost(t)
+}
+
+// SwapSymlink replaces the symlink link with one to each of targets in
+// turn, as fast as it can, until the returned stop is called. rename(2)
+// replaces the link atomically, so a resolver always finds one.
+func SwapSymlink(t *testing.T, link string, targets []string) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tmp := link + ".tmp"
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if err := os.Symlink(targets[i%len(targets)], tmp); err != nil {
+				t.Error(err)
+				return
+			}
+			if err := os.Rename(tmp, link); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
 }
