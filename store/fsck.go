@@ -46,7 +46,7 @@ func (s *Store) Fsck(ctx context.Context) (*FsckReport, error) {
 		return nil, fmt.Errorf("store: fsck: %w", err)
 	}
 	for _, e := range root {
-		known := slices.Contains([]string{dirObjects, dirRefs, dirTmp}, e.Name()) || slices.Contains(KnownDirs, e.Name())
+		known := slices.Contains([]string{dirObjects, dirRefs, dirTmp, dirIndex}, e.Name()) || slices.Contains(KnownDirs, e.Name())
 		if !known || !e.IsDir() {
 			add(e.Name(), "unexpected entry at the store root")
 		}

@@ -12,10 +12,15 @@ import (
 //	tmp/obj-*  an object's work directory (its tree/ and temporary ref links)
 //	tmp/ro-*   a read context: tree/ inside is a read-only bind mount
 //	tmp/rm-*   content being removed (gc, or a tree that was already stored)
+//
+// index/<treesum>/ records what was committed (see verify.go): stat holds
+// the digest of the object's metadata for the check on use, refs/<id> says
+// that id was committed to this object.
 const (
 	dirObjects = "objects"
 	dirRefs    = "refs"
 	dirTmp     = "tmp"
+	dirIndex   = "index"
 
 	prefixObject = "obj-"
 	prefixRead   = "ro-"

@@ -82,10 +82,8 @@ func Open(ctx context.Context, root string, opts ...Option) (*Store, error) {
 			return nil, err
 		}
 	}
-	for _, d := range []string{"", dirObjects, dirRefs, dirTmp} {
-		if err := os.MkdirAll(filepath.Join(abs, d), 0o755); err != nil {
-			return nil, fmt.Errorf("store: opening %s: %w", abs, err)
-		}
+	if err := makePrivate(abs); err != nil {
+		return nil, err
 	}
 	if s.objects, err = openDir(filepath.Join(abs, dirObjects)); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -101,6 +99,35 @@ func Open(ctx context.Context, root string, opts ...Option) (*Store, error) {
 		}
 	}
 	return s, nil
+}
+
+// privateDirs are the store's directories: each is created 0700, and an
+// existing one with a looser mode is tightened. A committed tree keeps its
+// own root mode (it is part of its treesum), so what keeps other local users
+// away from a setuid binary, a device node or a 1777 /tmp inside it is that
+// every directory leading to it is private.
+var privateDirs = append([]string{"", dirObjects, dirRefs, dirTmp, dirIndex}, KnownDirs...)
+
+func makePrivate(root string) error {
+	for _, d := range privateDirs {
+		path := filepath.Join(root, d)
+		if err := os.MkdirAll(path, 0o700); err != nil {
+			return fmt.Errorf("store: opening %s: %w", root, err)
+		}
+		var st unix.Stat_t
+		if err := unix.Stat(path, &st); err != nil {
+			return fmt.Errorf("store: opening %s: %w", root, err)
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return fmt.Errorf("store: opening %s: %s is not a directory", root, path)
+		}
+		if st.Mode&07777 != 0o700 {
+			if err := unix.Chmod(path, 0o700); err != nil {
+				return fmt.Errorf("store: making %s private: %w", path, err)
+			}
+		}
+	}
+	return nil
 }
 
 // Root returns the store's root directory.
