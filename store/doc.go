@@ -23,7 +23,22 @@
 //
 //	objects/<treesum>/  committed trees, never changed after the rename
 //	refs/<id>           symlink to ../objects/<treesum>
+//	index/<treesum>/    what the check on use compares (stat, refs/<id>)
 //	tmp/                every temporary directory, each flocked by its user
+//
+// Every directory of the store is 0700 ([Open] tightens looser ones): a
+// committed tree keeps its own modes, setuid bits, device nodes and 1777
+// directories included, so only the directories leading to it keep other
+// local users out. Read contexts are mounted read-only, nosuid and nodev.
+//
+// # Verification
+//
+// Every use of a committed object (a base for [Store.New], [Store.Get],
+// [Store.Export]) checks it first, cheaply: a digest of its entries'
+// metadata, mtimes and ctimes recorded at commit, and the full treesum only
+// when that differs. A damaged object fails with [ErrDamaged] and loses its
+// refs, so the next build rebuilds it; [Store.Fsck] hashes everything, and
+// with [Repair] removes what is damaged.
 //
 // # Processes
 //

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -39,6 +40,7 @@ type Store struct {
 	recovered  int
 	noRecovery bool
 	closed     bool
+	fullChecks atomic.Int64 // checks on use that had to hash a whole tree
 }
 
 // Option configures Open.
@@ -174,10 +176,41 @@ func (s *Store) resolve(id string) (string, error) {
 	return sum, nil
 }
 
-// acquire resolves id and takes a shared lock on its object directory, so
-// gc cannot remove it while it is used. Holding objects/ shared meanwhile
-// keeps gc from removing it between the lookup and the lock.
+// acquire resolves id, takes a shared lock on its object directory, so gc
+// cannot remove it while it is used, and checks it (verify.go): a damaged
+// object, or a ref pointing at an object id was never committed to, fails
+// with ErrDamaged, and the refs that lead to it are dropped so that the
+// next build rebuilds it instead of failing again. Holding objects/ shared
+// during the lookup keeps gc from removing the object between the lookup
+// and the lock; the check runs after objects/ is released, so gc does not
+// wait for it.
 func (s *Store) acquire(ctx context.Context, id string) (string, *os.File, error) {
+	sum, f, err := s.lookup(ctx, id)
+	if err != nil {
+		return "", nil, err
+	}
+	ok, err := s.refRecorded(sum, id)
+	if err == nil && !ok {
+		err = fmt.Errorf("%w: ref %s points at objects/%s, which it was never committed to", ErrDamaged, id, sum)
+		_ = s.dropRef(id, sum)
+	}
+	if err == nil {
+		if err = s.verifyObject(ctx, sum); errors.Is(err, ErrDamaged) {
+			_, _ = s.dropRefs(sum)
+		}
+	}
+	if err != nil {
+		f.Close()
+		if errors.Is(err, ErrDamaged) {
+			return "", nil, fmt.Errorf("store: object %s: %w (its refs were removed: the next build rebuilds it; kiln store fsck --repair removes it)", id, err)
+		}
+		return "", nil, fmt.Errorf("store: object %s: %w", id, err)
+	}
+	s.touch(id)
+	return sum, f, nil
+}
+
+func (s *Store) lookup(ctx context.Context, id string) (string, *os.File, error) {
 	release, err := s.lockObjects(ctx, unix.LOCK_SH)
 	if err != nil {
 		return "", nil, err
@@ -195,7 +228,6 @@ func (s *Store) acquire(ctx context.Context, id string) (string, *os.File, error
 		f.Close()
 		return "", nil, fmt.Errorf("store: object %s: %w", id, err)
 	}
-	s.touch(id)
 	return sum, f, nil
 }
 
@@ -288,12 +320,15 @@ func (s *Store) Commit(ctx context.Context, obj *Object, id string) (string, err
 	}
 	defer release()
 	if obj.initialized {
-		if err := s.storeTree(obj.treePath(), sum); err != nil {
+		if err := s.storeTree(ctx, obj.treePath(), sum); err != nil {
 			return "", fmt.Errorf("store: commit %s: %w", id, err)
 		}
 	} else if _, err := os.Lstat(s.objectPath(sum)); err != nil {
 		// The base is locked by obj, so gc cannot have removed it.
 		return "", fmt.Errorf("store: commit %s: base %s: %w", id, obj.base, err)
+	}
+	if err := s.recordRef(sum, id); err != nil {
+		return "", fmt.Errorf("store: commit %s: %w", id, err)
 	}
 	if err := s.setRef(obj.work.path, id, sum); err != nil {
 		return "", fmt.Errorf("store: commit %s: %w", id, err)
@@ -313,10 +348,13 @@ func (s *Store) Commit(ctx context.Context, obj *Object, id string) (string, err
 	return sum, nil
 }
 
-// storeTree renames tree to objects/<sum>. rename(2) refuses to replace a
-// non-empty directory (EEXIST on some filesystems, ENOTEMPTY on others):
-// then the content is stored already, and tree is dropped.
-func (s *Store) storeTree(tree, sum string) error {
+// storeTree renames tree to objects/<sum> and records its stat digest.
+// rename(2) refuses to replace a non-empty directory (EEXIST on some
+// filesystems, ENOTEMPTY on others): then the content is stored already and
+// tree is dropped, unless the stored copy fails its check on use, in which
+// case it is moved out and replaced, so that rebuilding a damaged object
+// repairs it instead of pointing the new ref at the damage again.
+func (s *Store) storeTree(ctx context.Context, tree, sum string) error {
 	// The tree's data must be on disk before its name says it is stored:
 	// after a power loss, an object under a valid name with empty files
 	// would be served to every later build. One syncfs flushes the whole
@@ -324,15 +362,31 @@ func (s *Store) storeTree(tree, sum string) error {
 	if err := unix.Syncfs(int(s.objects.Fd())); err != nil {
 		return fmt.Errorf("syncfs: %w", err)
 	}
-	err := os.Rename(tree, s.objectPath(sum))
-	if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
-		return removeAll(tree)
-	}
-	if err != nil {
-		return err
+	for attempt := 0; ; attempt++ {
+		err := os.Rename(tree, s.objectPath(sum))
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, unix.EEXIST) && !errors.Is(err, unix.ENOTEMPTY) {
+			return err
+		}
+		verr := s.verifyObject(ctx, sum)
+		if verr == nil || !errors.Is(verr, ErrDamaged) || attempt > 0 {
+			if rerr := removeAll(tree); verr == nil {
+				verr = rerr
+			}
+			return verr
+		}
+		if err := s.quarantine(sum, false); err != nil {
+			return err
+		}
 	}
 	// The rename must be durable before a ref points at it.
-	return unix.Fsync(int(s.objects.Fd()))
+	if err := unix.Fsync(int(s.objects.Fd())); err != nil {
+		return err
+	}
+	// After the rename: renaming changes the root's ctime.
+	return s.recordStat(ctx, sum)
 }
 
 // setRef points refs/<id> at objects/<sum>: a new symlink made in the

@@ -348,7 +348,7 @@ func checkFsckTamper(t *testing.T, st *store.Store) {
 	check(t, os.WriteFile(path, []byte("tampered"), 0o644))
 	rep, err := st.Fsck(t.Context())
 	check(t, err)
-	if len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0].What, "content was changed") {
+	if len(rep.Problems) != 1 || !strings.HasPrefix(rep.Problems[0].What, "damaged") {
 		t.Fatalf("fsck problems = %v, want one changed object", rep.Problems)
 	}
 	check(t, os.WriteFile(path, []byte("original"), 0o644))

@@ -1,0 +1,258 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kilnbuild/kiln/store/treesum"
+)
+
+// ErrDamaged: a committed object's content no longer matches its treesum,
+// or a ref points at an object it was never committed to. The store drops
+// the refs that lead to it, so the next build rebuilds it; `kiln store fsck
+// --repair` removes the object.
+var ErrDamaged = errors.New("object damaged")
+
+// # The check on use
+//
+// Hashing a whole tree on every use would cost as much as the commit did
+// (minutes for a large image), so each use checks a stat digest instead: a
+// SHA-256 over every entry's path, type and mode, owner, size, device
+// number, mtime and ctime, recorded in index/<treesum>/stat right after the
+// commit renamed the tree into objects/. Any write to a file changes its
+// mtime and ctime, and any chmod, chown, setxattr, rename, link or unlink
+// changes a ctime, which no one can set back without changing the clock, so
+// the digest catches every damage done through the filesystem (content,
+// mode, owner, xattr, added or removed entries) for one lstat per entry and
+// no reads. When it differs, or no digest was recorded (a crash between
+// the rename and the record, a store copied with cp -a), the full treesum
+// decides: equal means only metadata the treesum leaves out changed, and
+// the digest is recorded anew; different means the object is damaged.
+// Damage below the filesystem (bit rot in a block) keeps the stat digest and
+// is found by fsck, which always hashes everything.
+//
+// Refs are checked as well: committing id to an object creates
+// index/<treesum>/refs/<id> (durably, before refs/<id> is renamed into
+// place), so a ref that points at an object id was never committed to (a
+// ref redirected by hand, a bug) is told apart from a good one. An object
+// whose index has no refs/ yet (committed by an older kiln) adopts the refs
+// pointing at it at its first check.
+const (
+	indexStat = "stat"
+	indexRefs = "refs"
+)
+
+func (s *Store) indexPath(sum string) string { return filepath.Join(s.root, dirIndex, sum) }
+
+// statDigest returns the stat digest of the tree at root (see above).
+func statDigest(ctx context.Context, root string) (string, error) {
+	h := sha256.New()
+	err := filepath.WalkDir(root, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		fmt.Fprintf(h, "%s\x00%o %d %d %d %d %d.%d %d.%d\n", rel, st.Mode, st.Uid, st.Gid, st.Size, st.Rdev,
+			st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("store: stat digest of %s: %w", root, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// recordStat writes the stat digest of objects/<sum> to its index. The
+// file is replaced by rename, so a reader sees an old or a new digest,
+// never half of one. It is not synced: losing it costs one full check.
+func (s *Store) recordStat(ctx context.Context, sum string) error {
+	d, err := statDigest(ctx, s.objectPath(sum))
+	if err != nil {
+		return err
+	}
+	dir := s.indexPath(sum)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("store: index: %w", err)
+	}
+	f, err := os.CreateTemp(dir, indexStat+".tmp*")
+	if err != nil {
+		return fmt.Errorf("store: index: %w", err)
+	}
+	tmp := f.Name()
+	_, err = f.WriteString(d)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(dir, indexStat))
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("store: index: %w", err)
+	}
+	return nil
+}
+
+// recordRef notes that id is committed to objects/<sum>, durably: the
+// caller points refs/<id> at the object only afterwards, so after a crash
+// a record may lack its ref, never the other way round.
+func (s *Store) recordRef(sum, id string) error {
+	dir := filepath.Join(s.indexPath(sum), indexRefs)
+	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
+		if err := s.adoptRefs(sum); err != nil {
+			return err
+		}
+	}
+	f, err := os.OpenFile(filepath.Join(dir, id), os.O_WRONLY|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("store: index: %w", err)
+	}
+	f.Close()
+	d, err := openDir(dir)
+	if err != nil {
+		return fmt.Errorf("store: index: %w", err)
+	}
+	defer d.Close()
+	if err := unix.Fsync(int(d.Fd())); err != nil {
+		return fmt.Errorf("store: index: fsync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// adoptRefs starts the ref records of an object that has none (made by a
+// kiln without the index, or a crash before its first record) with the refs
+// pointing at it now: trust on first use.
+func (s *Store) adoptRefs(sum string) error {
+	dir := filepath.Join(s.indexPath(sum), indexRefs)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("store: index: %w", err)
+	}
+	refs, err := s.Refs()
+	if err != nil {
+		return err
+	}
+	for id, target := range refs {
+		if target != sum {
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(dir, id), nil, 0o600); err != nil {
+			return fmt.Errorf("store: index: %w", err)
+		}
+	}
+	return nil
+}
+
+// refRecorded reports whether id was committed to objects/<sum>. Without
+// any records for the object it adopts the current refs and says yes.
+func (s *Store) refRecorded(sum, id string) (bool, error) {
+	dir := filepath.Join(s.indexPath(sum), indexRefs)
+	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
+		return true, s.adoptRefs(sum)
+	}
+	_, err := os.Lstat(filepath.Join(dir, id))
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: index: %w", err)
+	}
+	return true, nil
+}
+
+// verifyObject is the check on use of objects/<sum>: the stat digest, and
+// the full treesum when that differs or is missing. The caller holds the
+// object (a shared flock), so gc cannot remove it meanwhile.
+func (s *Store) verifyObject(ctx context.Context, sum string) error {
+	want, err := os.ReadFile(filepath.Join(s.indexPath(sum), indexStat))
+	if err == nil {
+		got, err := statDigest(ctx, s.objectPath(sum))
+		if err != nil {
+			return err
+		}
+		if got == string(want) {
+			return nil
+		}
+	}
+	s.fullChecks.Add(1)
+	got, err := treesum.Sum(ctx, s.objectPath(sum))
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err != nil {
+		return fmt.Errorf("%w: objects/%s cannot be hashed: %w", ErrDamaged, sum, err)
+	}
+	if got != sum {
+		return fmt.Errorf("%w: the content of objects/%s was changed (its treesum is now %s)", ErrDamaged, sum, got)
+	}
+	return s.recordStat(ctx, sum)
+}
+
+// dropRefs removes every ref that points at sum, so no build finds a
+// damaged object again, and returns their ids.
+func (s *Store) dropRefs(sum string) ([]string, error) {
+	refs, err := s.Refs()
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for id, target := range refs {
+		if target != sum {
+			continue
+		}
+		if err := s.dropRef(id, sum); err != nil {
+			return ids, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+// dropRef removes refs/<id> if it still points at sum: a commit may have
+// pointed it at a good object meanwhile.
+func (s *Store) dropRef(id, sum string) error {
+	if target, err := os.Readlink(s.refPath(id)); err == nil && sum != "" && target != refTarget(sum) {
+		return nil
+	}
+	if err := os.Remove(s.refPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("store: removing ref %s: %w", id, err)
+	}
+	return nil
+}
+
+// quarantine moves objects/<sum> out of the store into a locked tmp/rm-*
+// directory and deletes it there; a crash leaves only a leftover. The
+// caller holds objects/ so that no lookup finds the object half deleted.
+// The index goes too with dropIndex, which only a caller holding objects/
+// exclusively may ask for: a concurrent commit may be recording a ref in it.
+func (s *Store) quarantine(sum string, dropIndex bool) error {
+	rm, err := newTempDir(s.tmpPath(), prefixRemove)
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(s.objectPath(sum), filepath.Join(rm.path, "tree")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		rm.remove()
+		return fmt.Errorf("store: removing damaged objects/%s: %w", sum, err)
+	}
+	if dropIndex {
+		if err := removeAll(s.indexPath(sum)); err != nil {
+			rm.remove()
+			return fmt.Errorf("store: removing index of %s: %w", sum, err)
+		}
+	}
+	return rm.remove()
+}
