@@ -290,3 +290,52 @@ func TestCheckOnUseIsCheap(t *testing.T) {
 		})
 	}
 }
+
+// TestFsckCrashLeftovers (issue 10 item 20): what a crash leaves in tmp/
+// is listed as leftovers, not problems; cleaning removes it but never what
+// a live process holds.
+func TestFsckCrashLeftovers(t *testing.T) {
+	st, err := store.Open(t.Context(), t.TempDir(), store.WithoutRecovery())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	commitTree(t, st, "a", fillA)
+	tmp := filepath.Join(st.Root(), "tmp")
+	if err := os.MkdirAll(filepath.Join(tmp, "obj-dead", "tree", "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "stray"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	live, err := st.NewTempDir("asm") // held by this process: a live build
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Remove()
+	rep, err := st.Fsck(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Problems) != 0 {
+		t.Errorf("crash leftovers reported as problems: %v", rep.Problems)
+	}
+	if want := []string{"tmp/obj-dead", "tmp/stray"}; strings.Join(rep.Leftovers, " ") != strings.Join(want, " ") {
+		t.Errorf("leftovers %v, want %v", rep.Leftovers, want)
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "obj-dead")); err != nil {
+		t.Errorf("fsck without cleaning removed a leftover: %v", err)
+	}
+	rep, err = st.Fsck(t.Context(), store.CleanLeftovers())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Cleaned != 2 || len(rep.Problems) != 0 {
+		t.Errorf("cleaning: removed %d, problems %v; want 2 removed, none", rep.Cleaned, rep.Problems)
+	}
+	for name, want := range map[string]bool{"obj-dead": false, "stray": false, filepath.Base(live.Path()): true} {
+		if _, err := os.Lstat(filepath.Join(tmp, name)); (err == nil) != want {
+			t.Errorf("tmp/%s exists = %v after cleaning, want %v", name, err == nil, want)
+		}
+	}
+}

@@ -163,38 +163,111 @@ func newStoreDuCmd(root *string) *cobra.Command {
 	}
 }
 
+// FsckChecker checks what another package keeps under the store root (the
+// fetched sources in sources/, the compiled-module cache in cache/). It
+// returns the problems found (paths relative to the store root) and, with
+// repair, removes what is damaged so that the next build fetches or
+// compiles it again, marking those problems Repaired. It must not block
+// past ctx.
+type FsckChecker struct {
+	Name  string // what it checks, for messages: "sources", "module cache"
+	Check func(ctx context.Context, storeRoot string, repair bool) ([]store.Problem, error)
+}
+
+// fsckCheckers run after the store's own checks, in order. The packages
+// that own sources/ and cache/ (runtime/sources, runtime/engine) provide
+// their verification functions; wire them in here, for example
+//
+//	{Name: "sources", Check: sources.Fsck},
+//	{Name: "module cache", Check: engine.FsckCache},
+var fsckCheckers []FsckChecker
+
 func newStoreFsckCmd(root *string) *cobra.Command {
-	return &cobra.Command{
+	var repair, noClean bool
+	cmd := &cobra.Command{
 		Use:   "fsck",
-		Short: "Check the store's integrity",
+		Short: "Check the store's integrity, and repair it with --repair",
 		Long: `Check that every object's treesum matches its name (nothing changed a
-committed tree), that every ref points at an existing object, that nothing
-in tmp/ is left without a live owner, and that the store root holds nothing
-unknown. Exits 1 and lists the problems if any are found. Unlike the other
-commands, fsck leaves the leftovers of interrupted runs in place: the next
-other kiln command removes them.`,
-		Example: `  kiln store fsck && echo store is consistent`,
-		Args:    noArgs,
+committed tree's content, modes, owners or xattrs), that every ref points at
+an existing object it was committed to, and that the store root holds nothing
+unknown. Exits 1 and lists the problems if any are found.
+
+--repair removes what is damaged: a damaged object with the refs that point at
+it, and every bad ref, so that the next build rebuilds them. With --repair,
+fsck exits 0 when everything it found was repaired.
+
+What an interrupted run leaves in tmp/ (a crash, a kill) is expected and not a
+problem: fsck lists it and removes it, unless --no-clean. Directories a running
+kiln holds are left alone.
+
+Builds check every object they use too, cheaply (a digest of its files'
+metadata recorded at commit, the full treesum when that differs): a damaged
+object fails that build, loses its refs, and is rebuilt by the next one.`,
+		Example: `  kiln store fsck && echo store is consistent
+  kiln store fsck --repair
+  kiln store fsck --no-clean    # only look, change nothing`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if repair && noClean {
+				return usagef("--repair changes the store, --no-clean asks to change nothing: choose one")
+			}
 			return withStore(cmd, *root, func(ctx context.Context, st *store.Store) error {
-				rep, err := st.Fsck(ctx)
+				var opts []store.FsckOption
+				if !noClean {
+					opts = append(opts, store.CleanLeftovers())
+				}
+				if repair {
+					opts = append(opts, store.Repair())
+				}
+				rep, err := st.Fsck(ctx, opts...)
 				if err != nil {
 					return err
 				}
+				problems := rep.Problems
+				for _, c := range fsckCheckers {
+					ps, err := c.Check(ctx, st.Root(), repair)
+					if err != nil {
+						return fmt.Errorf("fsck of %s: %w", c.Name, err)
+					}
+					problems = append(problems, ps...)
+				}
 				out := cmd.OutOrStdout()
 				fmt.Fprintf(out, "checked %d objects, %d refs, %d entries in tmp/ of %s\n", rep.Objects, rep.Refs, rep.Tmp, st.Root())
-				if len(rep.Problems) == 0 {
+				for _, l := range rep.Leftovers {
+					fmt.Fprintf(out, "leftover of an interrupted run (expected after a crash): %s\n", l)
+				}
+				switch {
+				case rep.Cleaned > 0:
+					fmt.Fprintf(out, "removed %d leftover(s) of interrupted runs\n", rep.Cleaned)
+				case len(rep.Leftovers) > 0:
+					fmt.Fprintln(out, "leftovers kept (--no-clean); the next kiln command removes them")
+				}
+				unrepaired := 0
+				for _, p := range problems {
+					fmt.Fprintf(out, "problem: %s\n", p)
+					if !p.Repaired {
+						unrepaired++
+					}
+				}
+				switch {
+				case len(problems) == 0:
 					fmt.Fprintln(out, "no problems found")
 					return nil
+				case repair && unrepaired == 0:
+					fmt.Fprintf(out, "%d problem(s) found, all repaired: the next build rebuilds what was removed\n", len(problems))
+					return nil
+				case repair:
+					fmt.Fprintf(out, "%d problem(s) found, %d not repaired\n", len(problems), unrepaired)
+				default:
+					fmt.Fprintf(out, "%d problem(s) found (kiln store fsck --repair removes what is damaged)\n", len(problems))
 				}
-				for _, p := range rep.Problems {
-					fmt.Fprintf(out, "problem: %s\n", p)
-				}
-				fmt.Fprintf(out, "%d problem(s) found\n", len(rep.Problems))
 				return exitCodeError{exitFailure}
-			}, store.WithoutRecovery()) // report leftovers rather than remove them
+			}, store.WithoutRecovery()) // fsck itself reports and cleans leftovers
 		},
 	}
+	cmd.Flags().BoolVar(&repair, "repair", false, "remove damaged objects and bad refs, so the next build rebuilds them")
+	cmd.Flags().BoolVar(&noClean, "no-clean", false, "only look: keep the leftovers of interrupted runs in tmp/")
+	return cmd
 }
 
 func newStoreGCCmd(root *string) *cobra.Command {

@@ -101,8 +101,36 @@ func TestStoreFsckFindsTampering(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, out, _ := run(t, "store", "fsck", "--store", root)
-	if code != 1 || !strings.Contains(out, "content was changed") || !strings.Contains(out, "1 problem(s) found") {
+	if code != 1 || !strings.Contains(out, "damaged") || !strings.Contains(out, "1 problem(s) found") {
 		t.Errorf("fsck on a tampered store: exit %d\n%s", code, out)
+	}
+}
+
+// TestStoreFsckRepair (issue 10 item 17): --repair removes the damaged
+// object and its ref, exits 0, and leaves a store fsck finds clean, whose
+// next build would rebuild the object.
+func TestStoreFsckRepair(t *testing.T) {
+	root := buildStore(t)
+	target, err := os.Readlink(filepath.Join(root, "refs", "stage-2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := filepath.Join(root, "refs", target)
+	if err := os.Chmod(filepath.Join(victim, "file1"), 0o4755); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := run(t, "store", "fsck", "--repair", "--store", root)
+	if code != 0 || !strings.Contains(out, "1 problem(s) found, all repaired") || !strings.Contains(out, "stage-2") {
+		t.Fatalf("fsck --repair: exit %d\n%s", code, out)
+	}
+	if _, err := os.Lstat(victim); !os.IsNotExist(err) {
+		t.Errorf("damaged object still there: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(root, "refs", "stage-2")); !os.IsNotExist(err) {
+		t.Errorf("ref to the damaged object still there: %v", err)
+	}
+	if code, out, _ := run(t, "store", "fsck", "--store", root); code != 0 || !strings.Contains(out, "checked 2 objects, 2 refs") {
+		t.Errorf("fsck after repair: exit %d\n%s", code, out)
 	}
 }
 
@@ -136,21 +164,29 @@ func TestParseSize(t *testing.T) {
 	}
 }
 
-func TestStoreFsckReportsLeftovers(t *testing.T) {
+// TestStoreFsckCrashLeftovers (issue 10 item 20): after a crash, fsck lists
+// tmp/ leftovers as expected, exits 0, and removes them unless --no-clean.
+func TestStoreFsckCrashLeftovers(t *testing.T) {
 	root := buildStore(t)
-	if err := os.MkdirAll(filepath.Join(root, "tmp", "obj-leftover", "tree"), 0o755); err != nil {
+	leftover := filepath.Join(root, "tmp", "obj-leftover")
+	if err := os.MkdirAll(filepath.Join(leftover, "tree"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	code, out, _ := run(t, "store", "fsck", "--store", root)
-	if code != 1 || !strings.Contains(out, "tmp/obj-leftover: leftover without a live owner") {
+	code, out, _ := run(t, "store", "fsck", "--no-clean", "--store", root)
+	if code != 0 || !strings.Contains(out, "leftover of an interrupted run (expected after a crash): tmp/obj-leftover") || !strings.Contains(out, "no problems found") {
+		t.Errorf("fsck --no-clean with a leftover: exit %d\n%s", code, out)
+	}
+	if _, err := os.Stat(leftover); err != nil {
+		t.Fatalf("--no-clean removed the leftover: %v", err)
+	}
+	code, out, _ = run(t, "store", "fsck", "--store", root)
+	if code != 0 || !strings.Contains(out, "removed 1 leftover(s)") {
 		t.Errorf("fsck with a leftover: exit %d\n%s", code, out)
 	}
-	// Any other command cleans it up, and says so.
-	code, _, errOut := run(t, "store", "ls", "--store", root)
-	if code != 0 || !strings.Contains(errOut, "removed 1 leftover") {
-		t.Errorf("ls after a crash: exit %d, stderr %q", code, errOut)
+	if _, err := os.Stat(leftover); !os.IsNotExist(err) {
+		t.Errorf("fsck kept the leftover: %v", err)
 	}
-	if code, out, _ := run(t, "store", "fsck", "--store", root); code != 0 {
-		t.Errorf("fsck after cleanup: exit %d\n%s", code, out)
+	if code, _, _ := run(t, "store", "fsck", "--repair", "--no-clean", "--store", root); code != 2 {
+		t.Errorf("--repair --no-clean: exit %d, want 2", code)
 	}
 }
