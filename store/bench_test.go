@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kilnbuild/kiln/store"
+	"github.com/kilnbuild/kiln/store/treesum"
 )
 
 // benchTree makes a tree shaped like a small OS image: 5,000 files in 250
@@ -128,4 +129,55 @@ func BenchmarkCommit(b *testing.B) {
 		obj.Close()
 		b.StartTimer()
 	}
+}
+
+// BenchmarkCheckOnUse times the check every use of a committed tree of
+// 5,000 files makes (its stat digest) next to the full treesum that check
+// replaces, and reports their ratio; Get checks it once more on the way.
+func BenchmarkCheckOnUse(b *testing.B) {
+	ctx := b.Context()
+	st, err := store.Open(ctx, b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	obj, err := st.New(ctx, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	w, _ := obj.Write(ctx)
+	benchTree(b, w.Path())
+	w.Close()
+	sum, err := st.Commit(ctx, obj, "base")
+	if err != nil {
+		b.Fatal(err)
+	}
+	obj.Close()
+	tree := filepath.Join(st.Root(), "objects", sum)
+	var checkTime, sumTime time.Duration
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		if _, err := store.StatDigest(ctx, tree); err != nil {
+			b.Fatal(err)
+		}
+		checkTime += time.Since(start)
+		start = time.Now()
+		if got, err := treesum.Sum(ctx, tree); err != nil || got != sum {
+			b.Fatal(got, err)
+		}
+		sumTime += time.Since(start)
+	}
+	b.StopTimer()
+	r, err := st.Get(ctx, "base")
+	if err != nil {
+		b.Fatal(err)
+	}
+	r.Close()
+	if store.FullChecks(st) != 0 {
+		b.Fatal("the check on use hashed the tree")
+	}
+	b.ReportMetric(float64(checkTime.Microseconds())/float64(b.N)/1000, "check-ms/op")
+	b.ReportMetric(float64(sumTime.Microseconds())/float64(b.N)/1000, "treesum-ms/op")
+	b.ReportMetric(checkTime.Seconds()/sumTime.Seconds(), "check/treesum")
 }
