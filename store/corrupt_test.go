@@ -339,3 +339,40 @@ func TestFsckCrashLeftovers(t *testing.T) {
 		}
 	}
 }
+
+// TestStoreWithoutIndex: a store committed by a kiln without index/ (or
+// whose index was lost) is used as is: the first use hashes the tree once
+// and records it, adopting the refs that point at it; fsck stays clean.
+func TestStoreWithoutIndex(t *testing.T) {
+	root := t.TempDir()
+	st, err := store.Open(t.Context(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sumA := commitTree(t, st, "a", fillA)
+	st.Close()
+	if err := os.RemoveAll(filepath.Join(root, "index")); err != nil {
+		t.Fatal(err)
+	}
+	st, err = store.Open(t.Context(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for range 2 {
+		r, err := st.Get(t.Context(), "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Close()
+	}
+	if n := store.FullChecks(st); n != 1 {
+		t.Errorf("%d full checks for two uses of an object without index, want 1", n)
+	}
+	for _, p := range []string{"stat", "refs/a"} {
+		if _, err := os.Lstat(filepath.Join(root, "index", sumA, p)); err != nil {
+			t.Errorf("index/%s/%s not recorded: %v", sumA, p, err)
+		}
+	}
+	storetest.AssertClean(t, st)
+}

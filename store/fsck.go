@@ -76,7 +76,7 @@ func (s *Store) Fsck(ctx context.Context, opts ...FsckOption) (*FsckReport, erro
 	for _, o := range opts {
 		o(&cfg)
 	}
-	r, damaged, badRefs, err := s.fsckCheck(ctx)
+	r, damaged, badRefs, err := s.fsckCheck(ctx, cfg.repair)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +95,7 @@ func (s *Store) Fsck(ctx context.Context, opts ...FsckOption) (*FsckReport, erro
 
 // fsckCheck finds the problems; it returns, by index into r.Problems, the
 // damaged objects' treesums and the bad refs' ids, for repair.
-func (s *Store) fsckCheck(ctx context.Context) (r *FsckReport, damaged, badRefs map[int]string, err error) {
+func (s *Store) fsckCheck(ctx context.Context, repair bool) (r *FsckReport, damaged, badRefs map[int]string, err error) {
 	release, err := s.lockObjects(ctx, unix.LOCK_SH)
 	if err != nil {
 		return nil, nil, nil, err
@@ -165,7 +165,7 @@ func (s *Store) fsckCheck(ctx context.Context) (r *FsckReport, damaged, badRefs 
 	for _, e := range entries {
 		r.Refs++
 		id := e.Name()
-		what, err := s.refProblem(id, bad)
+		what, err := s.refProblem(id, bad, repair)
 		if err != nil {
 			return fail(err)
 		}
@@ -205,8 +205,9 @@ func (s *Store) fsckCheck(ctx context.Context) (r *FsckReport, damaged, badRefs 
 }
 
 // refProblem says what is wrong with refs/<id> ("" for nothing). A ref to
-// one of the damaged objects is left to the object's problem.
-func (s *Store) refProblem(id string, damaged map[string]bool) (string, error) {
+// one of the damaged objects is left to the object's problem. adopt starts
+// the ref records of an object that has none (see refRecorded).
+func (s *Store) refProblem(id string, damaged map[string]bool, adopt bool) (string, error) {
 	target, err := os.Readlink(s.refPath(id))
 	if errors.Is(err, os.ErrNotExist) {
 		return "", nil // removed meanwhile
@@ -224,7 +225,7 @@ func (s *Store) refProblem(id string, damaged map[string]bool) (string, error) {
 	if damaged[sum] {
 		return "", nil
 	}
-	ok, err := s.refRecorded(sum, id)
+	ok, err := s.refRecorded(sum, id, adopt)
 	if err != nil || ok {
 		return "", err
 	}
@@ -284,7 +285,7 @@ func (s *Store) fsckRepair(ctx context.Context, r *FsckReport, damaged, badRefs 
 	}
 	for i, id := range badRefs {
 		// A commit may have pointed the ref at a good object meanwhile.
-		what, err := s.refProblem(id, nil)
+		what, err := s.refProblem(id, nil, true)
 		if err != nil {
 			return err
 		}

@@ -189,7 +189,7 @@ func (s *Store) acquire(ctx context.Context, id string) (string, *os.File, error
 	if err != nil {
 		return "", nil, err
 	}
-	ok, err := s.refRecorded(sum, id)
+	ok, err := s.refRecorded(sum, id, true)
 	if err == nil && !ok {
 		err = fmt.Errorf("%w: ref %s points at objects/%s, which it was never committed to", ErrDamaged, id, sum)
 		_ = s.dropRef(id, sum)
@@ -384,6 +384,11 @@ func (s *Store) storeTree(ctx context.Context, tree, sum string) error {
 	// The rename must be durable before a ref points at it.
 	if err := unix.Fsync(int(s.objects.Fd())); err != nil {
 		return err
+	}
+	// A new object: no ref can point at it yet, so its ref records start
+	// empty rather than adopting (which scans every ref).
+	if err := os.MkdirAll(filepath.Join(s.indexPath(sum), indexRefs), 0o700); err != nil {
+		return fmt.Errorf("index: %w", err)
 	}
 	// After the rename: renaming changes the root's ctime.
 	return s.recordStat(ctx, sum)

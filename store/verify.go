@@ -158,10 +158,14 @@ func (s *Store) adoptRefs(sum string) error {
 }
 
 // refRecorded reports whether id was committed to objects/<sum>. Without
-// any records for the object it adopts the current refs and says yes.
-func (s *Store) refRecorded(sum, id string) (bool, error) {
+// any records for the object it says yes, and adopts the current refs if
+// asked (fsck without repair only looks).
+func (s *Store) refRecorded(sum, id string, adopt bool) (bool, error) {
 	dir := filepath.Join(s.indexPath(sum), indexRefs)
 	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
+		if !adopt {
+			return true, nil
+		}
 		return true, s.adoptRefs(sum)
 	}
 	_, err := os.Lstat(filepath.Join(dir, id))

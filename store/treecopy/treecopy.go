@@ -119,6 +119,9 @@ func Copy(ctx context.Context, src, dst string, opts Options) error {
 		}
 		slices.Sort(names)
 		for _, name := range names {
+			if err := ctx.Err(); err != nil { // a directory may hold millions
+				return err
+			}
 			s, d := filepath.Join(sd[0], name), filepath.Join(sd[1], name)
 			var st unix.Stat_t
 			if err := unix.Lstat(s, &st); err != nil {
@@ -164,11 +167,17 @@ func Copy(ctx context.Context, src, dst string, opts Options) error {
 		return err
 	}
 	for _, l := range links {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if err := os.Link(l.first, l.dst); err != nil {
 			return fmt.Errorf("treecopy: %w", err)
 		}
 	}
 	for _, d := range slices.Backward(dirs) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if err := setMeta(d.src, d.dst, &d.st); err != nil {
 			return err
 		}

@@ -96,6 +96,9 @@ func scan(ctx context.Context, dir string) (*node, []*node, error) {
 		}
 		d.children = make([]*node, 0, len(names))
 		for _, name := range names {
+			if err := ctx.Err(); err != nil { // a directory may hold millions
+				return nil, nil, err
+			}
 			c, err := stat(filepath.Join(d.path, name), name)
 			if err != nil {
 				return nil, nil, err
