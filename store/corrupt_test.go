@@ -205,6 +205,7 @@ func TestCorruptionOnUse(t *testing.T) {
 				{"Export", func(st *store.Store) error {
 					return st.Export(t.Context(), "a", filepath.Join(t.TempDir(), "x"))
 				}},
+				{"Verify", func(st *store.Store) error { return st.Verify(t.Context(), "a") }},
 				{"New", func(st *store.Store) error {
 					o, err := st.New(t.Context(), "a")
 					if err == nil {

@@ -154,6 +154,20 @@ func (s *Store) Contains(id string) bool {
 	return err == nil
 }
 
+// Verify runs the check every use makes (see acquire) on the committed
+// object id: nil if it is stored and intact, an error wrapping ErrNotFound
+// if it is not stored, ErrDamaged if it is damaged, in which case its refs
+// are removed and Contains reports false from then on. A build that asks
+// Verify rather than Contains before skipping work rebuilds a damaged
+// object instead of failing on it.
+func (s *Store) Verify(ctx context.Context, id string) error {
+	_, lock, err := s.acquire(ctx, id)
+	if err != nil {
+		return err
+	}
+	return lock.Close()
+}
+
 // resolve returns the treesum that refs/<id> points at.
 func (s *Store) resolve(id string) (string, error) {
 	if err := checkID(id); err != nil {
