@@ -7,6 +7,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -196,5 +197,64 @@ func TestOtherUserCannotReachObjects(t *testing.T) {
 	// leading to it, not from changing what was built.
 	if m := modeOf(t, filepath.Join(obj, "tmp")); m != 0o1777 {
 		t.Errorf("committed /tmp has mode %#o, want 01777 kept", m)
+	}
+}
+
+// TestReadContextSetuidNoEffect (issue 10 item 2): a setuid-root program in
+// a read context runs with the caller's ids. The other user reaches it
+// through a descriptor of the read context's root (the store's 0700
+// directories would stop a path lookup before it got there).
+func TestReadContextSetuidNoEffect(t *testing.T) {
+	const name = "kiln-unpriv"
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: makes a setuid-root program")
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		t.Skipf("needs the user %s (created by .ci/run): %v", name, err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	id, err := exec.LookPath("id")
+	if err != nil {
+		t.Skip("needs id(1)")
+	}
+	prog, err := os.ReadFile(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(t.Context(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	commitTree(t, st, "suid", func(dir string) {
+		p := filepath.Join(dir, "id")
+		if err := os.WriteFile(p, prog, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Chmod(p, 0o4755); err != nil {
+			t.Fatal(err)
+		}
+	})
+	r, err := st.Get(t.Context(), "suid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	root, err := os.Open(r.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	cmd := exec.Command("/proc/self/fd/3/id", "-u")
+	cmd.ExtraFiles = []*os.File{root}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("running the setuid program as %s: %v %s", name, err, out)
+	}
+	if got := strings.TrimSpace(string(out)); got != u.Uid {
+		t.Errorf("setuid-root program in a read context ran with euid %s, want %s (nosuid)", got, u.Uid)
 	}
 }
