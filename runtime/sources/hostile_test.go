@@ -412,4 +412,3 @@ func sortedStrings(s ...string) []string {
 	}
 	return out
 }
-
