@@ -90,6 +90,21 @@ var checksumRE = regexp.MustCompile(`^(sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|s
 // sha256:, sha384: or sha512: and lowercase hex of the right length.
 func IsChecksum(s string) bool { return checksumRE.MatchString(s) }
 
+var checksumLikeRE = regexp.MustCompile(`sha(256|384|512):[0-9a-f]+`)
+
+// Checksums returns the checksums s contains, e.g. the one in
+// "/run/kiln/sources/org.osbuild.files/sha256:<hex>": runs of
+// sha256:/sha384:/sha512: and lowercase hex of exactly the right length.
+func Checksums(s string) []string {
+	var out []string
+	for _, m := range checksumLikeRE.FindAllString(s, -1) {
+		if checksumRE.MatchString(m) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // Parse reads a manifest's sources section. It rejects source types kiln
 // does not know, malformed checksums and URLs of other schemes, file://
 // URLs naming a host or a relative path, and http(s) URLs without a host.
@@ -99,19 +114,19 @@ func Parse(sources map[string]json.RawMessage) ([]File, error) {
 		raw := sources[typ]
 		path := "$.sources[" + strconv.Quote(typ) + "]"
 		if typ != FilesType {
-			return nil, fmt.Errorf("%s: %w %q (kiln fetches %s)", path, ErrUnsupported, typ, FilesType)
+			return nil, &ParseError{path, fmt.Errorf("%w %q (kiln fetches %s)", ErrUnsupported, typ, FilesType)}
 		}
 		var spec struct {
 			URLs map[string]json.RawMessage `json:"urls"`
 		}
 		if err := json.Unmarshal(raw, &spec); err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
+			return nil, &ParseError{path, err}
 		}
 		for _, sum := range sortedKeys(spec.URLs) {
 			u := spec.URLs[sum]
 			at := fmt.Sprintf("%s.urls[%q]", path, sum)
 			if !checksumRE.MatchString(sum) {
-				return nil, fmt.Errorf("%s: checksum must be sha256:, sha384: or sha512: and lowercase hex of the right length", at)
+				return nil, &ParseError{at, errors.New("checksum must be sha256:, sha384: or sha512: and lowercase hex of the right length")}
 			}
 			var s string
 			if err := json.Unmarshal(u, &s); err != nil {
@@ -119,18 +134,28 @@ func Parse(sources map[string]json.RawMessage) ([]File, error) {
 					URL string `json:"url"`
 				}
 				if err := json.Unmarshal(u, &obj); err != nil || obj.URL == "" {
-					return nil, fmt.Errorf("%s: expected a URL string or {\"url\": ...}", at)
+					return nil, &ParseError{at, errors.New(`expected a URL string or {"url": ...}`)}
 				}
 				s = obj.URL
 			}
 			if err := checkURL(s); err != nil {
-				return nil, fmt.Errorf("%s: %q: %w", at, s, err)
+				return nil, &ParseError{at, fmt.Errorf("%q: %w", s, err)}
 			}
 			files = append(files, File{Checksum: sum, URL: s})
 		}
 	}
 	return files, nil
 }
+
+// ParseError is a problem in the sources section, at a JSON path such as
+// $.sources["org.osbuild.files"].urls["sha256:..."].
+type ParseError struct {
+	Path string
+	Err  error
+}
+
+func (e *ParseError) Error() string { return e.Path + ": " + e.Err.Error() }
+func (e *ParseError) Unwrap() error { return e.Err }
 
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
@@ -202,9 +227,7 @@ type Fetcher struct {
 	// file:// reads anything the invoking user can read.
 	FileRoots []string
 
-	backoff    func(attempt int) time.Duration // tests shorten it
-	clientOnce sync.Once
-	client     *http.Client
+	backoff func(attempt int) time.Duration // tests shorten it
 }
 
 // Path returns where the file with checksum sum is stored.
@@ -534,21 +557,26 @@ func (f *Fetcher) httpClient() *http.Client {
 	if f.Client != nil {
 		return f.Client
 	}
-	f.clientOnce.Do(func() {
-		header := f.HeaderTimeout
-		if header <= 0 {
-			header = DefaultHeaderTimeout
-		}
-		f.client = &http.Client{Transport: &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			TLSHandshakeTimeout:   15 * time.Second,
-			ResponseHeaderTimeout: header,
-			MaxIdleConnsPerHost:   4,
-		}}
-	})
-	return f.client
+	header := f.HeaderTimeout
+	if header <= 0 {
+		header = DefaultHeaderTimeout
+	}
+	// One client per timeout, shared, so that connections are reused and
+	// a Fetcher stays a plain value callers may copy.
+	if c, ok := clients.Load(header); ok {
+		return c.(*http.Client)
+	}
+	c, _ := clients.LoadOrStore(header, &http.Client{Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   15 * time.Second,
+		ResponseHeaderTimeout: header,
+		MaxIdleConnsPerHost:   4,
+	}})
+	return c.(*http.Client)
 }
+
+var clients sync.Map // time.Duration -> *http.Client
 
 // ctxReader ends a copy when ctx is done: a local file read never
 // checks a context by itself.
