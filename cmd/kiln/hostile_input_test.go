@@ -3,10 +3,16 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestBuildRefusesHostileInput (issue 10 items 3, 19): bad input that was
@@ -62,5 +68,69 @@ func TestBuildAllowFileSources(t *testing.T) {
 	r = kiln(t, "build", "--store", t.TempDir(), "--output-directory", t.TempDir(), "--allow-file-sources", dir, m)
 	if r.code != 0 {
 		t.Errorf("source inside --allow-file-sources: exit %d:\n%s", r.code, r.stderr)
+	}
+}
+
+// withSchema returns wasm with a kiln.stages section describing stage
+// name with schema (the format of stages-wasm/internal/wasmmeta).
+func withSchema(t *testing.T, wasm []byte, name, schema string) []byte {
+	t.Helper()
+	payload, err := json.Marshal([]map[string]any{{"name": name, "summary": "hostile", "schema": json.RawMessage(schema)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	uleb := func(b []byte, v int) []byte {
+		for {
+			c := byte(v & 0x7f)
+			v >>= 7
+			if v != 0 {
+				b = append(b, c|0x80)
+				continue
+			}
+			return append(b, c)
+		}
+	}
+	body := append(uleb(nil, len("kiln.stages")), "kiln.stages"...)
+	body = append(body, payload...)
+	out := append(append([]byte(nil), wasm...), 0)
+	out = uleb(out, len(body))
+	return append(out, body...)
+}
+
+// TestUserStageSchemaExternalRef (issue 10 item 4): a user stage's schema
+// with a $ref to a FIFO hung planning (jsonschema's default loader opened
+// it); to an http URL it would fetch it. Both are refused, naming the
+// stage's module, and nothing is opened or fetched.
+func TestUserStageSchemaExternalRef(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		requests.Add(1)
+		w.Write([]byte(`{}`))
+	}))
+	defer srv.Close()
+	for _, ref := range []string{"file://" + fifo, srv.URL + "/schema.json"} {
+		dir := t.TempDir()
+		module := filepath.Join(dir, "test.evil.wasm")
+		wasm := withSchema(t, spinWasm, "test.evil", `{"type": "object", "properties": {"x": {"$ref": "`+ref+`"}}}`)
+		if err := os.WriteFile(module, wasm, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r := kiln(t, "build", "--store", t.TempDir(), "--output-directory", t.TempDir(), "--stage-path", dir,
+			writeManifest(t, `{"pipeline": {"stages": [{"name": "test.evil", "options": {"x": 1}}]}}`))
+		for _, w := range []string{module, "external reference", ref} {
+			if !strings.Contains(r.stderr, w) {
+				t.Errorf("$ref %s: exit %d, stderr lacks %q:\n%s", ref, r.code, w, r.stderr)
+			}
+		}
+		if r.code != 2 {
+			t.Errorf("$ref %s: exit %d, want 2", ref, r.code)
+		}
+	}
+	if n := requests.Load(); n != 0 {
+		t.Errorf("%d HTTP requests for a schema", n)
 	}
 }
