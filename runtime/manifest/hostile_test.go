@@ -1,7 +1,10 @@
 package manifest
 
 import (
+	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -69,4 +72,25 @@ func TestLoadDirectory(t *testing.T) {
 	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "is a directory") {
 		t.Errorf("Load(directory) = %v", err)
 	}
+}
+
+// TestLoadBounded: a manifest path that never ends (/dev/zero) or a huge
+// file is refused once it passes the bound, not read into memory.
+func TestLoadBounded(t *testing.T) {
+	defer func(n int64) { maxSize = n }(maxSize)
+	maxSize = 1 << 20
+	for _, path := range []string{"/dev/zero", writeBig(t, maxSize+1)} {
+		_, err := Load(path)
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "larger than 1 MiB") {
+			t.Errorf("Load(%s) = %v", path, err)
+		}
+	}
+}
+
+func writeBig(t *testing.T, size int64) string {
+	path := filepath.Join(t.TempDir(), "big.json")
+	if err := os.WriteFile(path, bytes.Repeat([]byte(" "), int(size)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

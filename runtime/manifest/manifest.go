@@ -95,22 +95,32 @@ var compiled = func() *schema.Schema {
 	return s
 }()
 
+// maxSize bounds what Load reads; tests lower it.
+var maxSize int64 = 256 << 20
+
 // Load reads and parses the manifest in file; "-" reads standard input.
 func Load(file string) (*Manifest, error) {
 	var data []byte
 	var err error
-	if file == "-" {
-		data, err = io.ReadAll(os.Stdin)
-	} else {
+	in := os.Stdin
+	if file != "-" {
 		// A directory is a wrong argument, not an I/O error; FIFOs stay
 		// allowed, for kiln build <(osbuild-mpp ...).
 		if st, serr := os.Stat(file); serr == nil && st.IsDir() {
 			return nil, &Error{File: file, Path: "$", Msg: "is a directory, not a manifest file"}
 		}
-		data, err = os.ReadFile(file)
+		if in, err = os.Open(file); err != nil {
+			return nil, fmt.Errorf("reading manifest: %w", err)
+		}
+		defer in.Close()
 	}
+	// Bounded, so that /dev/zero is an error rather than all memory.
+	data, err = io.ReadAll(io.LimitReader(in, maxSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("reading manifest: %w", err)
+	}
+	if int64(len(data)) > maxSize {
+		return nil, &Error{File: file, Path: "$", Msg: fmt.Sprintf("larger than %d MiB, more than any manifest needs", maxSize>>20)}
 	}
 	return Parse(file, data)
 }
