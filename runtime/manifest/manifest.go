@@ -4,16 +4,26 @@
 // sources. Parse checks the structure against the v1 schema and reports
 // every violation with the file and the JSON path at fault; what a stage's
 // options must look like is checked later, against that stage's schema.
+//
+// Parse is stricter than JSON decoding, because what Go's decoder lets
+// pass would make the manifest mean something else than it says: a key
+// given twice (the decoder keeps the last, a reader may see the first),
+// invalid UTF-8 or a lone surrogate escape in a string (both silently
+// become U+FFFD), a number no stage can decode (1e400), and a manifest
+// with nothing to build ({} once built nothing and exited 0).
 package manifest
 
 import (
+	"bytes"
 	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/kilnbuild/kiln/runtime/schema"
 )
@@ -85,17 +95,32 @@ var compiled = func() *schema.Schema {
 	return s
 }()
 
+// maxSize bounds what Load reads; tests lower it.
+var maxSize int64 = 256 << 20
+
 // Load reads and parses the manifest in file; "-" reads standard input.
 func Load(file string) (*Manifest, error) {
 	var data []byte
 	var err error
-	if file == "-" {
-		data, err = io.ReadAll(os.Stdin)
-	} else {
-		data, err = os.ReadFile(file)
+	in := os.Stdin
+	if file != "-" {
+		// A directory is a wrong argument, not an I/O error; FIFOs stay
+		// allowed, for kiln build <(osbuild-mpp ...).
+		if st, serr := os.Stat(file); serr == nil && st.IsDir() {
+			return nil, &Error{File: file, Path: "$", Msg: "is a directory, not a manifest file"}
+		}
+		if in, err = os.Open(file); err != nil {
+			return nil, fmt.Errorf("reading manifest: %w", err)
+		}
+		defer in.Close()
 	}
+	// Bounded, so that /dev/zero is an error rather than all memory.
+	data, err = io.ReadAll(io.LimitReader(in, maxSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("reading manifest: %w", err)
+	}
+	if int64(len(data)) > maxSize {
+		return nil, &Error{File: file, Path: "$", Msg: fmt.Sprintf("larger than %d MiB, more than any manifest needs", maxSize>>20)}
 	}
 	return Parse(file, data)
 }
@@ -122,6 +147,13 @@ func Parse(file string, data []byte) (*Manifest, error) {
 		return nil, &Error{File: file, Path: "$", Msg: err.Error()}
 	}
 	m.Pipeline.setPaths("$.pipeline")
+	if len(m.Pipeline.Stages) == 0 && m.Pipeline.Assembler == nil {
+		path := "$.pipeline"
+		if !bytes.Contains(data, []byte(`"pipeline"`)) {
+			path = "$"
+		}
+		return nil, &Error{File: file, Path: path, Msg: "nothing to build: a manifest needs a pipeline with stages or an assembler"}
+	}
 	return &m, nil
 }
 
@@ -137,24 +169,174 @@ func (p *Pipeline) setPaths(prefix string) {
 	}
 }
 
-// checkSyntax reports malformed JSON with its line and column.
+// maxDepth bounds nesting, as encoding/json's Unmarshal does.
+const maxDepth = 10000
+
+// checkSyntax reports malformed JSON with its line and column, and what
+// decodes but is ambiguous (duplicate keys, invalid UTF-8, lone
+// surrogates) with its JSON path.
 func checkSyntax(file string, data []byte) error {
-	var v any
-	err := json.Unmarshal(data, &v)
-	if err == nil {
-		if _, ok := v.(map[string]any); !ok {
-			return &Error{File: file, Path: "$", Msg: "a manifest is a JSON object"}
+	var stack []*frame
+	path := func(withKey bool) string {
+		var p []string
+		for i, f := range stack {
+			last := i == len(stack)-1
+			switch {
+			case f.array:
+				p = append(p, strconv.Itoa(f.index))
+			case !last || withKey:
+				p = append(p, f.key)
+			}
 		}
-		return nil
+		return schema.FormatPath("$", p)
 	}
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		line, col := position(data, se.Offset)
-		return &Error{File: file, Path: fmt.Sprintf("line %d, column %d", line, col), Msg: "malformed JSON: " + se.Error()}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	prev, done := int64(0), false
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			if len(stack) > 0 {
+				line, col := position(data, int64(len(data)))
+				return &Error{File: file, Path: fmt.Sprintf("line %d, column %d", line, col), Msg: "malformed JSON: unexpected end of JSON input"}
+			}
+			if !done {
+				return &Error{File: file, Path: "$", Msg: "malformed JSON: no value"}
+			}
+			return nil
+		}
+		if err != nil {
+			var se *json.SyntaxError
+			if errors.As(err, &se) {
+				line, col := position(data, se.Offset)
+				return &Error{File: file, Path: fmt.Sprintf("line %d, column %d", line, col), Msg: "malformed JSON: " + se.Error()}
+			}
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				line, col := position(data, int64(len(data)))
+				return &Error{File: file, Path: fmt.Sprintf("line %d, column %d", line, col), Msg: "malformed JSON: unexpected end of input"}
+			}
+			return &Error{File: file, Path: "$", Msg: "malformed JSON: " + err.Error()}
+		}
+		raw := data[prev:dec.InputOffset()]
+		prev = dec.InputOffset()
+		if done {
+			return &Error{File: file, Path: "$", Msg: "malformed JSON: data after the manifest's object"}
+		}
+		if len(stack) == 0 {
+			if d, ok := tok.(json.Delim); !ok || d != '{' {
+				return &Error{File: file, Path: "$", Msg: "a manifest is a JSON object"}
+			}
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if d, ok := tok.(json.Delim); ok && (d == '}' || d == ']') {
+			stack = stack[:len(stack)-1]
+			done = len(stack) == 0
+			if len(stack) > 0 {
+				stack[len(stack)-1].advance()
+			}
+			continue
+		}
+		if top != nil && !top.array && top.isKey {
+			key := tok.(string)
+			if err := checkString(raw); err != "" {
+				// The key as written: the decoded one has U+FFFD.
+				lit := raw[bytes.IndexByte(raw, '"'):]
+				return &Error{File: file, Path: path(false), Msg: fmt.Sprintf("key %q: %s", lit[1:len(lit)-1], err)}
+			}
+			top.key, top.isKey = key, false
+			if top.keys[key] {
+				return &Error{File: file, Path: path(true), Msg: fmt.Sprintf("duplicate key %s", strconv.Quote(key))}
+			}
+			top.keys[key] = true
+			continue
+		}
+		switch t := tok.(type) {
+		case json.Delim:
+			if len(stack) >= maxDepth {
+				return &Error{File: file, Path: path(true), Msg: fmt.Sprintf("nested more than %d deep", maxDepth)}
+			}
+			stack = append(stack, &frame{array: t == '[', isKey: t == '{', keys: map[string]bool{}})
+			continue
+		case string:
+			if err := checkString(raw); err != "" {
+				return &Error{File: file, Path: path(true), Msg: err}
+			}
+		}
+		if top != nil {
+			top.advance()
+		}
 	}
-	return &Error{File: file, Path: "$", Msg: "malformed JSON: " + err.Error()}
 }
 
+// frame is an object or array being read by checkSyntax.
+type frame struct {
+	array bool
+	index int             // of the array element being read
+	key   string          // of the object member being read
+	isKey bool            // the next token of an object is a key
+	keys  map[string]bool // seen so far
+}
+
+// advance moves past a finished element or member.
+func (f *frame) advance() {
+	if f.array {
+		f.index++
+	} else {
+		f.isKey = true
+	}
+}
+
+// checkString checks the raw bytes of a string token (with what precedes
+// it since the last token) for invalid UTF-8 and for \u escapes of lone
+// surrogates, which encoding/json turns into U+FFFD without a word.
+func checkString(raw []byte) string {
+	i := bytes.IndexByte(raw, '"')
+	if i < 0 {
+		return ""
+	}
+	lit := raw[i:]
+	if !utf8.Valid(lit) {
+		return "invalid UTF-8 in a string"
+	}
+	for i := 0; i < len(lit); i++ {
+		if lit[i] != '\\' {
+			continue
+		}
+		i++
+		if i >= len(lit) || lit[i] != 'u' {
+			continue
+		}
+		r := hex4(lit[i+1:])
+		i += 4
+		switch {
+		case r >= 0xdc00 && r <= 0xdfff:
+			return "a lone surrogate (\\u" + strconv.FormatInt(int64(r), 16) + ") in a string"
+		case r >= 0xd800 && r <= 0xdbff:
+			if len(lit) < i+7 || lit[i+1] != '\\' || lit[i+2] != 'u' {
+				return "a lone surrogate (\\u" + strconv.FormatInt(int64(r), 16) + ") in a string"
+			}
+			if lo := hex4(lit[i+3:]); lo < 0xdc00 || lo > 0xdfff {
+				return "a lone surrogate (\\u" + strconv.FormatInt(int64(r), 16) + ") in a string"
+			}
+			i += 6
+		}
+	}
+	return ""
+}
+
+func hex4(b []byte) rune {
+	if len(b) < 4 {
+		return -1
+	}
+	n, err := strconv.ParseUint(string(b[:4]), 16, 16)
+	if err != nil {
+		return -1
+	}
+	return rune(n)
+}
 func position(data []byte, offset int64) (line, col int) {
 	before := string(data[:min(int(offset), len(data))])
 	line = strings.Count(before, "\n") + 1

@@ -72,7 +72,7 @@ func TestParseInvalid(t *testing.T) {
 
 func TestLoad(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "m.json")
-	if err := os.WriteFile(path, []byte(`{"pipeline": {}}`), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(`{"pipeline": {"stages": [{"name": "org.osbuild.noop"}]}}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Load(path); err != nil {

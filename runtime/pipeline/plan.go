@@ -1,11 +1,14 @@
 package pipeline
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -13,6 +16,7 @@ import (
 	"github.com/kilnbuild/kiln/runtime/engine"
 	"github.com/kilnbuild/kiln/runtime/manifest"
 	"github.com/kilnbuild/kiln/runtime/schema"
+	"github.com/kilnbuild/kiln/runtime/sources"
 )
 
 // StageInfo is the module that provides a stage.
@@ -68,18 +72,32 @@ type Plan struct {
 // NewPlan resolves and validates every stage of m and computes the ids for
 // a build at SOURCE_DATE_EPOCH epoch. Problems with the manifest wrap
 // manifest.ErrInvalid and name the stage's JSON path, index and name, and
-// the option at fault.
+// the option at fault. The manifest's sources section is parsed too, and
+// a stage whose options name a source (by its checksum) the section lacks
+// is refused here, rather than failing when it runs.
 func NewPlan(file string, m *manifest.Manifest, stages Stages, epoch int64) (*Plan, error) {
-	return newPlan(file, &m.Pipeline, stages, strconv.FormatInt(epoch, 10))
+	files, err := sources.Parse(m.Sources)
+	if err != nil {
+		var pe *sources.ParseError
+		if errors.As(err, &pe) {
+			return nil, &manifest.Error{File: file, Path: pe.Path, Msg: pe.Err.Error()}
+		}
+		return nil, &manifest.Error{File: file, Path: "$.sources", Msg: err.Error()}
+	}
+	known := make(map[string]bool, len(files))
+	for _, f := range files {
+		known[f.Checksum] = true
+	}
+	return newPlan(file, &m.Pipeline, stages, strconv.FormatInt(epoch, 10), known)
 }
 
 // The epoch is part of every id: stages see it as their clock (the users
 // stage writes its day into /etc/shadow) and assemblers clamp timestamps
 // to it, so a result made at one epoch must not serve another.
-func newPlan(file string, p *manifest.Pipeline, stages Stages, epoch string) (*Plan, error) {
+func newPlan(file string, p *manifest.Pipeline, stages Stages, epoch string, known map[string]bool) (*Plan, error) {
 	plan := &Plan{}
 	if p.Build != nil {
-		b, err := newPlan(file, &p.Build.Pipeline, stages, epoch)
+		b, err := newPlan(file, &p.Build.Pipeline, stages, epoch, known)
 		if err != nil {
 			return nil, err
 		}
@@ -94,8 +112,13 @@ func newPlan(file string, p *manifest.Pipeline, stages Stages, epoch string) (*P
 				Msg: fmt.Sprintf("stage %d (%s): %v", i, ms.Name, err)})
 			continue
 		}
-		opts, err := checkOptions(file, ms, fmt.Sprintf("stage %d (%s)", i, ms.Name), info.Schema)
+		what := fmt.Sprintf("stage %d (%s)", i, ms.Name)
+		opts, err := checkOptions(file, ms, what, info.Schema)
 		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := checkSources(file, ms, what, opts, known); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -146,6 +169,57 @@ func checkOptions(file string, ms manifest.Stage, what string, s *schema.Schema)
 	}
 	return nil, &manifest.Error{File: file, Path: ms.Path + ".options",
 		Msg: fmt.Sprintf("%s: bad options:\n  %s", what, strings.Join(msgs, "\n  "))}
+}
+
+// checkSources refuses options that name a source the manifest lacks. A
+// stage names a source by its checksum (org.osbuild.untar's "source",
+// kiln.copy's files[].source, a path under /run/kiln/sources): every
+// checksum in a string of the options, key or value, counts, as at run
+// time the stage sees the sources whose checksums its options contain.
+func checkSources(file string, ms manifest.Stage, what string, opts []byte, known map[string]bool) error {
+	dec := json.NewDecoder(bytes.NewReader(opts))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return &manifest.Error{File: file, Path: ms.Path + ".options", Msg: err.Error()}
+	}
+	var missing []string
+	var walk func(v any, path []string)
+	walk = func(v any, path []string) {
+		switch v := v.(type) {
+		case string:
+			for _, sum := range sources.Checksums(v) {
+				if !known[sum] {
+					missing = append(missing, fmt.Sprintf("%s names source %s", schema.FormatPath(ms.Path+".options", path), sum))
+				}
+			}
+		case []any:
+			for i, e := range v {
+				walk(e, append(slices.Clip(path), strconv.Itoa(i)))
+			}
+		case map[string]any:
+			keys := make([]string, 0, len(v))
+			for k := range v {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			for _, k := range keys {
+				p := append(slices.Clip(path), k)
+				for _, sum := range sources.Checksums(k) {
+					if !known[sum] {
+						missing = append(missing, fmt.Sprintf("%s names source %s", schema.FormatPath(ms.Path+".options", p), sum))
+					}
+				}
+				walk(v[k], p)
+			}
+		}
+	}
+	walk(v, nil)
+	if len(missing) == 0 {
+		return nil
+	}
+	return &manifest.Error{File: file, Path: ms.Path + ".options",
+		Msg: fmt.Sprintf("%s: the manifest's sources (%s) lack what its options name:\n  %s", what, sources.FilesType, strings.Join(missing, "\n  "))}
 }
 
 // hashID hashes length-prefixed fields, so no two field lists share an id.

@@ -4,8 +4,27 @@
 // file is downloaded into a locked directory under the store's tmp/,
 // verified while it streams, and only then renamed to
 // <store>/sources/org.osbuild.files/<checksum>, so a wrong checksum, a
-// failed or interrupted download never leaves a file under a valid name.
-// Files already there are reused, so fully cached builds work offline.
+// failed or interrupted download never leaves a file under a valid name,
+// and the bytes of a failed download are removed with their temporary
+// directory. Files already there are reused, so fully cached builds work
+// offline. Stored sources are 0600 in 0700 directories: a source may be a
+// copy of a file only the invoking user can read.
+//
+// A file:// source reads whatever the user running kiln can read: the
+// manifest's author chooses the path, so building someone else's manifest
+// lets it copy any such file into the build (with a checksum it must know
+// in advance: a mismatch never says what the file's checksum is).
+// Fetcher.FileRoots (kiln build --allow-file-sources) confines file://
+// sources to given directories, symlinks included. The path is opened
+// with O_PATH and its type checked on that descriptor before the file is
+// opened for reading, so a FIFO, a device or a socket is refused without
+// its open ever running (a device driver's open can have effects, a FIFO's
+// blocks).
+//
+// http(s) downloads are bounded: in size (Fetcher.MaxSize, 16 GiB unless
+// set; osbuild's manifest format has no size per file), in the wait for
+// response headers (HeaderTimeout) and in how long a body may send
+// nothing (StallTimeout).
 package sources
 
 import (
@@ -18,27 +37,45 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
-	"syscall"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 )
 
 // FilesType is the one source type kiln fetches.
 const FilesType = "org.osbuild.files"
+
+// Defaults of the Fetcher's limits.
+const (
+	DefaultMaxSize       = 16 << 30
+	DefaultHeaderTimeout = 60 * time.Second
+	DefaultStallTimeout  = 60 * time.Second
+)
 
 // Sentinel errors, for errors.Is.
 var (
 	ErrChecksum    = errors.New("checksum mismatch")
 	ErrFetch       = errors.New("fetch failed")
 	ErrUnsupported = errors.New("unsupported source")
+	// ErrTooLarge: a source is larger than Fetcher.MaxSize.
+	ErrTooLarge = errors.New("source too large")
+	// ErrStalled: a download sent nothing for Fetcher.StallTimeout.
+	ErrStalled = errors.New("download stalled")
+	// ErrNotAllowed: a file:// source outside Fetcher.FileRoots.
+	ErrNotAllowed = errors.New("file source not allowed")
+	// ErrNotRegular: a file:// source that is not a regular file.
+	ErrNotRegular = errors.New("not a regular file")
 )
 
 // File is one file to fetch.
@@ -49,25 +86,47 @@ type File struct {
 
 var checksumRE = regexp.MustCompile(`^(sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128})$`)
 
+// IsChecksum reports whether s is a checksum as sources are named by:
+// sha256:, sha384: or sha512: and lowercase hex of the right length.
+func IsChecksum(s string) bool { return checksumRE.MatchString(s) }
+
+var checksumLikeRE = regexp.MustCompile(`sha(256|384|512):[0-9a-f]+`)
+
+// Checksums returns the checksums s contains, e.g. the one in
+// "/run/kiln/sources/org.osbuild.files/sha256:<hex>": runs of
+// sha256:/sha384:/sha512: and lowercase hex of exactly the right length.
+func Checksums(s string) []string {
+	var out []string
+	for _, m := range checksumLikeRE.FindAllString(s, -1) {
+		if checksumRE.MatchString(m) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // Parse reads a manifest's sources section. It rejects source types kiln
-// does not know, malformed checksums and URLs of other schemes.
+// does not know, malformed checksums and URLs of other schemes, file://
+// URLs naming a host or a relative path, and http(s) URLs without a host.
 func Parse(sources map[string]json.RawMessage) ([]File, error) {
 	var files []File
-	for typ, raw := range sources {
-		path := "$.sources[" + fmt.Sprintf("%q", typ) + "]"
+	for _, typ := range sortedKeys(sources) {
+		raw := sources[typ]
+		path := "$.sources[" + strconv.Quote(typ) + "]"
 		if typ != FilesType {
-			return nil, fmt.Errorf("%s: %w %q (kiln fetches %s)", path, ErrUnsupported, typ, FilesType)
+			return nil, &ParseError{path, fmt.Errorf("%w %q (kiln fetches %s)", ErrUnsupported, typ, FilesType)}
 		}
 		var spec struct {
 			URLs map[string]json.RawMessage `json:"urls"`
 		}
 		if err := json.Unmarshal(raw, &spec); err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
+			return nil, &ParseError{path, err}
 		}
-		for sum, u := range spec.URLs {
+		for _, sum := range sortedKeys(spec.URLs) {
+			u := spec.URLs[sum]
 			at := fmt.Sprintf("%s.urls[%q]", path, sum)
 			if !checksumRE.MatchString(sum) {
-				return nil, fmt.Errorf("%s: checksum must be sha256:, sha384: or sha512: and lowercase hex of the right length", at)
+				return nil, &ParseError{at, errors.New("checksum must be sha256:, sha384: or sha512: and lowercase hex of the right length")}
 			}
 			var s string
 			if err := json.Unmarshal(u, &s); err != nil {
@@ -75,19 +134,62 @@ func Parse(sources map[string]json.RawMessage) ([]File, error) {
 					URL string `json:"url"`
 				}
 				if err := json.Unmarshal(u, &obj); err != nil || obj.URL == "" {
-					return nil, fmt.Errorf("%s: expected a URL string or {\"url\": ...}", at)
+					return nil, &ParseError{at, errors.New(`expected a URL string or {"url": ...}`)}
 				}
 				s = obj.URL
 			}
-			pu, err := url.Parse(s)
-			if err != nil || !slices.Contains([]string{"file", "http", "https"}, pu.Scheme) {
-				return nil, fmt.Errorf("%s: %q is not a file://, http:// or https:// URL", at, s)
+			if err := checkURL(s); err != nil {
+				return nil, &ParseError{at, fmt.Errorf("%q: %w", s, err)}
 			}
 			files = append(files, File{Checksum: sum, URL: s})
 		}
 	}
-	slices.SortFunc(files, func(a, b File) int { return strings.Compare(a.Checksum, b.Checksum) })
 	return files, nil
+}
+
+// ParseError is a problem in the sources section, at a JSON path such as
+// $.sources["org.osbuild.files"].urls["sha256:..."].
+type ParseError struct {
+	Path string
+	Err  error
+}
+
+func (e *ParseError) Error() string { return e.Path + ": " + e.Err.Error() }
+func (e *ParseError) Unwrap() error { return e.Err }
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func checkURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return errors.New("not a file://, http:// or https:// URL")
+	}
+	switch u.Scheme {
+	case "file":
+		if u.Host != "" && u.Host != "localhost" {
+			return errors.New("a file:// URL names a file on this machine: file:///path (no host)")
+		}
+		if u.Opaque != "" || !filepath.IsAbs(u.Path) {
+			return errors.New("a file:// URL needs an absolute path: file:///path")
+		}
+		if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			return errors.New("a file:// URL has no user, query or fragment")
+		}
+		return nil
+	case "http", "https":
+		if u.Host == "" {
+			return errors.New("an http(s) URL needs a host")
+		}
+		return nil
+	}
+	return errors.New("not a file://, http:// or https:// URL")
 }
 
 // TempDir is a locked temporary directory; *store.TempDir is one.
@@ -102,23 +204,50 @@ type Progress func(f File, done, total int64, cached bool)
 
 // Fetcher downloads files into Dir/org.osbuild.files/.
 type Fetcher struct {
-	Dir      string                          // <store>/sources
-	Temp     func() (TempDir, error)         // a locked directory on the same filesystem as Dir
-	Client   *http.Client                    // nil: a client with sane timeouts
-	Attempts int                             // per file for transient failures; 0 means 3
-	Jobs     int                             // parallel downloads; 0 means 4
-	Progress Progress                        // may be nil
-	backoff  func(attempt int) time.Duration // tests shorten it
+	Dir      string                  // <store>/sources
+	Temp     func() (TempDir, error) // a locked directory on the same filesystem as Dir
+	Client   *http.Client            // nil: a client with HeaderTimeout
+	Attempts int                     // per file for transient failures; 0 means 3
+	Jobs     int                     // parallel downloads; 0 means 4
+	Progress Progress                // may be nil
+
+	// MaxSize bounds each source in bytes; 0 means DefaultMaxSize. A
+	// larger Content-Length is refused before the body is read, a body
+	// that grows past it is cut off, and a file:// source is sized first.
+	MaxSize int64
+	// HeaderTimeout bounds the wait for a response's headers when Client
+	// is nil; 0 means DefaultHeaderTimeout.
+	HeaderTimeout time.Duration
+	// StallTimeout fails a download whose body sends nothing for this
+	// long (the attempt is then retried); 0 means DefaultStallTimeout.
+	StallTimeout time.Duration
+	// FileRoots, when not empty, are the only directories file:// sources
+	// may be read from: the path is resolved beneath one of them (openat2
+	// RESOLVE_BENEATH), so neither ".." nor a symlink leads out. Empty,
+	// file:// reads anything the invoking user can read.
+	FileRoots []string
+
+	backoff func(attempt int) time.Duration // tests shorten it
 }
 
 // Path returns where the file with checksum sum is stored.
 func (f *Fetcher) Path(sum string) string { return filepath.Join(f.Dir, FilesType, sum) }
 
 // Fetch makes every file available, downloading what is missing in
-// parallel. The first failure cancels the rest.
+// parallel. The first failure cancels the rest. A file:// source outside
+// FileRoots is refused before anything is fetched, even when the store
+// holds its checksum.
 func (f *Fetcher) Fetch(ctx context.Context, files []File) error {
-	if err := os.MkdirAll(filepath.Join(f.Dir, FilesType), 0o755); err != nil {
-		return fmt.Errorf("sources: %w", err)
+	for _, file := range files {
+		if err := f.allowed(file); err != nil {
+			return err
+		}
+	}
+	if err := privateDir(f.Dir); err != nil {
+		return err
+	}
+	if err := privateDir(filepath.Join(f.Dir, FilesType)); err != nil {
+		return err
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	jobs := f.Jobs
@@ -132,9 +261,56 @@ func (f *Fetcher) Fetch(ctx context.Context, files []File) error {
 	return g.Wait()
 }
 
+// privateDir makes dir, 0700 also when an older kiln made it 0755.
+func privateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("sources: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("sources: %w", err)
+	}
+	return nil
+}
+
+// allowed checks a file:// URL against FileRoots by its path alone; open
+// checks it again while resolving, against symlinks.
+func (f *Fetcher) allowed(file File) error {
+	u, err := url.Parse(file.URL)
+	if err != nil || u.Scheme != "file" || len(f.FileRoots) == 0 {
+		return nil
+	}
+	if _, _, err := f.root(u.Path); err != nil {
+		return fmt.Errorf("source %s from %s: %w", file.Checksum, file.URL, err)
+	}
+	return nil
+}
+
+// root finds the FileRoots directory that holds path and returns it with
+// path relative to it.
+func (f *Fetcher) root(path string) (string, string, error) {
+	path = filepath.Clean(path)
+	for _, r := range f.FileRoots {
+		abs, err := filepath.Abs(r)
+		if err != nil {
+			continue
+		}
+		if rel, err := filepath.Rel(abs, path); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+			return abs, rel, nil
+		}
+	}
+	return "", "", fmt.Errorf("%w: %s is outside the directories file:// sources may be read from (%s)",
+		ErrNotAllowed, path, strings.Join(f.FileRoots, ", "))
+}
+
 func (f *Fetcher) fetchOne(ctx context.Context, file File) error {
 	final := f.Path(file.Checksum)
-	if st, err := os.Stat(final); err == nil && st.Mode().IsRegular() {
+	if st, err := os.Lstat(final); err == nil && st.Mode().IsRegular() {
+		// Stored by a kiln that made sources 0644.
+		if st.Mode().Perm() != 0o600 {
+			if err := os.Chmod(final, 0o600); err != nil {
+				return fmt.Errorf("sources: %w", err)
+			}
+		}
 		if f.Progress != nil {
 			f.Progress(file, st.Size(), st.Size(), true)
 		}
@@ -166,41 +342,75 @@ func (f *Fetcher) wait(attempt int) time.Duration {
 	return time.Duration(attempt*attempt) * 500 * time.Millisecond
 }
 
-// download fetches once into a temporary directory, verifies, and renames
-// into place. retry reports whether another attempt could succeed.
-func (f *Fetcher) download(ctx context.Context, file File, final string) (retry bool, err error) {
-	fail := func(retry bool, format string, args ...any) (bool, error) {
-		return retry, fmt.Errorf("source %s from %s: %w: %s", file.Checksum, file.URL, ErrFetch, fmt.Sprintf(format, args...))
+func (f *Fetcher) maxSize() int64 {
+	if f.MaxSize > 0 {
+		return f.MaxSize
 	}
-	body, size, retry, err := f.open(ctx, file.URL)
+	return DefaultMaxSize
+}
+
+func (f *Fetcher) stallTimeout() time.Duration {
+	if f.StallTimeout > 0 {
+		return f.StallTimeout
+	}
+	return DefaultStallTimeout
+}
+
+// download fetches once into a temporary directory, verifies, and renames
+// into place. retry reports whether another attempt could succeed. Every
+// failure removes the temporary directory, and with it what was read.
+func (f *Fetcher) download(ctx context.Context, file File, final string) (retry bool, err error) {
+	fail := func(retry bool, err error) (bool, error) {
+		return retry, fmt.Errorf("source %s from %s: %w: %w", file.Checksum, file.URL, ErrFetch, err)
+	}
+	// Cancelled with ErrStalled when the body sends nothing for too long.
+	dctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	body, size, retry, err := f.open(dctx, file.URL)
 	if err != nil {
-		return fail(retry, "%v", err)
+		return fail(retry, err)
 	}
 	defer body.Close()
+	max := f.maxSize()
+	if size > max {
+		return fail(false, fmt.Errorf("%w: %d bytes, more than the limit of %d", ErrTooLarge, size, max))
+	}
 	tmp, err := f.Temp()
 	if err != nil {
 		return false, err
 	}
 	defer tmp.Remove()
-	out, err := os.OpenFile(filepath.Join(tmp.Path(), "data"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	out, err := os.OpenFile(filepath.Join(tmp.Path(), "data"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return false, fmt.Errorf("sources: %w", err)
 	}
 	defer out.Close()
 	algo, want, _ := strings.Cut(file.Checksum, ":")
 	h := newHash(algo)
-	var src io.Reader = ctxReader{ctx, body}
+	stall := f.stallTimeout()
+	timer := time.AfterFunc(stall, func() { cancel(ErrStalled) })
+	defer timer.Stop()
+	var src io.Reader = &stallReader{r: ctxReader{dctx, body}, timer: timer, d: stall}
+	src = &limitReader{r: src, left: max}
 	if f.Progress != nil {
 		src = &progressReader{r: src, f: file, total: size, p: f.Progress}
 	}
 	if _, err := io.Copy(io.MultiWriter(out, h), src); err != nil {
-		if ctx.Err() != nil {
+		switch {
+		case ctx.Err() != nil:
 			return false, fmt.Errorf("source %s from %s: %w", file.Checksum, file.URL, ctx.Err())
+		case errors.Is(context.Cause(dctx), ErrStalled):
+			return fail(true, fmt.Errorf("%w: nothing received for %s", ErrStalled, stall))
+		case errors.Is(err, ErrTooLarge):
+			return fail(false, fmt.Errorf("%w: more than the limit of %d bytes", ErrTooLarge, max))
 		}
-		return fail(true, "download interrupted: %v", err)
+		return fail(true, fmt.Errorf("download interrupted: %w", err))
 	}
+	// The actual digest is never shown: for a file:// source it would
+	// let a manifest learn the checksum of a file it cannot read, and a
+	// second build would then import it.
 	if got := hex.EncodeToString(h.Sum(nil)); got != want {
-		return false, fmt.Errorf("source %s from %s: %w: the download has %s:%s", file.Checksum, file.URL, ErrChecksum, algo, got)
+		return false, fmt.Errorf("source %s from %s: %w: its content does not match the expected checksum %s", file.Checksum, file.URL, ErrChecksum, file.Checksum)
 	}
 	if err := out.Sync(); err != nil {
 		return false, fmt.Errorf("sources: %w", err)
@@ -234,31 +444,22 @@ func (f *Fetcher) open(ctx context.Context, rawURL string) (io.ReadCloser, int64
 		return nil, 0, false, err
 	}
 	if u.Scheme == "file" {
-		// Only regular files: reading a FIFO or a device could block
-		// forever or never end.
-		fh, err := os.OpenFile(u.Path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		fh, err := f.openFile(u.Path)
 		if err != nil {
 			return nil, 0, false, err
 		}
 		st, err := fh.Stat()
-		if err == nil && !st.Mode().IsRegular() {
-			err = fmt.Errorf("%s is not a regular file", u.Path)
-		}
 		if err != nil {
 			fh.Close()
 			return nil, 0, false, err
 		}
 		return fh, st.Size(), false, nil
 	}
-	client := f.Client
-	if client == nil {
-		client = defaultClient
-	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {
 		return nil, 0, false, err
 	}
-	resp, err := client.Do(req)
+	resp, err := f.httpClient().Do(req)
 	if err != nil {
 		return nil, 0, ctx.Err() == nil, err
 	}
@@ -270,14 +471,112 @@ func (f *Fetcher) open(ctx context.Context, rawURL string) (io.ReadCloser, int64
 	return resp.Body, resp.ContentLength, false, nil
 }
 
-var defaultClient = &http.Client{
-	Transport: &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		TLSHandshakeTimeout:   15 * time.Second,
-		ResponseHeaderTimeout: 60 * time.Second,
-		MaxIdleConnsPerHost:   4,
-	},
+// openFile opens a file:// source for reading only once it is known to be
+// a regular file: the path is resolved with O_PATH, which runs no open of
+// a device driver and does not block on a FIFO, the type is checked on
+// that descriptor, and the same inode is then opened through
+// /proc/self/fd, so a rename between the check and the open cannot swap
+// in another file. Symlinks are followed (beneath the FileRoots directory
+// when there are roots); what counts is the type of the file they lead to.
+func (f *Fetcher) openFile(path string) (*os.File, error) {
+	var pfd int
+	if len(f.FileRoots) == 0 {
+		fd, err := unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, &os.PathError{Op: "open", Path: path, Err: err}
+		}
+		pfd = fd
+	} else {
+		root, rel, err := f.root(path)
+		if err != nil {
+			return nil, err
+		}
+		dfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, &os.PathError{Op: "open", Path: root, Err: err}
+		}
+		fd, err := unix.Openat2(dfd, rel, &unix.OpenHow{
+			Flags:   unix.O_PATH | unix.O_CLOEXEC,
+			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
+		})
+		unix.Close(dfd)
+		switch {
+		case errors.Is(err, unix.EXDEV):
+			return nil, fmt.Errorf("%w: %s leads out of %s", ErrNotAllowed, path, root)
+		case errors.Is(err, unix.ENOSYS):
+			return nil, fmt.Errorf("%w: %s: this kernel has no openat2, which confining file:// sources needs", ErrNotAllowed, path)
+		case err != nil:
+			return nil, &os.PathError{Op: "open", Path: path, Err: err}
+		}
+		pfd = fd
+	}
+	defer unix.Close(pfd)
+	var before unix.Stat_t
+	if err := unix.Fstat(pfd, &before); err != nil {
+		return nil, &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if before.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, fmt.Errorf("%s: %w (%s)", path, ErrNotRegular, typeName(before.Mode))
+	}
+	fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(pfd), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOCTTY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	fh := os.NewFile(uintptr(fd), path)
+	var after unix.Stat_t
+	if err := unix.Fstat(fd, &after); err != nil {
+		fh.Close()
+		return nil, &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if after.Mode&unix.S_IFMT != unix.S_IFREG || after.Dev != before.Dev || after.Ino != before.Ino {
+		fh.Close()
+		return nil, fmt.Errorf("%s: changed while it was opened", path)
+	}
+	return fh, nil
 }
+
+func typeName(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		return "a directory"
+	case unix.S_IFCHR:
+		return "a character device"
+	case unix.S_IFBLK:
+		return "a block device"
+	case unix.S_IFIFO:
+		return "a FIFO"
+	case unix.S_IFSOCK:
+		return "a socket"
+	case unix.S_IFLNK:
+		return "a symlink"
+	}
+	return "of an unknown type"
+}
+
+func (f *Fetcher) httpClient() *http.Client {
+	if f.Client != nil {
+		return f.Client
+	}
+	header := f.HeaderTimeout
+	if header <= 0 {
+		header = DefaultHeaderTimeout
+	}
+	// One client per timeout, shared, so that connections are reused and
+	// a Fetcher stays a plain value callers may copy.
+	if c, ok := clients.Load(header); ok {
+		return c.(*http.Client)
+	}
+	c, _ := clients.LoadOrStore(header, &http.Client{Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   15 * time.Second,
+		ResponseHeaderTimeout: header,
+		MaxIdleConnsPerHost:   4,
+	}})
+	return c.(*http.Client)
+}
+
+var clients sync.Map // time.Duration -> *http.Client
 
 // ctxReader ends a copy when ctx is done: a local file read never
 // checks a context by itself.
@@ -291,6 +590,40 @@ func (c ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+// stallReader pushes back the stall timer whenever data arrives; the
+// timer cancels the download's context, which ends a blocked read.
+type stallReader struct {
+	r     io.Reader
+	timer *time.Timer
+	d     time.Duration
+}
+
+func (s *stallReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if n > 0 {
+		s.timer.Reset(s.d)
+	}
+	return n, err
+}
+
+// limitReader fails with ErrTooLarge once more than left bytes come.
+type limitReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	if int64(len(p)) > l.left+1 {
+		p = p[:l.left+1]
+	}
+	n, err := l.r.Read(p)
+	if int64(n) > l.left {
+		return int(l.left), ErrTooLarge
+	}
+	l.left -= int64(n)
+	return n, err
 }
 
 type progressReader struct {
@@ -314,7 +647,7 @@ func (p *progressReader) Read(b []byte) (int, error) {
 // history). Files are hardlinked from the store: a view costs no copy.
 func (f *Fetcher) View(dir string, files []File) error {
 	sub := filepath.Join(dir, FilesType)
-	if err := os.MkdirAll(sub, 0o755); err != nil {
+	if err := os.MkdirAll(sub, 0o700); err != nil {
 		return fmt.Errorf("sources: %w", err)
 	}
 	for _, file := range files {

@@ -152,7 +152,7 @@ func TestFetchFailures(t *testing.T) {
 		is   error
 		want []string
 	}{
-		{"wrong checksum", func(fx *fixture) File { return File{sum256("other"), fx.srv.URL + "/good"} }, ErrChecksum, []string{"/good", "the download has sha256:"}},
+		{"wrong checksum", func(fx *fixture) File { return File{sum256("other"), fx.srv.URL + "/good"} }, ErrChecksum, []string{"/good", "does not match the expected checksum"}},
 		{"404", func(fx *fixture) File { return File{sum256("x"), fx.srv.URL + "/missing"} }, ErrFetch, []string{"HTTP 404"}},
 		{"unreachable", func(*fixture) File { return File{sum256("x"), "http://" + closed + "/f"} }, ErrFetch, []string{"refused"}},
 		{"truncated", func(fx *fixture) File { return File{sum256("short"), fx.srv.URL + "/truncated"} }, ErrFetch, []string{"interrupted"}},

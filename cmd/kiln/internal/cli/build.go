@@ -32,6 +32,7 @@ type buildFlags struct {
 	asJSON       bool
 	progress     string
 	memory       string
+	fileRoots    []string
 }
 
 func newBuildCmd() *cobra.Command {
@@ -81,6 +82,7 @@ Exit status: 0 built, 1 a stage or the assembler failed (its log is shown),
 	fl.BoolVar(&f.asJSON, "json", false, "print the result as JSON on stdout (progress goes to stderr)")
 	fl.StringVar(&f.progress, "progress", "auto", "progress on stderr: auto (live on a terminal), plain or json")
 	fl.StringVar(&f.memory, "stage-memory", "1G", "memory limit of each stage")
+	fl.StringArrayVar(&f.fileRoots, "allow-file-sources", nil, "read file:// sources only from beneath this directory (repeatable; default: anything you can read)")
 	return cmd
 }
 
@@ -170,8 +172,9 @@ func runBuild(cmd *cobra.Command, file string, f *buildFlags) error {
 	res, err := pipeline.Run(ctx, plan, pipeline.Options{
 		Store: st, Engine: eng, Sources: files,
 		Fetcher: &sources.Fetcher{
-			Dir:  filepath.Join(st.Root(), "sources"),
-			Temp: func() (sources.TempDir, error) { return st.NewTempDir("src") },
+			Dir:       filepath.Join(st.Root(), "sources"),
+			Temp:      func() (sources.TempDir, error) { return st.NewTempDir("src") },
+			FileRoots: f.fileRoots,
 		},
 		Epoch: epoch, StageTimeout: f.stageTimeout,
 		Checkpoints: f.checkpoints, Exports: f.exports, OutputDir: f.outputDir,
