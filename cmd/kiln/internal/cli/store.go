@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kilnbuild/kiln/runtime/sources"
 	"github.com/kilnbuild/kiln/store"
 	"github.com/kilnbuild/kiln/store/mountns"
 )
@@ -174,13 +175,26 @@ type FsckChecker struct {
 	Check func(ctx context.Context, storeRoot string, repair bool) ([]store.Problem, error)
 }
 
-// fsckCheckers run after the store's own checks, in order. The packages
-// that own sources/ and cache/ (runtime/sources, runtime/engine) provide
-// their verification functions; wire them in here, for example
-//
-//	{Name: "sources", Check: sources.Fsck},
-//	{Name: "module cache", Check: engine.FsckCache},
-var fsckCheckers []FsckChecker
+// fsckCheckers run after the store's own checks, in order: what the
+// packages that own sources/ and cache/ keep there.
+var fsckCheckers = []FsckChecker{
+	{Name: "sources", Check: fsckSources},
+}
+
+// fsckSources checks every fetched source against the checksum it is
+// stored under (runtime/sources.Verify).
+func fsckSources(ctx context.Context, storeRoot string, repair bool) ([]store.Problem, error) {
+	ps, err := sources.Verify(ctx, filepath.Join(storeRoot, "sources"), repair)
+	out := make([]store.Problem, 0, len(ps))
+	for _, p := range ps {
+		rel, rerr := filepath.Rel(storeRoot, p.Path)
+		if rerr != nil {
+			rel = p.Path
+		}
+		out = append(out, store.Problem{Path: rel, What: "source " + p.Reason, Repaired: p.Repaired})
+	}
+	return out, err
+}
 
 func newStoreFsckCmd(root *string) *cobra.Command {
 	var repair, noClean bool

@@ -190,3 +190,38 @@ func TestStoreFsckCrashLeftovers(t *testing.T) {
 		t.Errorf("--repair --no-clean: exit %d, want 2", code)
 	}
 }
+
+// A damaged source is a problem fsck reports (item 17 of the trust issue:
+// fsck missed damaged sources) and --repair removes, so the next build
+// fetches it again.
+func TestStoreFsckSources(t *testing.T) {
+	root := buildStore(t)
+	dir := filepath.Join(root, "sources", "org.osbuild.files")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	good := "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824" // "hello"
+	bad := "sha256:486ea46224d1bb4fb680f34f7c9ad96a8f24ec88be73ea8e5a6c65260e9cb8a7"  // "world"
+	for name, content := range map[string]string{good: "hello", bad: "tampered"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, _ := run(t, "store", "fsck", "--store", root)
+	if code != 1 || !strings.Contains(out, "sources/org.osbuild.files/"+bad) || strings.Contains(out, good) {
+		t.Errorf("fsck with a damaged source: exit %d, want 1 naming only %s\n%s", code, bad, out)
+	}
+	code, out, _ = run(t, "store", "fsck", "--repair", "--store", root)
+	if code != 0 || !strings.Contains(out, "(repaired)") {
+		t.Errorf("fsck --repair: exit %d\n%s", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, bad)); !os.IsNotExist(err) {
+		t.Errorf("--repair kept the damaged source: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, good)); err != nil {
+		t.Errorf("--repair removed a good source: %v", err)
+	}
+	if code, out, _ := run(t, "store", "fsck", "--store", root); code != 0 {
+		t.Errorf("fsck after repair: exit %d\n%s", code, out)
+	}
+}
