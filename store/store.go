@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kilnbuild/kiln/store/crashpoint"
 	"github.com/kilnbuild/kiln/store/mountns"
 	"github.com/kilnbuild/kiln/store/treesum"
 )
@@ -294,9 +295,11 @@ func (s *Store) storeTree(tree, sum string) error {
 	// after a power loss, an object under a valid name with empty files
 	// would be served to every later build. One syncfs flushes the whole
 	// tree (fsync per file would cost a call per file).
+	crashpoint.Hit("store.commit.before-syncfs")
 	if err := unix.Syncfs(int(s.objects.Fd())); err != nil {
 		return fmt.Errorf("syncfs: %w", err)
 	}
+	crashpoint.Hit("store.commit.before-rename")
 	err := os.Rename(tree, s.objectPath(sum))
 	if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
 		return removeAll(tree)
@@ -304,6 +307,7 @@ func (s *Store) storeTree(tree, sum string) error {
 	if err != nil {
 		return err
 	}
+	crashpoint.Hit("store.commit.after-rename")
 	// The rename must be durable before a ref points at it.
 	return unix.Fsync(int(s.objects.Fd()))
 }
@@ -316,6 +320,7 @@ func (s *Store) setRef(work, id, sum string) error {
 	if err := os.Symlink(refTarget(sum), tmp); err != nil {
 		return err
 	}
+	crashpoint.Hit("store.ref.before-rename")
 	if err := os.Rename(tmp, s.refPath(id)); err != nil {
 		return err
 	}

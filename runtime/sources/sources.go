@@ -29,6 +29,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/kilnbuild/kiln/store/crashpoint"
 )
 
 // FilesType is the one source type kiln fetches.
@@ -210,6 +212,7 @@ func (f *Fetcher) download(ctx context.Context, file File, final string) (retry 
 	}
 	// Renaming over a concurrent download of the same file is harmless:
 	// both were verified against the same checksum.
+	crashpoint.Hit("sources.fetch.before-rename")
 	if err := os.Rename(filepath.Join(tmp.Path(), "data"), final); err != nil {
 		return false, fmt.Errorf("sources: %w", err)
 	}
@@ -287,6 +290,7 @@ type ctxReader struct {
 }
 
 func (c ctxReader) Read(p []byte) (int, error) {
+	crashpoint.Hit("sources.fetch.read")
 	if err := c.ctx.Err(); err != nil {
 		return 0, err
 	}

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
+	"github.com/kilnbuild/kiln/store/crashpoint"
 	"github.com/kilnbuild/kiln/store/treesum"
 )
 
@@ -186,6 +187,7 @@ func (c *copier) copyFile(j fileJob) error {
 	if err != nil {
 		return fmt.Errorf("treecopy: %w", err)
 	}
+	crashpoint.Hit("treecopy.file")
 	if err := c.copyData(in, out); err != nil {
 		out.Close()
 		return fmt.Errorf("treecopy: %s: %w", j.src, err)
