@@ -8,7 +8,7 @@ STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(HOME)/go/bin
 
 include stages-wasm/stages.mk
 
-.PHONY: help stages build test bench lint fuzz demo clean
+.PHONY: help stages build test bench lint fuzz soak demo clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -38,6 +38,9 @@ fuzz: ## run each fuzz target for FUZZTIME
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; done
+
+soak: stages ## the long crash and concurrency suites: 100+ SIGKILLs at crash points, 40 builds beside gc
+	KILN_SOAK=1 $(GO) test -count=1 -timeout 60m -run '^(TestCrashSuite|TestConcurrencySuite)$$' -v ./cmd/kiln/
 
 demo: build ## build kiln and run its main job on examples/
 	./examples/demo.sh $(BIN)

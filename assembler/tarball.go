@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kilnbuild/kiln/store/crashpoint"
 	"github.com/kilnbuild/kiln/store/treesum"
 )
 
@@ -72,6 +73,7 @@ func writeEntries(w io.Writer, entries <-chan tarEntry) error {
 	tw := tar.NewWriter(w)
 	buf := make([]byte, 1<<20)
 	for e := range entries {
+		crashpoint.Hit("assembler.tar.entry")
 		if err := tw.WriteHeader(e.hdr); err != nil {
 			return fmt.Errorf("%s: %w", e.hdr.Name, err)
 		}

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -21,6 +23,8 @@ import (
 //	                    gc removes only what it can lock exclusively
 //	tmp/<dir>/          exclusive by the process using it; cleanup removes
 //	                    only what it can lock
+//	tmp/lock-<id>/      exclusive by the process making object id (LockID),
+//	                    removed by it before it unlocks
 
 func openDir(path string) (*os.File, error) {
 	return os.OpenFile(path, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
@@ -186,4 +190,112 @@ func (s *Store) lockObjects(ctx context.Context, how int) (release func(), err e
 		return nil, err
 	}
 	return func() { f.Close() }, nil
+}
+
+// prefixLock names the directories LockID locks. A NewTempDir("lock")
+// directory of the same name (its digits equal to an id) would only make
+// LockID wait for its owner: it is locked while it exists.
+const prefixLock = "lock-"
+
+// LockID takes an exclusive lock named by id, shared by every process using
+// the store, and returns the function that drops it. Builds take it before
+// making the object id, so that of two builds making the same object one
+// makes it and the other waits and then finds it stored. waiting, if not
+// nil, is called once when another process holds the lock, before the wait.
+//
+// The lock is a directory under tmp/, so that it dies with its holder and
+// a crash leaves at most an unlocked leftover that the next Open removes.
+// Its holder removes it before unlocking; whoever waited on the removed
+// directory then sees it has no links left and tries again, so two
+// processes never believe they hold the same id.
+func (s *Store) LockID(ctx context.Context, id string, waiting func()) (unlock func(), err error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	name := id
+	if len(prefixLock)+len(name) > 255 {
+		h := sha256.Sum256([]byte(id))
+		name = hex.EncodeToString(h[:])
+	}
+	path := filepath.Join(s.tmpPath(), prefixLock+name)
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := os.Mkdir(path, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("store: lock %s: %w", id, err)
+		}
+		f, err := openDir(path)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // its holder finished, or a cleanup took it
+		}
+		if err != nil {
+			return nil, fmt.Errorf("store: lock %s: %w", id, err)
+		}
+		ok, err := tryLock(f, unix.LOCK_EX)
+		if err == nil && !ok {
+			if waiting != nil {
+				waiting()
+				waiting = nil
+			}
+			err = lockWait(ctx, f, unix.LOCK_EX)
+		}
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("store: lock %s: %w", id, err)
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("store: lock %s: %w", id, err)
+		}
+		if st.Nlink == 0 {
+			f.Close()
+			continue
+		}
+		return func() {
+			// While it is locked no one else removes it, so path is
+			// still this directory.
+			_ = os.Remove(path)
+			f.Close()
+		}, nil
+	}
+}
+
+// Hold keeps a committed object from being removed by gc, in any process,
+// until Release: a build holds what it is going to export from the moment
+// it finds or commits it.
+type Hold struct {
+	f   *os.File
+	id  string
+	sum string
+}
+
+// Hold takes a hold on the committed object id. It fails with ErrNotFound
+// if the store lacks it.
+func (s *Store) Hold(ctx context.Context, id string) (*Hold, error) {
+	if s.closed {
+		return nil, ErrClosed
+	}
+	sum, f, err := s.acquire(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &Hold{f: f, id: id, sum: sum}, nil
+}
+
+// ID returns the held object's id.
+func (h *Hold) ID() string { return h.id }
+
+// Sum returns the held object's treesum.
+func (h *Hold) Sum() string { return h.sum }
+
+// Release drops the hold.
+func (h *Hold) Release() error {
+	if h.f == nil {
+		return fmt.Errorf("store: hold on %s: %w", h.id, ErrClosed)
+	}
+	err := h.f.Close()
+	h.f = nil
+	return err
 }

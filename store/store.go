@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kilnbuild/kiln/store/crashpoint"
 	"github.com/kilnbuild/kiln/store/mountns"
 	"github.com/kilnbuild/kiln/store/treesum"
 )
@@ -373,9 +374,11 @@ func (s *Store) storeTree(ctx context.Context, tree, sum string) error {
 	// after a power loss, an object under a valid name with empty files
 	// would be served to every later build. One syncfs flushes the whole
 	// tree (fsync per file would cost a call per file).
+	crashpoint.Hit("store.commit.before-syncfs")
 	if err := unix.Syncfs(int(s.objects.Fd())); err != nil {
 		return fmt.Errorf("syncfs: %w", err)
 	}
+	crashpoint.Hit("store.commit.before-rename")
 	for attempt := 0; ; attempt++ {
 		err := os.Rename(tree, s.objectPath(sum))
 		if err == nil {
@@ -395,6 +398,7 @@ func (s *Store) storeTree(ctx context.Context, tree, sum string) error {
 			return err
 		}
 	}
+	crashpoint.Hit("store.commit.after-rename")
 	// The rename must be durable before a ref points at it.
 	if err := unix.Fsync(int(s.objects.Fd())); err != nil {
 		return err
@@ -416,6 +420,7 @@ func (s *Store) setRef(work, id, sum string) error {
 	if err := os.Symlink(refTarget(sum), tmp); err != nil {
 		return err
 	}
+	crashpoint.Hit("store.ref.before-rename")
 	if err := os.Rename(tmp, s.refPath(id)); err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/kilnbuild/kiln/runtime/engine"
 	"github.com/kilnbuild/kiln/runtime/sources"
 	"github.com/kilnbuild/kiln/store"
+	"github.com/kilnbuild/kiln/store/crashpoint"
 )
 
 // Options configures Run.
@@ -33,6 +34,8 @@ type Options struct {
 	Exports []string
 	// OutputDir receives the assembler's output and the exports.
 	OutputDir string
+	// ExportMode says who may reach into the trees exported to OutputDir.
+	ExportMode ExportMode
 	// Events, if set, hears about progress, one call at a time (sources
 	// download in parallel, but their reports are serialised).
 	Events func(Event)
@@ -48,6 +51,9 @@ const (
 	AssemblerStarted
 	AssemblerFinished
 	SourceProgress // File, Done, Total, Cached
+	// Waiting: another build (in any process) is making the object ID
+	// that this one needs; this build waits for it and then uses it.
+	Waiting
 )
 
 // Event is a progress report.
@@ -59,6 +65,7 @@ type Event struct {
 	Done   int64
 	Total  int64
 	Cached bool
+	ID     string // for Waiting
 }
 
 // StageResult is what happened to one stage (or the assembler).
@@ -110,19 +117,37 @@ func CheckSelectors(plan *Plan, checkpoints, exports []string) error {
 var ErrStageFailed = errors.New("build step failed")
 
 type runner struct {
-	emitMu sync.Mutex // Events is called one at a time
-	opts   Options
-	res    *Result
-	keep   map[string]bool // ids to commit
+	emitMu  sync.Mutex // Events is called one at a time
+	opts    Options
+	res     *Result
+	keep    map[string]bool // ids to commit
+	exports map[string]bool // ids to export (and so to hold)
+	// holds keep what this build will export (the assembler's output and
+	// the exported trees) from gc, from when it is found or committed
+	// until Run returns.
+	holds map[string]*store.Hold
 }
 
 // Run builds the plan. On failure the store stays consistent: every object
 // is closed and only completed commits remain.
+//
+// Builds running at the same time, in any processes, share their work: a
+// build about to make an object (a committed stage, a build pipeline's
+// tree, the assembler's output) takes that object's lock in the store
+// first, so that a second build making the same object waits and then
+// uses it instead of running the same stages again. And what a build has
+// found or made for its output is held until it is exported, so that
+// `kiln store gc` cannot remove it in between.
 func Run(ctx context.Context, plan *Plan, opts Options) (*Result, error) {
-	r := &runner{opts: opts, res: &Result{TreeID: plan.TreeID, BuildID: plan.BuildID}, keep: map[string]bool{}}
+	r := &runner{opts: opts, res: &Result{TreeID: plan.TreeID, BuildID: plan.BuildID},
+		keep: map[string]bool{}, exports: map[string]bool{}, holds: map[string]*store.Hold{}}
+	defer r.releaseHolds()
 	exports, err := r.selectCommits(plan)
 	if err != nil {
 		return r.res, err
+	}
+	for _, id := range exports {
+		r.exports[id] = true
 	}
 	if len(opts.Sources) > 0 {
 		f := *opts.Fetcher
@@ -133,31 +158,19 @@ func Run(ctx context.Context, plan *Plan, opts Options) (*Result, error) {
 			return r.res, err
 		}
 	}
-	// With the assembler's output stored, and every export too, no stage
-	// needs to run.
-	done := plan.Assembler != nil && opts.Store.Contains(plan.Assembler.ID)
-	for _, id := range exports {
-		done = done && opts.Store.Contains(id)
-	}
-	if done {
-		r.report(plan, "", len(plan.Stages)-1, true)
-	} else if err := r.runMain(ctx, plan); err != nil {
+	if err := r.runMain(ctx, plan, exports); err != nil {
 		return r.res, err
 	}
 	if plan.Assembler != nil {
 		r.res.AssemblerID = plan.Assembler.ID
-		if done {
-			r.res.Assembler = r.assemblerResult(plan.Assembler, true)
-			r.emit(Event{Kind: AssemblerFinished, Result: r.res.Assembler})
-		}
-		outs, err := exportFiles(ctx, opts.Store, plan.Assembler.ID, opts.OutputDir)
+		outs, err := exportFiles(ctx, opts.Store, plan.Assembler.ID, opts.OutputDir, opts.ExportMode)
 		if err != nil {
 			return r.res, err
 		}
 		r.res.Outputs = append(r.res.Outputs, outs...)
 	}
 	for _, id := range exports {
-		out, err := exportTree(ctx, opts.Store, id, opts.OutputDir)
+		out, err := exportTree(ctx, opts.Store, id, opts.OutputDir, opts.ExportMode)
 		if err != nil {
 			return r.res, err
 		}
@@ -219,21 +232,99 @@ func allStages(p *Plan) []Stage {
 	return append(all, p.Stages...)
 }
 
-// runMain runs the main pipeline and its assembler.
-func (r *runner) runMain(ctx context.Context, plan *Plan) error {
+// hold keeps the stored object id from gc until Run returns. It reports
+// false if the store lacks id.
+func (r *runner) hold(ctx context.Context, id string) (bool, error) {
+	if r.holds[id] != nil {
+		return true, nil
+	}
+	h, err := r.opts.Store.Hold(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	r.holds[id] = h
+	return true, nil
+}
+
+func (r *runner) releaseHolds() {
+	for _, h := range r.holds {
+		_ = h.Release()
+	}
+}
+
+// stored reports whether the store holds id; what will be exported is held
+// from then on, so that it is still there when it is copied out.
+func (r *runner) stored(ctx context.Context, id string) (bool, error) {
+	if r.exports[id] {
+		return r.hold(ctx, id)
+	}
+	return r.opts.Store.Contains(id), nil
+}
+
+// haveOutputs reports whether everything Run exports is stored (and holds
+// it): then no stage needs to run.
+func (r *runner) haveOutputs(ctx context.Context, plan *Plan, exports []string) (bool, error) {
+	if plan.Assembler == nil {
+		return false, nil
+	}
+	for _, id := range append([]string{plan.Assembler.ID}, exports...) {
+		if ok, err := r.hold(ctx, id); err != nil || !ok {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// lockID takes the store's lock on id, telling the user when another build
+// holds it.
+func (r *runner) lockID(ctx context.Context, id string) (func(), error) {
+	return r.opts.Store.LockID(ctx, id, func() { r.emit(Event{Kind: Waiting, ID: id}) })
+}
+
+// runMain runs the main pipeline and its assembler, as far as the store
+// lacks their results.
+func (r *runner) runMain(ctx context.Context, plan *Plan, exports []string) error {
+	a := plan.Assembler
+	done, err := r.haveOutputs(ctx, plan, exports)
+	if err != nil {
+		return err
+	}
+	if !done && a != nil {
+		// The assembler's output ends the work; a build of the same
+		// manifest waits here for this one, then finds it all stored.
+		unlock, err := r.lockID(ctx, a.ID)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+		if done, err = r.haveOutputs(ctx, plan, exports); err != nil {
+			return err
+		}
+	}
+	if done {
+		r.report(plan, "", len(plan.Stages)-1, true)
+		r.res.Assembler = r.assemblerResult(a, true)
+		r.emit(Event{Kind: AssemblerFinished, Result: r.res.Assembler})
+		return nil
+	}
 	obj, err := r.runPipeline(ctx, plan, "", false)
 	if err != nil {
 		return err
 	}
 	defer obj.Close()
-	if plan.Assembler == nil {
+	if a == nil {
 		return nil
 	}
-	if r.opts.Store.Contains(plan.Assembler.ID) {
+	if ok, err := r.hold(ctx, a.ID); err != nil || ok {
 		// Stages ran for an export; the assembler's output is stored.
-		r.res.Assembler = r.assemblerResult(plan.Assembler, true)
-		r.emit(Event{Kind: AssemblerFinished, Result: r.res.Assembler})
-		return nil
+		if ok {
+			r.res.Assembler = r.assemblerResult(a, true)
+			r.emit(Event{Kind: AssemblerFinished, Result: r.res.Assembler})
+		}
+		return err
 	}
 	return r.assemble(ctx, plan, obj)
 }
@@ -243,35 +334,17 @@ func (r *runner) runMain(ctx context.Context, plan *Plan) error {
 // nothing else asks for it.
 func (r *runner) runPipeline(ctx context.Context, p *Plan, name string, commitLast bool) (*store.Object, error) {
 	st := r.opts.Store
-	// Start after the last stored stage, but before any stage that must be
-	// committed (a checkpoint or an export) and is not stored yet.
-	end := len(p.Stages)
-	for i, s := range p.Stages {
-		if r.keep[s.ID] && !st.Contains(s.ID) {
-			end = i
-			break
-		}
-	}
-	start := -1 // last stage whose result is stored
-	for i := end - 1; i >= 0; i-- {
-		if st.Contains(p.Stages[i].ID) {
-			start = i
-			break
-		}
-	}
-	r.report(p, name, start, false)
-	base := ""
-	if start >= 0 {
-		base = p.Stages[start].ID
-	}
-	obj, err := st.New(ctx, base)
+	obj, start, err := r.startObject(ctx, p)
 	if err != nil {
 		return nil, err
 	}
+	r.report(p, name, start, false)
 	if start == len(p.Stages)-1 {
 		return obj, nil // all cached
 	}
-	// Stages are about to run: they need the build tree.
+	// Stages are about to run: they need the build tree. It is read
+	// through the build pipeline's own object, which holds it until the
+	// stages are done.
 	var buildDir string
 	if p.Build != nil && p.BuildID != "" {
 		bobj, err := r.runPipeline(ctx, p.Build, path.Join(name, "build"), true)
@@ -279,8 +352,8 @@ func (r *runner) runPipeline(ctx context.Context, p *Plan, name string, commitLa
 			obj.Close()
 			return nil, err
 		}
-		bobj.Close()
-		rc, err := st.Get(ctx, p.BuildID)
+		defer bobj.Close()
+		rc, err := bobj.Read(ctx)
 		if err != nil {
 			obj.Close()
 			return nil, err
@@ -288,25 +361,128 @@ func (r *runner) runPipeline(ctx context.Context, p *Plan, name string, commitLa
 		defer rc.Close()
 		buildDir = rc.Path()
 	}
-	for i := start + 1; i < len(p.Stages); i++ {
-		s := &p.Stages[i]
-		res := r.stageResult(s, name)
-		if err := r.runStage(ctx, obj, s, res, buildDir); err != nil {
-			obj.Close()
-			return nil, err
+	commitAt := func(i int) bool { return r.keep[p.Stages[i].ID] || (commitLast && i == len(p.Stages)-1) }
+	for start < len(p.Stages)-1 {
+		// Run up to the next commit, holding that commit's lock: a build
+		// making the same object waits, then starts from it.
+		next := len(p.Stages) - 1
+		for i := start + 1; i < len(p.Stages); i++ {
+			if commitAt(i) {
+				next = i
+				break
+			}
 		}
-		if r.keep[s.ID] || (commitLast && i == len(p.Stages)-1) {
-			start := time.Now()
-			if _, err := st.Commit(ctx, obj, s.ID); err != nil {
+		unlock := func() {}
+		if commitAt(next) {
+			id := p.Stages[next].ID
+			if unlock, err = r.lockID(ctx, id); err != nil {
 				obj.Close()
 				return nil, err
 			}
+			made, err := st.New(ctx, id)
+			if err == nil {
+				// Another build made it while this one waited.
+				unlock()
+				obj.Close()
+				obj = made
+				if _, err := r.stored(ctx, id); err != nil {
+					obj.Close()
+					return nil, err
+				}
+				r.reportRange(p, name, start+1, next)
+				start = next
+				continue
+			}
+			if !errors.Is(err, store.ErrNotFound) {
+				unlock()
+				obj.Close()
+				return nil, err
+			}
+		}
+		err := r.runSegment(ctx, obj, p, name, start+1, next, commitAt(next), buildDir)
+		unlock()
+		if err != nil {
+			obj.Close()
+			return nil, err
+		}
+		start = next
+	}
+	return obj, nil
+}
+
+// startObject opens the object p's stages start from: after the last stored
+// stage, but before any stage that must be committed (a checkpoint or an
+// export) and is not stored yet. It returns the index of the stage the
+// object starts as (-1: empty). A base that gc removes between the look
+// and the lock is looked for again.
+func (r *runner) startObject(ctx context.Context, p *Plan) (*store.Object, int, error) {
+	for attempt := 0; ; attempt++ {
+		end := len(p.Stages)
+		for i, s := range p.Stages {
+			if !r.keep[s.ID] {
+				continue
+			}
+			ok, err := r.stored(ctx, s.ID)
+			if err != nil {
+				return nil, 0, err
+			}
+			if !ok {
+				end = i
+				break
+			}
+		}
+		start := -1 // last stage whose result is stored
+		for i := end - 1; i >= 0; i-- {
+			ok, err := r.stored(ctx, p.Stages[i].ID)
+			if err != nil {
+				return nil, 0, err
+			}
+			if ok {
+				start = i
+				break
+			}
+		}
+		base := ""
+		if start >= 0 {
+			base = p.Stages[start].ID
+		}
+		obj, err := r.opts.Store.New(ctx, base)
+		if err == nil {
+			return obj, start, nil
+		}
+		// Each miss is a base gc removed, so the next look finds an
+		// earlier one, and at worst the empty tree, unless other builds
+		// keep committing what gc keeps removing.
+		if !errors.Is(err, store.ErrNotFound) || attempt > 2*len(p.Stages) {
+			return nil, 0, err
+		}
+	}
+}
+
+// runSegment runs stages from..to of p in obj, committing the last one if
+// commit is set.
+func (r *runner) runSegment(ctx context.Context, obj *store.Object, p *Plan, name string, from, to int, commit bool, buildDir string) error {
+	for i := from; i <= to; i++ {
+		s := &p.Stages[i]
+		res := r.stageResult(s, name)
+		if err := r.runStage(ctx, obj, s, res, buildDir); err != nil {
+			return err
+		}
+		if commit && i == to {
+			start := time.Now()
+			if _, err := r.opts.Store.Commit(ctx, obj, s.ID); err != nil {
+				return err
+			}
 			res.Commit = time.Since(start)
 			res.Checkpointed = r.keep[s.ID]
+			// obj holds the committed tree as its base, so this finds it.
+			if _, err := r.stored(ctx, s.ID); err != nil {
+				return err
+			}
 		}
 		r.emit(Event{Kind: StageFinished, Result: res})
 	}
-	return obj, nil
+	return nil
 }
 
 func (r *runner) runStage(ctx context.Context, obj *store.Object, s *Stage, res *StageResult, buildDir string) error {
@@ -393,7 +569,19 @@ func (r *runner) stageResult(s *Stage, pipeline string) *StageResult {
 // marks that they were not even checked out because a later result (the
 // assembler's output) was stored.
 func (r *runner) report(p *Plan, name string, upto int, skipped bool) {
-	for i := 0; i <= upto && i < len(p.Stages); i++ {
+	r.reportStages(p, name, 0, upto, skipped)
+}
+
+// reportRange records stages from..to of p as served from the store,
+// another build having made them meanwhile: this one went on from stage
+// to's result without checking out the ones before it.
+func (r *runner) reportRange(p *Plan, name string, from, to int) {
+	r.reportStages(p, name, from, to-1, true)
+	r.reportStages(p, name, to, to, false)
+}
+
+func (r *runner) reportStages(p *Plan, name string, from, to int, skipped bool) {
+	for i := from; i <= to && i < len(p.Stages); i++ {
 		res := r.stageResult(&p.Stages[i], name)
 		res.Cached, res.Skipped = true, skipped
 		r.emit(Event{Kind: StageFinished, Result: res})
@@ -447,6 +635,12 @@ func (r *runner) runAssembler(ctx context.Context, a *Assembler, obj *store.Obje
 	if err != nil {
 		return err
 	}
-	_, err = st.Commit(ctx, out, a.ID)
+	crashpoint.Hit("assembler.before-commit")
+	if _, err = st.Commit(ctx, out, a.ID); err != nil {
+		return err
+	}
+	// out holds its committed output as its base until it is closed:
+	// hold it from here until it is exported.
+	_, err = r.hold(ctx, a.ID)
 	return err
 }

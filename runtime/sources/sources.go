@@ -51,6 +51,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
+
+	"github.com/kilnbuild/kiln/store/crashpoint"
 )
 
 // FilesType is the one source type kiln fetches.
@@ -420,6 +422,7 @@ func (f *Fetcher) download(ctx context.Context, file File, final string) (retry 
 	}
 	// Renaming over a concurrent download of the same file is harmless:
 	// both were verified against the same checksum.
+	crashpoint.Hit("sources.fetch.before-rename")
 	if err := os.Rename(filepath.Join(tmp.Path(), "data"), final); err != nil {
 		return false, fmt.Errorf("sources: %w", err)
 	}
@@ -586,6 +589,7 @@ type ctxReader struct {
 }
 
 func (c ctxReader) Read(p []byte) (int, error) {
+	crashpoint.Hit("sources.fetch.read")
 	if err := c.ctx.Err(); err != nil {
 		return 0, err
 	}

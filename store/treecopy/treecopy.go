@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
+	"github.com/kilnbuild/kiln/store/crashpoint"
 	"github.com/kilnbuild/kiln/store/treesum"
 )
 
@@ -195,6 +196,7 @@ func (c *copier) copyFile(ctx context.Context, j fileJob) error {
 	if err != nil {
 		return fmt.Errorf("treecopy: %w", err)
 	}
+	crashpoint.Hit("treecopy.file")
 	if err := c.copyData(ctx, in, out, j.st.Size); err != nil {
 		out.Close()
 		return fmt.Errorf("treecopy: %s: %w", j.src, err)

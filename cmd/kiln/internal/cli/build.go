@@ -33,6 +33,7 @@ type buildFlags struct {
 	progress     string
 	memory       string
 	fileRoots    []string
+	exportMode   string
 }
 
 func newBuildCmd() *cobra.Command {
@@ -50,6 +51,17 @@ before it and SOURCE_DATE_EPOCH, so editing stage k re-runs stages k to n
 only. Results are stored
 for the stages named by --checkpoint and --export, for build pipelines, and
 for the assembler.
+
+Exported trees (--export) keep their content as the store has it, setuid
+files, file capabilities and device nodes included; so that no other local
+user reaches those, each exported tree's top directory is 0700 unless
+--export-mode shared asks for the tree's own mode. A build removes the
+staging directories (.kiln-export-*) that a killed build left in
+--output-directory.
+
+Builds running at the same time share their work: a build that needs an
+object another one is making waits for it ("waiting for another kiln
+making ...") instead of running the same stages again.
 
 A nested build pipeline is built first; its tree is visible read-only to the
 stages at /run/kiln/build. Its "runner" is accepted and recorded, but kiln
@@ -83,6 +95,7 @@ Exit status: 0 built, 1 a stage or the assembler failed (its log is shown),
 	fl.StringVar(&f.progress, "progress", "auto", "progress on stderr: auto (live on a terminal), plain or json")
 	fl.StringVar(&f.memory, "stage-memory", "1G", "memory limit of each stage")
 	fl.StringArrayVar(&f.fileRoots, "allow-file-sources", nil, "read file:// sources only from beneath this directory (repeatable; default: anything you can read)")
+	fl.StringVar(&f.exportMode, "export-mode", "private", "who may reach into exported trees: private (their top directory is 0700, only you) or shared (the tree's own modes: other local users reach its setuid files, capabilities and device nodes)")
 	return cmd
 }
 
@@ -128,6 +141,10 @@ func runBuild(cmd *cobra.Command, file string, f *buildFlags) error {
 	memLimit, err := parseSize(f.memory)
 	if err != nil {
 		return usagef("--stage-memory: %v", err)
+	}
+	exportMode, err := pipeline.ParseExportMode(f.exportMode)
+	if err != nil {
+		return usagef("--export-mode: %v", err)
 	}
 	m, err := manifest.Load(file)
 	if errors.Is(err, os.ErrNotExist) {
@@ -177,7 +194,7 @@ func runBuild(cmd *cobra.Command, file string, f *buildFlags) error {
 			FileRoots: f.fileRoots,
 		},
 		Epoch: epoch, StageTimeout: f.stageTimeout,
-		Checkpoints: f.checkpoints, Exports: f.exports, OutputDir: f.outputDir,
+		Checkpoints: f.checkpoints, Exports: f.exports, OutputDir: f.outputDir, ExportMode: exportMode,
 		Events: prog.event,
 	})
 	prog.Close()

@@ -82,6 +82,8 @@ func (p *progress) event(e pipeline.Event) {
 		}
 		p.live = ""
 		fmt.Fprintln(p.w, "  "+stepLine(e.Result, p.n, p.total))
+	case pipeline.Waiting:
+		fmt.Fprintf(p.w, "  waiting for another kiln making %s\n", shortID(e.ID))
 	case pipeline.SourceProgress:
 		finished := e.Total > 0 && e.Done == e.Total
 		if e.Cached || (finished && p.fetched[e.File.Checksum]) {
@@ -108,7 +110,7 @@ func (p *progress) jsonEvent(e pipeline.Event) {
 	kinds := map[pipeline.EventKind]string{
 		pipeline.StageStarted: "stage-started", pipeline.StageLog: "stage-log", pipeline.StageFinished: "stage-finished",
 		pipeline.AssemblerStarted: "assembler-started", pipeline.AssemblerFinished: "assembler-finished",
-		pipeline.SourceProgress: "source-progress",
+		pipeline.SourceProgress: "source-progress", pipeline.Waiting: "waiting",
 	}
 	out := map[string]any{"event": kinds[e.Kind]}
 	if e.Result != nil {
@@ -119,6 +121,8 @@ func (p *progress) jsonEvent(e pipeline.Event) {
 		out["log"] = string(e.Log)
 		delete(out, "stage")
 		out["name"], out["id"] = e.Result.Name, e.Result.ID
+	case pipeline.Waiting:
+		out["id"] = e.ID
 	case pipeline.SourceProgress:
 		out["checksum"], out["url"], out["done"], out["total"], out["cached"] = e.File.Checksum, e.File.URL, e.Done, e.Total, e.Cached
 	}
