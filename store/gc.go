@@ -138,6 +138,13 @@ func (s *Store) takeOutObject(sum string, refs []string, sized time.Time) (*temp
 		rm.remove()
 		return nil, fmt.Errorf("store: gc: %w", err)
 	}
+	// The index goes with it (gc holds objects/ exclusively, so no commit
+	// is recording a ref there); a later object of the same sum starts a
+	// fresh one.
+	if err := os.Rename(s.indexPath(sum), filepath.Join(rm.path, "index")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		rm.remove()
+		return nil, fmt.Errorf("store: gc: %w", err)
+	}
 	return rm, nil
 }
 

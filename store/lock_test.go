@@ -196,3 +196,29 @@ func TestGCSizesWithoutTheLock(t *testing.T) {
 		t.Errorf("gc result %+v", res)
 	}
 }
+
+// TestGCRemovesIndex: gc takes an object's index (its stat digest and ref
+// records) with it, so index/ does not grow with every object ever made.
+func TestGCRemovesIndex(t *testing.T) {
+	root := t.TempDir()
+	st, err := store.Open(t.Context(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	commitFile(t, st, "a", "1")
+	if entries, _ := os.ReadDir(filepath.Join(root, "index")); len(entries) != 1 {
+		t.Fatalf("index/ after one commit holds %d entries, want 1", len(entries))
+	}
+	if _, err := st.GC(t.Context(), 0); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(root, "index")); len(entries) != 0 {
+		t.Errorf("index/ after gc --max-size 0 holds %v", entries)
+	}
+	rep, err := st.Fsck(t.Context())
+	if err != nil || len(rep.Problems) != 0 {
+		t.Errorf("fsck after gc: %v %v", rep.Problems, err)
+	}
+	storetest.AssertClean(t, st)
+}
