@@ -28,7 +28,8 @@ func (tarAssembler) Schema() []byte {
   "additionalProperties": false,
   "required": ["filename"],
   "properties": {
-    "filename": {"type": "string", "description": "name of the tarball in the output directory"},
+    "filename": {"type": "string", "pattern": ` + schemaPattern(filenamePattern) + `,
+      "description": "name of the tarball in the output directory"},
     "compression": {"type": "string", "enum": ["none", "gzip", "xz", "zstd", "bzip2"],
       "description": "compressor; kiln adds zstd and none (the default); osbuild's lzip, lzma and lzop are not supported"},
     "acls": {"type": "boolean", "default": true, "description": "keep POSIX ACLs"},

@@ -235,8 +235,8 @@ func errOption(assembler, option, format string, args ...any) error {
 // outputFile creates name in dir, refusing names that are not a plain
 // file name: output must stay in the output directory.
 func outputFile(assembler, dir, name string) (*os.File, error) {
-	if name == "" || name == "." || name == ".." || strings.ContainsRune(name, '/') {
-		return nil, errOption(assembler, "filename", "%q must be a plain file name", name)
+	if !filenameRE.MatchString(name) {
+		return nil, errOption(assembler, "filename", "%q must be a plain file name (%s)", name, filenamePattern)
 	}
 	f, err := os.OpenFile(filepath.Join(dir, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if errors.Is(err, fs.ErrExist) {
