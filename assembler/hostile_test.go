@@ -289,3 +289,132 @@ func runCmd(name string, args ...string) ([]byte, error) {
 }
 
 type qemuAssembler = qemu
+
+// sparseBombDir returns a directory on a filesystem that holds a 4 EiB
+// sparse file (tmpfs does, ext4 stops at 16 TiB): the test's temporary
+// directory if it can, else a directory in /dev/shm, else a tmpfs mounted
+// for the test (root only).
+func sparseBombDir(t *testing.T) string {
+	t.Helper()
+	can := func(dir string) bool {
+		p := filepath.Join(dir, ".probe")
+		defer os.Remove(p)
+		f, err := os.Create(p)
+		if err != nil {
+			return false
+		}
+		defer f.Close()
+		return f.Truncate(4<<60) == nil
+	}
+	if dir := t.TempDir(); can(dir) {
+		return dir
+	}
+	if dir, err := os.MkdirTemp("/dev/shm", "kiln-test-"); err == nil {
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		if can(dir) {
+			return dir
+		}
+	}
+	if os.Geteuid() == 0 {
+		dir := t.TempDir()
+		if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=64m"); err == nil {
+			t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+			return dir
+		}
+	}
+	t.Skip("no filesystem here holds a 4 EiB sparse file (tmpfs does)")
+	return ""
+}
+
+// sparseBombTree is a tree holding what org.osbuild.truncate to 4E makes
+// of a file: a 4 EiB file that is one hole after its few bytes of data;
+// with tail, also data one mebibyte from its end.
+func sparseBombTree(t *testing.T, tail bool) (tree, bomb string) {
+	tree = sparseBombDir(t)
+	if err := os.WriteFile(filepath.Join(tree, "small"), []byte("small\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bomb = filepath.Join(tree, "bomb")
+	f, err := os.Create(bomb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt([]byte("head"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if tail {
+		if _, err := f.WriteAt([]byte("tail"), 4<<60-1<<20); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Truncate(4 << 60); err != nil {
+		t.Fatal(err)
+	}
+	return tree, bomb
+}
+
+// TestRawfsSparseBomb: a 4 EiB sparse file does not fit in an ext4
+// filesystem. Before the fix mkfs.ext4 -d copied it without a word and
+// rawfs returned success with a filesystem e2fsck calls damaged (issue 10
+// item 7); now the error names the file.
+func TestRawfsSparseBomb(t *testing.T) {
+	requireTools(t, "mkfs.ext4", "debugfs", "e2fsck")
+	tree, bomb := sparseBombTree(t, false)
+	a, _ := Lookup("org.osbuild.rawfs")
+	err := a.Assemble(t.Context(), Input{Tree: tree, Output: t.TempDir(), Epoch: testEpoch,
+		Options: json.RawMessage(`{"filename": "x", "root_fs_uuid": "` + testUUID + `", "size": 16777216}`)})
+	if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), bomb) || !strings.Contains(err.Error(), "more than a file in this ext4 filesystem can hold") {
+		t.Errorf("Assemble: %v, want an error naming %s", err, bomb)
+	}
+}
+
+// TestRawfsTooSmall: a tree larger than the image fails, saying so and
+// naming the size option.
+func TestRawfsTooSmall(t *testing.T) {
+	requireTools(t, "mkfs.ext4", "debugfs", "e2fsck")
+	tree := t.TempDir()
+	data := make([]byte, 12<<20)
+	for i := range data {
+		data[i] = byte(i*7 + i>>9)
+	}
+	if err := os.WriteFile(filepath.Join(tree, "big"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := Lookup("org.osbuild.rawfs")
+	err := a.Assemble(t.Context(), Input{Tree: tree, Output: t.TempDir(), Epoch: testEpoch,
+		Options: json.RawMessage(`{"filename": "x", "root_fs_uuid": "` + testUUID + `", "size": 8388608}`)})
+	if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), `option "size": the tree does not fit in a filesystem of 8388608 bytes`) {
+		t.Errorf("Assemble: %v, want the tree does not fit", err)
+	}
+}
+
+// TestE2fsckFindsDamage: the check every ext4 image goes through fails on
+// the damaged filesystem mkfs.ext4 -d makes of a 4 EiB sparse file (and
+// exits 0 for).
+func TestE2fsckFindsDamage(t *testing.T) {
+	requireTools(t, "mkfs.ext4", "e2fsck")
+	tree, _ := sparseBombTree(t, false)
+	image := filepath.Join(t.TempDir(), "fs.img")
+	if err := os.WriteFile(image, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(image, 16<<20); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runCmd("mkfs.ext4", "-q", "-F", "-d", tree, "--", image); err != nil {
+		t.Fatalf("mkfs.ext4 fails (the check is then not needed for this case): %v\n%s", err, out)
+	}
+	if err := e2fsck(t.Context(), "test", image); !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "damaged") {
+		t.Errorf("e2fsck: %v, want the filesystem called damaged", err)
+	}
+	clean := filepath.Join(t.TempDir(), "clean.img")
+	os.WriteFile(clean, nil, 0o644)
+	os.Truncate(clean, 16<<20)
+	if out, err := runCmd("mkfs.ext4", "-q", "-F", "--", clean); err != nil {
+		t.Fatalf("mkfs.ext4: %v\n%s", err, out)
+	}
+	if err := e2fsck(t.Context(), "test", clean); err != nil {
+		t.Errorf("e2fsck on a clean filesystem: %v", err)
+	}
+}

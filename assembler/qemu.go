@@ -26,7 +26,7 @@ func (qemu) Summary() string {
 }
 
 // Version: bump on any change of output bytes.
-func (qemu) Version() string { return "2" }
+func (qemu) Version() string { return "3" }
 
 func (qemu) Schema() []byte {
 	uuid := `"pattern": ` + schemaPattern(uuidPattern)

@@ -16,7 +16,7 @@ func (rawfs) Name() string    { return "org.osbuild.rawfs" }
 func (rawfs) Summary() string { return "Write the tree as a reproducible ext4 filesystem image" }
 
 // Version: bump on any change of output bytes.
-func (rawfs) Version() string { return "2" }
+func (rawfs) Version() string { return "3" }
 
 func (rawfs) Schema() []byte {
 	return []byte(`{
