@@ -32,7 +32,7 @@ func (ociArchive) Summary() string {
 }
 
 // Version: bump on any change of output bytes.
-func (ociArchive) Version() string { return "1" }
+func (ociArchive) Version() string { return "2" }
 
 func (ociArchive) Schema() []byte {
 	strings := `{"type": "array", "items": {"type": "string"}`
@@ -207,7 +207,7 @@ func (a ociArchive) Assemble(ctx context.Context, in Input) error {
 	}
 
 	bw := bufio.NewWriterSize(f, 1<<20)
-	w := &archiveWriter{tw: tar.NewWriter(bw), mtime: created}
+	w := &archiveWriter{ctx: ctx, tw: tar.NewWriter(bw), mtime: created}
 	w.file(v1.ImageLayoutFile, layout)
 	w.file(v1.ImageIndexFile, index)
 	w.dir("blobs/")
@@ -273,6 +273,7 @@ func (c *countWriter) Write(p []byte) (int, error) {
 // archiveWriter writes the image layout's few entries with fixed owners,
 // modes and mtimes, keeping the first error.
 type archiveWriter struct {
+	ctx   context.Context
 	tw    *tar.Writer
 	mtime time.Time
 	err   error
@@ -296,7 +297,7 @@ func (w *archiveWriter) file(name string, content []byte) {
 func (w *archiveWriter) copy(name, path string, size int64) {
 	w.header(name, tar.TypeReg, 0o644, size)
 	if w.err == nil {
-		w.err = copyFile(w.tw, path, size, make([]byte, 1<<20))
+		w.err = copyFile(w.ctx, w.tw, path, size, make([]byte, 1<<20))
 	}
 }
 

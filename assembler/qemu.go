@@ -349,7 +349,7 @@ func (a qemu) fillPartition(ctx context.Context, in Input, scratch string, disk 
 	if err != nil {
 		return err
 	}
-	return copySparse(disk, p.Start*sectorSize, image)
+	return copySparse(ctx, disk, p.Start*sectorSize, image)
 }
 
 // below reports whether mountpoint q lies strictly below p, and where

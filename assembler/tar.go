@@ -21,7 +21,7 @@ func (tarAssembler) Name() string    { return "org.osbuild.tar" }
 func (tarAssembler) Summary() string { return "Write the tree as a reproducible tarball" }
 
 // Version: bump on any change of output bytes.
-func (tarAssembler) Version() string { return "1" }
+func (tarAssembler) Version() string { return "2" }
 func (tarAssembler) Schema() []byte {
 	return []byte(`{
   "type": "object",
