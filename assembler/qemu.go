@@ -334,6 +334,11 @@ func (a qemu) fillPartition(ctx context.Context, in Input, scratch string, disk 
 			return err
 		}
 	} else if len(exclude) > 0 {
+		// Refuse what ext4 cannot hold before copying it: a 4 EiB sparse
+		// file would take the copy as long as reading 4 EiB.
+		if _, err := readSourceTree(ctx, src, ext4MaxFileSize(p.Size*sectorSize)); err != nil {
+			return err
+		}
 		// mkfs.ext4 -d copies a whole directory: give it a copy of the
 		// tree without the other partitions' contents.
 		files = filepath.Join(dir, "tree")
