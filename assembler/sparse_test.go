@@ -252,3 +252,30 @@ func TestOCISparseBomb(t *testing.T) {
 		t.Fatalf("skopeo copy: %v\n%s", err, out)
 	}
 }
+
+// TestOCISparseUmoci: umoci unpacks a layer holding a sparse member into
+// the file.
+func TestOCISparseUmoci(t *testing.T) {
+	requireTools(t, "umoci", "tar")
+	tree := t.TempDir()
+	want := sparseContent(t, filepath.Join(tree, "f"), true)
+	archive := runOCI(t, tree, `{"filename": "i.tar", "architecture": "amd64"}`)
+	work := t.TempDir()
+	layout, bundle := filepath.Join(work, "layout"), filepath.Join(work, "bundle")
+	if err := os.Mkdir(layout, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runCmd("tar", "-C", layout, "-xf", archive); err != nil {
+		t.Fatalf("tar: %v\n%s", err, out)
+	}
+	args := []string{"unpack", "--image", layout + ":latest", bundle}
+	if os.Geteuid() != 0 {
+		args = append([]string{"unpack", "--rootless"}, args[1:]...)
+	}
+	if out, err := runCmd("umoci", args...); err != nil {
+		t.Fatalf("umoci %v: %v\n%s", args, err, out)
+	}
+	if got, err := os.ReadFile(filepath.Join(bundle, "rootfs", "f")); err != nil || !bytes.Equal(got, want) {
+		t.Errorf("umoci unpacks %d bytes (%v), not the file", len(got), err)
+	}
+}
