@@ -152,19 +152,27 @@ func ext4MaxFileSize(fsSize int64) int64 {
 	return (1<<32 - 1) * block
 }
 
-// srcNode is an entry of the source tree, as mkfs.ext4 -d copies it.
+// srcNode is an entry of the source tree, as mkfs.ext4 -d copies it: what
+// fixInodes needs and no more, since a tree can hold millions of entries.
 type srcNode struct {
-	path     string // host path, for errors
-	st       unix.Stat_t
+	mtime    int64
+	path     string              // directories only, for errors
 	children map[string]*srcNode // directories only
+}
+
+// srcTree is the source tree, with its root's mode and owner.
+type srcTree struct {
+	root     *srcNode
+	mode     uint32
+	uid, gid uint32
 }
 
 // readSourceTree lstats every entry mkfs.ext4 -d will copy (all but
 // sockets), refusing files an ext4 filesystem cannot hold before mkfs makes
 // a damaged one of them.
-func readSourceTree(ctx context.Context, dir string, maxFile int64) (*srcNode, error) {
-	root := &srcNode{path: dir, children: map[string]*srcNode{}}
-	nodes := map[string]*srcNode{".": root}
+func readSourceTree(ctx context.Context, dir string, maxFile int64) (*srcTree, error) {
+	tree := &srcTree{root: &srcNode{path: dir, children: map[string]*srcNode{}}}
+	dirs := map[string]*srcNode{".": tree.root}
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -179,24 +187,27 @@ func readSourceTree(ctx context.Context, dir string, maxFile int64) (*srcNode, e
 		if err != nil {
 			return err
 		}
-		n := root
-		if rel != "." {
-			parent := nodes[filepath.Dir(rel)]
-			n = &srcNode{path: path}
-			parent.children[filepath.Base(rel)] = n
-		}
-		if err := unix.Lstat(path, &n.st); err != nil {
+		var st unix.Stat_t
+		if err := unix.Lstat(path, &st); err != nil {
 			return fmt.Errorf("lstat %s: %w", path, err)
 		}
-		switch n.st.Mode & unix.S_IFMT {
+		n := tree.root
+		if rel == "." {
+			tree.mode, tree.uid, tree.gid = st.Mode, st.Uid, st.Gid
+		} else {
+			n = &srcNode{}
+			dirs[filepath.Dir(rel)].children[filepath.Base(rel)] = n
+		}
+		n.mtime = st.Mtim.Sec
+		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFDIR:
 			if n.children == nil {
-				n.children = map[string]*srcNode{}
+				n.path, n.children = path, map[string]*srcNode{}
 			}
-			nodes[rel] = n
+			dirs[rel] = n
 		case unix.S_IFREG:
-			if n.st.Size > maxFile {
-				return fmt.Errorf("%w: %s: %d bytes is more than a file in this ext4 filesystem can hold (%d)", ErrFailed, path, n.st.Size, maxFile)
+			if st.Size > maxFile {
+				return fmt.Errorf("%w: %s: %d bytes is more than a file in this ext4 filesystem can hold (%d)", ErrFailed, path, st.Size, maxFile)
 			}
 		}
 		return nil
@@ -204,7 +215,7 @@ func readSourceTree(ctx context.Context, dir string, maxFile int64) (*srcNode, e
 	if err != nil {
 		return nil, err
 	}
-	return root, nil
+	return tree, nil
 }
 
 // fixInodes sets every inode's mtime to its source's, clamped to epoch (as
@@ -218,10 +229,10 @@ func readSourceTree(ctx context.Context, dir string, maxFile int64) (*srcNode, e
 // The numbers come from debugfs's own parseable listings (ls -p), one
 // directory level per run, which are exact whatever the names hold: a
 // field ends at '/', which no name contains.
-func fixInodes(ctx context.Context, env []string, scratch, image string, root *srcNode, epoch int64) error {
+func fixInodes(ctx context.Context, env []string, scratch, image string, tree *srcTree, epoch int64) error {
 	const rootIno = 2
-	times := map[uint64]int64{rootIno: min(root.st.Mtim.Sec, epoch)}
-	level := map[uint64]*srcNode{rootIno: root}
+	times := map[uint64]int64{rootIno: min(tree.root.mtime, epoch)}
+	level := map[uint64]*srcNode{rootIno: tree.root}
 	for len(level) > 0 {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -245,9 +256,9 @@ func fixInodes(ctx context.Context, env []string, scratch, image string, root *s
 			for name, n := range dir.children {
 				childIno, ok := listings[i][name]
 				if !ok {
-					return fmt.Errorf("%s is not in the filesystem mkfs.ext4 made", n.path)
+					return fmt.Errorf("%s is not in the filesystem mkfs.ext4 made", filepath.Join(dir.path, name))
 				}
-				times[childIno] = min(n.st.Mtim.Sec, epoch)
+				times[childIno] = min(n.mtime, epoch)
 				if n.children != nil {
 					next[childIno] = n
 				}
@@ -256,9 +267,9 @@ func fixInodes(ctx context.Context, env []string, scratch, image string, root *s
 		level = next
 	}
 	cmds := []string{
-		fmt.Sprintf("sif <%d> mode 0%o", rootIno, root.st.Mode),
-		fmt.Sprintf("sif <%d> uid %d", rootIno, root.st.Uid),
-		fmt.Sprintf("sif <%d> gid %d", rootIno, root.st.Gid),
+		fmt.Sprintf("sif <%d> mode 0%o", rootIno, tree.mode),
+		fmt.Sprintf("sif <%d> uid %d", rootIno, tree.uid),
+		fmt.Sprintf("sif <%d> gid %d", rootIno, tree.gid),
 	}
 	for _, ino := range slices.Sorted(maps.Keys(times)) {
 		cmds = append(cmds,

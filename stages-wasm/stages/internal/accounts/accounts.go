@@ -37,8 +37,8 @@ func (db *DB) AddGroup(g Group) (bool, error) {
 	var gid int
 	if g.GID != nil {
 		gid = *g.GID
-		if gid < 0 {
-			return false, fmt.Errorf("group %q: gid %d is negative", g.Name, gid)
+		if !ValidID(gid) {
+			return false, fmt.Errorf("group %q: gid %d is not in 0..%d", g.Name, gid, MaxID)
 		}
 		if other, taken := used[gid]; taken {
 			if !g.Force {
@@ -96,6 +96,9 @@ func (db *DB) AddUser(u User) (Account, error) {
 	var uid int
 	if u.UID != nil {
 		uid = *u.UID
+		if !ValidID(uid) {
+			return Account{}, fmt.Errorf("user %q: uid %d is not in 0..%d", u.Name, uid, MaxID)
+		}
 		if other, taken := uids[uid]; taken {
 			return Account{}, fmt.Errorf("user %q: uid %d is taken by user %q", u.Name, uid, other)
 		}
@@ -109,6 +112,9 @@ func (db *DB) AddUser(u User) (Account, error) {
 	switch {
 	case u.GID != nil:
 		gid = *u.GID
+		if !ValidID(gid) {
+			return Account{}, fmt.Errorf("user %q: gid %d is not in 0..%d", u.Name, gid, MaxID)
+		}
 		if _, ok := db.Group.ids(2)[gid]; !ok {
 			return Account{}, fmt.Errorf("user %q: group %d does not exist", u.Name, gid)
 		}
@@ -128,6 +134,9 @@ func (db *DB) AddUser(u User) (Account, error) {
 		db.appendGroup(u.Name, gid)
 	default:
 		gid = db.Useradd.Int("GROUP", 100)
+		if !ValidID(gid) {
+			return Account{}, fmt.Errorf("user %q: GROUP=%s in /etc/default/useradd is not a gid in 0..%d", u.Name, db.Useradd["GROUP"], MaxID)
+		}
 	}
 	if err := db.checkGroups(u); err != nil {
 		return Account{}, err
