@@ -2,6 +2,7 @@ package accounts
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,6 +28,9 @@ type Group struct {
 // AddGroup adds a group as groupadd does. It reports whether a group was
 // added (false when Force let an existing one stand).
 func (db *DB) AddGroup(g Group) (bool, error) {
+	if strings.ContainsAny(g.Name, ":\n\r\x00") || g.Name == "" {
+		return false, fmt.Errorf("group %q: a group name is not empty and holds no ':', line break or NUL", g.Name)
+	}
 	if f, _ := db.Group.Find(g.Name, 4); f != nil {
 		if g.Force {
 			return false, nil
@@ -89,6 +93,9 @@ type Account struct {
 // usermod does; an existing user whose uid or gid differs from the ones
 // asked for is an error, since renumbering would orphan its files.
 func (db *DB) AddUser(u User) (Account, error) {
+	if err := checkUser(u); err != nil {
+		return Account{}, err
+	}
 	if f, i := db.Passwd.Find(u.Name, 7); f != nil {
 		return db.modify(u, f, i)
 	}
@@ -142,8 +149,12 @@ func (db *DB) AddUser(u User) (Account, error) {
 		return Account{}, err
 	}
 	home := deref(u.Home, strings.TrimSuffix(db.Useradd.Str("HOME", "/home"), "/")+"/"+u.Name)
+	shell := deref(u.Shell, db.Useradd.Str("SHELL", "/bin/sh"))
+	if err := checkFields(u.Name, map[string]string{"home": home, "shell": shell}); err != nil {
+		return Account{}, err
+	}
 	db.Passwd.Append([]string{u.Name, "x", strconv.Itoa(uid), strconv.Itoa(gid),
-		deref(u.Description, ""), home, deref(u.Shell, db.Useradd.Str("SHELL", "/bin/sh"))})
+		deref(u.Description, ""), home, shell})
 	if db.Shadow.Present {
 		expire := ""
 		if u.ExpireDate != nil {
@@ -212,6 +223,32 @@ func (db *DB) modify(u User, f []string, i int) (Account, error) {
 	uid, _ := strconv.Atoi(f[2])
 	gid, _ := strconv.Atoi(f[3])
 	return Account{UID: uid, GID: gid, Home: f[5]}, nil
+}
+
+// checkUser refuses values that would break the colon-separated files:
+// a ':' would add a field, a line break an entry.
+func checkUser(u User) error {
+	fields := map[string]string{"name": u.Name}
+	for what, p := range map[string]*string{"description": u.Description, "home": u.Home, "shell": u.Shell, "password": u.Password} {
+		if p != nil {
+			fields[what] = *p
+		}
+	}
+	for i, g := range u.Groups {
+		fields[fmt.Sprintf("groups[%d]", i)] = g
+	}
+	return checkFields(u.Name, fields)
+}
+
+// checkFields refuses a value holding ':' or a line break; the values of
+// the tree's /etc/default/useradd (HOME, SHELL) go through it too.
+func checkFields(user string, fields map[string]string) error {
+	for _, what := range slices.Sorted(maps.Keys(fields)) {
+		if v := fields[what]; strings.ContainsAny(v, ":\n\r\x00") {
+			return fmt.Errorf("user %q: %s %q holds a ':', a line break or a NUL, which would break the account files", user, what, v)
+		}
+	}
+	return nil
 }
 
 func (db *DB) checkGroups(u User) error {
