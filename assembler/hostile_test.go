@@ -418,3 +418,46 @@ func TestE2fsckFindsDamage(t *testing.T) {
 		t.Errorf("e2fsck on a clean filesystem: %v", err)
 	}
 }
+
+// TestExampleOptionsAccepted: the examples' assembler options pass both
+// checks.
+func TestExampleOptionsAccepted(t *testing.T) {
+	files, _ := filepath.Glob("../examples/*.json")
+	if len(files) == 0 {
+		t.Skip("no examples")
+	}
+	checked := 0
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m struct {
+			Pipeline struct {
+				Assembler *struct {
+					Name    string
+					Options json.RawMessage
+				}
+			}
+		}
+		if err := json.Unmarshal(b, &m); err != nil || m.Pipeline.Assembler == nil {
+			continue
+		}
+		a, ok := Lookup(m.Pipeline.Assembler.Name)
+		if !ok {
+			continue
+		}
+		checked++
+		if vs := schemaViolations(t, a, string(m.Pipeline.Assembler.Options)); len(vs) != 0 {
+			t.Errorf("%s: the schema refuses the options: %v", file, vs)
+		}
+		if a.Name() == "org.osbuild.qemu" {
+			if _, err := (qemu{}).options(Input{Options: m.Pipeline.Assembler.Options}); err != nil {
+				t.Errorf("%s: %v", file, err)
+			}
+		}
+	}
+	if checked < 3 {
+		t.Errorf("checked %d examples' assemblers, want tar, oci and qemu", checked)
+	}
+}
