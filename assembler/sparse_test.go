@@ -279,3 +279,57 @@ func TestOCISparseUmoci(t *testing.T) {
 		t.Errorf("umoci unpacks %d bytes (%v), not the file", len(got), err)
 	}
 }
+
+// TestTarSparseLongNameXattrs: a sparse member whose name needs a PAX path
+// record and which has xattrs keeps both, and GNU tar restores the file
+// at its long name.
+func TestTarSparseLongNameXattrs(t *testing.T) {
+	requireTools(t, "tar")
+	tree := t.TempDir()
+	long := strings.Repeat("d", 90) + "/" + strings.Repeat("n", 120)
+	if err := os.MkdirAll(filepath.Join(tree, filepath.Dir(long)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(tree, long)
+	want := sparseContent(t, p, true)
+	if err := unix.Setxattr(p, "user.kiln", []byte("KLN.sparse.x=1\n17 KLN.sparse.y=2\n"), 0); err != nil {
+		t.Skipf("no user xattrs here: %v", err)
+	}
+	var b bytes.Buffer
+	if err := WriteTar(t.Context(), &b, tree, TarOptions{Xattrs: true, Epoch: testEpoch}); err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(bytes.NewReader(b.Bytes()))
+	found := false
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Name != "./"+long {
+			continue
+		}
+		found = true
+		if v := h.PAXRecords["SCHILY.xattr.user.kiln"]; v != "KLN.sparse.x=1\n17 KLN.sparse.y=2\n" {
+			t.Errorf("xattr %q", v)
+		}
+		if got, err := io.ReadAll(tr); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("archive/tar reads %d bytes (%v), not the file", len(got), err)
+		}
+	}
+	if !found {
+		t.Errorf("no ./%s in the stream", long)
+	}
+	tarball := filepath.Join(t.TempDir(), "x.tar")
+	os.WriteFile(tarball, b.Bytes(), 0o644)
+	dest := t.TempDir()
+	if out, err := runCmd("tar", "-C", dest, "-xf", tarball); err != nil {
+		t.Fatalf("tar -x: %v\n%s", err, out)
+	}
+	if got, err := os.ReadFile(filepath.Join(dest, long)); err != nil || !bytes.Equal(got, want) {
+		t.Errorf("GNU tar extracts %d bytes (%v), not the file", len(got), err)
+	}
+}
