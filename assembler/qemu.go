@@ -177,6 +177,9 @@ func (a qemu) options(in Input) (qemuOptions, error) {
 		opts.Partitions = []partition{{Start: 2048, Bootable: true,
 			Filesystem: &filesystem{Type: "ext4", UUID: opts.RootFSUUID, Mountpoint: "/"}}}
 	}
+	if len(opts.Partitions) > 128 {
+		return opts, errOption(a.Name(), "partitions", "%d partitions: a GPT holds 128, a dos table 4", len(opts.Partitions))
+	}
 	for i, p := range opts.Partitions {
 		opt := fmt.Sprintf("partitions[%d]", i)
 		if p.Start < 0 || p.Start > maxImageSize/sectorSize {
