@@ -10,6 +10,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"time"
 
@@ -31,7 +32,7 @@ func (ociArchive) Summary() string {
 }
 
 // Version: bump on any change of output bytes.
-func (ociArchive) Version() string { return "1" }
+func (ociArchive) Version() string { return "2" }
 
 func (ociArchive) Schema() []byte {
 	strings := `{"type": "array", "items": {"type": "string"}`
@@ -40,9 +41,10 @@ func (ociArchive) Schema() []byte {
   "additionalProperties": false,
   "required": ["architecture", "filename"],
   "properties": {
-    "architecture": {"type": "string",
+    "architecture": {"type": "string", "pattern": ` + schemaPattern(archPattern) + `,
       "description": "CPU architecture in the image config and the index's platform, in Go's names (amd64, arm64); x86_64 and aarch64 are translated"},
-    "filename": {"type": "string", "description": "name of the archive in the output directory"},
+    "filename": {"type": "string", "pattern": ` + schemaPattern(filenamePattern) + `,
+      "description": "name of the archive in the output directory"},
     "config": {
       "type": "object",
       "additionalProperties": false,
@@ -63,11 +65,16 @@ func (ociArchive) Schema() []byte {
     },
     "annotations": {"type": "object", "additionalProperties": {"type": "string"},
       "description": "kiln: annotations on the image manifest"},
-    "tag": {"type": "string", "default": "latest", "pattern": "^[A-Za-z0-9]+([._:/-][A-Za-z0-9]+)*$",
+    "tag": {"type": "string", "default": "latest", "pattern": ` + schemaPattern(tagPattern) + `, "maxLength": 255,
       "description": "kiln: the index's org.opencontainers.image.ref.name, so oci-archive:FILE:TAG and umoci's dir:TAG find the image"}
   }
 }`)
 }
+
+// tagPattern is the OCI image-spec's ref.name grammar.
+const tagPattern = `^[A-Za-z0-9]+([._:/-][A-Za-z0-9]+)*$`
+
+var tagRE = regexp.MustCompile(tagPattern)
 
 type ociOptions struct {
 	Architecture string `json:"architecture"`
@@ -131,8 +138,8 @@ func (a ociArchive) Assemble(ctx context.Context, in Input) error {
 	if err := decode(in, a.Name(), &opts); err != nil {
 		return err
 	}
-	if opts.Architecture == "" {
-		return errOption(a.Name(), "architecture", "is required")
+	if err := checkPattern(a.Name(), "architecture", opts.Architecture, archRE, "an architecture name"); err != nil {
+		return err
 	}
 	arch := opts.Architecture
 	if goarch, ok := ociArch[arch]; ok {
@@ -140,6 +147,9 @@ func (a ociArchive) Assemble(ctx context.Context, in Input) error {
 	}
 	if opts.Tag == "" {
 		opts.Tag = "latest"
+	}
+	if len(opts.Tag) > 255 || !tagRE.MatchString(opts.Tag) {
+		return errOption(a.Name(), "tag", "%q is not an OCI reference name (%s, at most 255 characters)", opts.Tag, tagPattern)
 	}
 	cfg, err := opts.imageConfig(a.Name())
 	if err != nil {
@@ -197,7 +207,7 @@ func (a ociArchive) Assemble(ctx context.Context, in Input) error {
 	}
 
 	bw := bufio.NewWriterSize(f, 1<<20)
-	w := &archiveWriter{tw: tar.NewWriter(bw), mtime: created}
+	w := &archiveWriter{ctx: ctx, tw: tar.NewWriter(bw), mtime: created}
 	w.file(v1.ImageLayoutFile, layout)
 	w.file(v1.ImageIndexFile, index)
 	w.dir("blobs/")
@@ -263,6 +273,7 @@ func (c *countWriter) Write(p []byte) (int, error) {
 // archiveWriter writes the image layout's few entries with fixed owners,
 // modes and mtimes, keeping the first error.
 type archiveWriter struct {
+	ctx   context.Context
 	tw    *tar.Writer
 	mtime time.Time
 	err   error
@@ -286,7 +297,7 @@ func (w *archiveWriter) file(name string, content []byte) {
 func (w *archiveWriter) copy(name, path string, size int64) {
 	w.header(name, tar.TypeReg, 0o644, size)
 	if w.err == nil {
-		w.err = copyFile(w.tw, path, size, make([]byte, 1<<20))
+		w.err = copyFile(w.ctx, w.tw, path, size, make([]byte, 1<<20))
 	}
 }
 

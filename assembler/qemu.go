@@ -26,9 +26,10 @@ func (qemu) Summary() string {
 }
 
 // Version: bump on any change of output bytes.
-func (qemu) Version() string { return "2" }
+func (qemu) Version() string { return "3" }
 
 func (qemu) Schema() []byte {
+	uuid := `"pattern": ` + schemaPattern(uuidPattern)
 	return []byte(`{
   "type": "object",
   "additionalProperties": false,
@@ -39,34 +40,41 @@ func (qemu) Schema() []byte {
       "description": "refused: kiln installs no bootloader (install one with a stage)"},
     "format": {"type": "string", "enum": ["raw", "raw.xz", "qcow2", "vdi", "vmdk", "vpc", "vhdx"],
       "description": "image format; raw.xz is the raw image compressed with xz -T1"},
-    "qcow2_compat": {"type": "string", "description": "qcow2 compatibility version (qemu-img -o compat=), e.g. 0.10 or 1.1"},
-    "vmdk_subformat": {"type": "string",
-      "enum": ["monolithicSparse", "monolithicFlat", "twoGbMaxExtentSparse", "twoGbMaxExtentFlat", "streamOptimized"],
+    "qcow2_compat": {"type": "string", "enum": ` + schemaEnum(qcow2Compats) + `,
+      "description": "qcow2 compatibility version (qemu-img -o compat=)"},
+    "vmdk_subformat": {"type": "string", "enum": ` + schemaEnum(vmdkSubformats) + `,
       "description": "VMDK subformat (qemu-img -o subformat=)"},
-    "filename": {"type": "string", "description": "name of the image in the output directory"},
-    "partitions": {"type": "array", "description": "the partitions, in table order",
+    "filename": {"type": "string", "pattern": ` + schemaPattern(filenamePattern) + `,
+      "description": "name of the image in the output directory"},
+    "partitions": {"type": "array", "maxItems": 128, "description": "the partitions, in table order",
       "items": {"type": "object", "additionalProperties": false, "properties": {
         "bootable": {"type": "boolean", "description": "set the active flag (dos only)"},
-        "name": {"type": "string", "description": "partition name (gpt only)"},
-        "size": {"type": "integer", "minimum": 1,
+        "name": {"type": "string", "pattern": ` + schemaPattern(partNamePattern) + `,
+          "description": "partition name (gpt only): up to 36 letters, digits, spaces and _.+@- (not first)"},
+        "size": {"type": "integer", "minimum": 1, "maximum": ` + fmt.Sprint(maxImageSize/sectorSize) + `,
           "description": "size in 512-byte sectors; default: up to the next partition or the end of the disk"},
-        "start": {"type": "integer", "minimum": 1,
+        "start": {"type": "integer", "minimum": 1, "maximum": ` + fmt.Sprint(maxImageSize/sectorSize) + `,
           "description": "first sector (512 bytes); default: the end of the previous partition rounded up to 1 MiB (2048 for the first)"},
-        "type": {"type": "string",
+        "type": {"type": "string", "anyOf": [{` + uuid + `}, {"pattern": ` + schemaPattern(dosTypePattern) + `}],
           "description": "partition type: a GUID (gpt, default Linux filesystem) or a hex byte such as 83 or 0xef (dos, default 83)"},
-        "uuid": {"type": "string", "description": "partition GUID (gpt only); default: derived from ptuuid and the partition number, so the image is reproducible"},
+        "uuid": {"type": "string", ` + uuid + `,
+          "description": "partition GUID (gpt only); default: derived from ptuuid and the partition number, so the image is reproducible"},
         "filesystem": {"type": "object", "additionalProperties": false, "required": ["mountpoint", "type", "uuid"], "properties": {
-          "label": {"type": "string", "description": "filesystem label"},
-          "mountpoint": {"type": "string", "description": "where it is mounted: the filesystem holds the tree below it, less other partitions' mountpoints"},
+          "label": {"type": "string", "pattern": ` + schemaPattern(labelPattern) + `,
+            "description": "filesystem label: up to 16 letters, digits, spaces and _.+@- (not first)"},
+          "mountpoint": {"type": "string", "maxLength": 4096, "pattern": ` + schemaPattern(mountpointPattern) + `,
+            "description": "where it is mounted: the filesystem holds the tree below it, less other partitions' mountpoints"},
           "type": {"type": "string", "enum": ["ext4", "xfs", "vfat", "btrfs"], "description": "filesystem; kiln makes ext4 only"},
-          "uuid": {"type": "string", "description": "filesystem UUID, also its directory hash seed"}
+          "uuid": {"type": "string", ` + uuid + `, "description": "filesystem UUID, also its directory hash seed"}
         }}
       }}},
-    "ptuuid": {"type": "string", "description": "disk identifier: a GUID (gpt) or 8 hex digits, optionally 0x-prefixed (dos)"},
+    "ptuuid": {"type": "string", "anyOf": [{` + uuid + `}, {"pattern": ` + schemaPattern(dosIDPattern) + `}],
+      "description": "disk identifier: a GUID (gpt) or up to 8 hex digits, optionally 0x-prefixed (dos)"},
     "pttype": {"type": "string", "enum": ["mbr", "dos", "gpt"], "description": "partition table type; mbr is dos; default dos"},
-    "root_fs_uuid": {"type": "string",
+    "root_fs_uuid": {"type": "string", ` + uuid + `,
       "description": "without partitions: one bootable partition from sector 2048 to the end holds the whole tree with this UUID"},
-    "size": {"type": "integer", "minimum": 1, "description": "virtual disk size in bytes, a multiple of 512"},
+    "size": {"type": "integer", "minimum": 512, "maximum": ` + fmt.Sprint(maxImageSize) + `,
+      "description": "virtual disk size in bytes, a multiple of 512, at most 64 TiB"},
     "root_fs_type": {"type": "string", "enum": ["ext4", "xfs", "btrfs"], "default": "ext4",
       "description": "with root_fs_uuid: the root filesystem; kiln makes ext4 only"}
   }
@@ -126,11 +134,32 @@ func (a qemu) options(in Input) (qemuOptions, error) {
 	if opts.Size <= 0 || opts.Size%sectorSize != 0 {
 		return opts, errOption(a.Name(), "size", "%d is not a positive multiple of %d bytes", opts.Size, sectorSize)
 	}
-	if opts.QCOW2Compat != "" && opts.Format != "qcow2" {
-		return opts, errOption(a.Name(), "qcow2_compat", "applies to format qcow2, not %s", opts.Format)
+	if err := checkImageSize(a.Name(), opts.Size); err != nil {
+		return opts, err
 	}
-	if opts.VMDKSubformat != "" && opts.Format != "vmdk" {
-		return opts, errOption(a.Name(), "vmdk_subformat", "applies to format vmdk, not %s", opts.Format)
+	if !filenameRE.MatchString(opts.Filename) {
+		return opts, errOption(a.Name(), "filename", "%q must be a plain file name (%s)", opts.Filename, filenamePattern)
+	}
+	// These two go into qemu-img's -o, where a comma starts another
+	// setting (data_file= would write the disk over a host file).
+	if opts.QCOW2Compat != "" {
+		if opts.Format != "qcow2" {
+			return opts, errOption(a.Name(), "qcow2_compat", "applies to format qcow2, not %s", opts.Format)
+		}
+		if err := checkEnum(a.Name(), "qcow2_compat", opts.QCOW2Compat, qcow2Compats); err != nil {
+			return opts, err
+		}
+	}
+	if opts.VMDKSubformat != "" {
+		if opts.Format != "vmdk" {
+			return opts, errOption(a.Name(), "vmdk_subformat", "applies to format vmdk, not %s", opts.Format)
+		}
+		if err := checkEnum(a.Name(), "vmdk_subformat", opts.VMDKSubformat, vmdkSubformats); err != nil {
+			return opts, err
+		}
+	}
+	if !uuidRE.MatchString(opts.PTUUID) && !dosIDRE.MatchString(opts.PTUUID) {
+		return opts, errOption(a.Name(), "ptuuid", "%q is neither a GUID (gpt) nor a dos disk identifier (8 hex digits, as 0x14fc63d2)", opts.PTUUID)
 	}
 	if opts.PTType == "mbr" {
 		opts.PTType = "dos"
@@ -139,26 +168,57 @@ func (a qemu) options(in Input) (qemuOptions, error) {
 		if opts.RootFSUUID == "" {
 			return opts, errOption(a.Name(), "partitions", "give partitions, or root_fs_uuid for a single root partition")
 		}
+		if err := checkUUID(a.Name(), "root_fs_uuid", opts.RootFSUUID); err != nil {
+			return opts, err
+		}
 		if opts.RootFSType != "ext4" {
 			return opts, errOption(a.Name(), "root_fs_type", "%q is not supported: kiln makes ext4 filesystems only", opts.RootFSType)
 		}
 		opts.Partitions = []partition{{Start: 2048, Bootable: true,
 			Filesystem: &filesystem{Type: "ext4", UUID: opts.RootFSUUID, Mountpoint: "/"}}}
 	}
+	if len(opts.Partitions) > 128 {
+		return opts, errOption(a.Name(), "partitions", "%d partitions: a GPT holds 128, a dos table 4", len(opts.Partitions))
+	}
 	for i, p := range opts.Partitions {
+		opt := fmt.Sprintf("partitions[%d]", i)
+		if p.Start < 0 || p.Start > maxImageSize/sectorSize {
+			return opts, errOption(a.Name(), opt+".start", "sector %d is not on a disk of at most %d sectors", p.Start, maxImageSize/sectorSize)
+		}
+		if p.Size < 0 || p.Size > maxImageSize/sectorSize {
+			return opts, errOption(a.Name(), opt+".size", "%d sectors is more than a disk of at most %d sectors", p.Size, maxImageSize/sectorSize)
+		}
+		if p.Type != "" && !uuidRE.MatchString(p.Type) && !dosTypeRE.MatchString(p.Type) {
+			return opts, errOption(a.Name(), opt+".type", "%q is neither a GUID (gpt) nor a hex byte such as 83 or 0xef (dos)", p.Type)
+		}
+		if p.UUID != "" {
+			if err := checkUUID(a.Name(), opt+".uuid", p.UUID); err != nil {
+				return opts, err
+			}
+		}
+		if p.Name != "" {
+			if err := checkPattern(a.Name(), opt+".name", p.Name, partNameRE, "a partition name"); err != nil {
+				return opts, err
+			}
+		}
 		if p.Filesystem == nil {
 			continue
 		}
-		opt := fmt.Sprintf("partitions[%d].filesystem", i)
+		opt += ".filesystem"
 		if p.Filesystem.Type != "ext4" {
 			return opts, errOption(a.Name(), opt+".type", "%q is not supported: kiln makes ext4 filesystems only", p.Filesystem.Type)
 		}
 		if err := checkUUID(a.Name(), opt+".uuid", p.Filesystem.UUID); err != nil {
 			return opts, err
 		}
+		if l := p.Filesystem.Label; l != "" {
+			if err := checkPattern(a.Name(), opt+".label", l, labelRE, "an ext4 label"); err != nil {
+				return opts, err
+			}
+		}
 		mp := p.Filesystem.Mountpoint
-		if !path.IsAbs(mp) || path.Clean(mp) != mp {
-			return opts, errOption(a.Name(), opt+".mountpoint", "%q is not a clean absolute path", mp)
+		if !path.IsAbs(mp) || path.Clean(mp) != mp || !mountpointRE.MatchString(mp) {
+			return opts, errOption(a.Name(), opt+".mountpoint", "%q is not a clean absolute path (%s)", mp, mountpointPattern)
 		}
 		for j := range i {
 			if q := opts.Partitions[j].Filesystem; q != nil && q.Mountpoint == mp {
@@ -277,6 +337,11 @@ func (a qemu) fillPartition(ctx context.Context, in Input, scratch string, disk 
 			return err
 		}
 	} else if len(exclude) > 0 {
+		// Refuse what ext4 cannot hold before copying it: a 4 EiB sparse
+		// file would take the copy as long as reading 4 EiB.
+		if _, err := readSourceTree(ctx, src, ext4MaxFileSize(p.Size*sectorSize)); err != nil {
+			return err
+		}
 		// mkfs.ext4 -d copies a whole directory: give it a copy of the
 		// tree without the other partitions' contents.
 		files = filepath.Join(dir, "tree")
@@ -292,7 +357,7 @@ func (a qemu) fillPartition(ctx context.Context, in Input, scratch string, disk 
 	if err != nil {
 		return err
 	}
-	return copySparse(disk, p.Start*sectorSize, image)
+	return copySparse(ctx, disk, p.Start*sectorSize, image)
 }
 
 // below reports whether mountpoint q lies strictly below p, and where
@@ -321,7 +386,7 @@ func (a qemu) convert(ctx context.Context, opts qemuOptions, raw, out string) er
 			return err
 		}
 		defer f.Close()
-		if err := runToolTo(ctx, f, "xz", "--threads=1", "--stdout", raw); err != nil {
+		if err := runToolTo(ctx, f, "xz", "--threads=1", "--stdout", "--", raw); err != nil {
 			return fmt.Errorf("%w: %s: %w", ErrFailed, a.Name(), err)
 		}
 		return f.Close()
@@ -341,7 +406,9 @@ func (a qemu) convert(ctx context.Context, opts qemuOptions, raw, out string) er
 	if len(o) > 0 {
 		args = append(args, "-o", strings.Join(o, ","))
 	}
-	if _, err := runTool(ctx, nil, "qemu-img", append(args, raw, out)...); err != nil {
+	// raw and out are absolute (no protocol prefix, no leading '-'), and
+	// "--" ends the options anyway.
+	if _, err := runTool(ctx, nil, "qemu-img", append(args, "--", raw, out)...); err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrFailed, a.Name(), err)
 	}
 	return nil

@@ -16,7 +16,7 @@ func (rawfs) Name() string    { return "org.osbuild.rawfs" }
 func (rawfs) Summary() string { return "Write the tree as a reproducible ext4 filesystem image" }
 
 // Version: bump on any change of output bytes.
-func (rawfs) Version() string { return "2" }
+func (rawfs) Version() string { return "3" }
 
 func (rawfs) Schema() []byte {
 	return []byte(`{
@@ -24,11 +24,12 @@ func (rawfs) Schema() []byte {
   "additionalProperties": false,
   "required": ["filename", "root_fs_uuid", "size"],
   "properties": {
-    "filename": {"type": "string", "description": "name of the image in the output directory"},
-    "root_fs_uuid": {"type": "string", "pattern": "^[0-9A-Za-z]{8}(-[0-9A-Za-z]{4}){3}-[0-9A-Za-z]{12}$",
+    "filename": {"type": "string", "pattern": ` + schemaPattern(filenamePattern) + `,
+      "description": "name of the image in the output directory"},
+    "root_fs_uuid": {"type": "string", "pattern": ` + schemaPattern(uuidPattern) + `,
       "description": "the filesystem's UUID; kiln also uses it as the directory hash seed, so the image is reproducible"},
-    "size": {"type": "integer", "minimum": 1,
-      "description": "size of the image in bytes (a sparse file); the tree must fit"},
+    "size": {"type": "integer", "minimum": 1, "maximum": ` + fmt.Sprint(maxImageSize) + `,
+      "description": "size of the image in bytes (a sparse file), at most 64 TiB; the tree must fit"},
     "fs_type": {"type": "string", "enum": ["ext4", "xfs", "btrfs"], "default": "ext4",
       "description": "filesystem; kiln makes only ext4 and refuses xfs and btrfs"}
   }
@@ -49,6 +50,9 @@ func (a rawfs) Assemble(ctx context.Context, in Input) error {
 		return errOption(a.Name(), "fs_type", "%q is not supported: kiln makes ext4 filesystems only", opts.FSType)
 	}
 	if err := checkUUID(a.Name(), "root_fs_uuid", opts.RootFSUUID); err != nil {
+		return err
+	}
+	if err := checkImageSize(a.Name(), opts.Size); err != nil {
 		return err
 	}
 	f, err := outputFile(a.Name(), in.Output, opts.Filename)

@@ -226,7 +226,7 @@ func TestRawfsBadOptions(t *testing.T) {
 		{`{"filename": "x", "root_fs_uuid": "` + testUUID + `", "size": 0}`, `option "size"`},
 		{`{"filename": "../x", "root_fs_uuid": "` + testUUID + `", "size": 1048576}`, `option "filename"`},
 		// The tree does not fit: mkfs.ext4 says so, and its words are in the error.
-		{`{"filename": "x", "root_fs_uuid": "` + testUUID + `", "size": 2097152}`, `Could not allocate block`},
+		{`{"filename": "x", "root_fs_uuid": "` + testUUID + `", "size": 2097152}`, `the tree does not fit`},
 	} {
 		out := t.TempDir()
 		err := a.Assemble(t.Context(), Input{Tree: tree, Output: out, Options: json.RawMessage(tc.opts)})

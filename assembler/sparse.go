@@ -1,7 +1,9 @@
 package assembler
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 
@@ -10,7 +12,7 @@ import (
 
 // copySparse copies the file at src into dst at offset off, data regions
 // only: a filesystem image is mostly holes, which the disk already has.
-func copySparse(dst *os.File, off int64, src string) error {
+func copySparse(ctx context.Context, dst *os.File, off int64, src string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
@@ -21,7 +23,11 @@ func copySparse(dst *os.File, off int64, src string) error {
 		return err
 	}
 	fd := int(in.Fd())
+	buf := make([]byte, 1<<20)
 	for pos := int64(0); pos < st.Size(); {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		data, err := unix.Seek(fd, pos, unix.SEEK_DATA)
 		if errors.Is(err, unix.ENXIO) {
 			break // only a hole is left
@@ -34,8 +40,8 @@ func copySparse(dst *os.File, off int64, src string) error {
 			return err
 		}
 		r := io.NewSectionReader(in, data, hole-data)
-		if _, err := io.Copy(io.NewOffsetWriter(dst, off+data), r); err != nil {
-			return err
+		if err := copyFrom(ctx, io.NewOffsetWriter(dst, off+data), r, hole-data, buf); err != nil {
+			return fmt.Errorf("copying %s into the disk: %w", src, err)
 		}
 		pos = hole
 	}

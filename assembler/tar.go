@@ -21,14 +21,15 @@ func (tarAssembler) Name() string    { return "org.osbuild.tar" }
 func (tarAssembler) Summary() string { return "Write the tree as a reproducible tarball" }
 
 // Version: bump on any change of output bytes.
-func (tarAssembler) Version() string { return "1" }
+func (tarAssembler) Version() string { return "2" }
 func (tarAssembler) Schema() []byte {
 	return []byte(`{
   "type": "object",
   "additionalProperties": false,
   "required": ["filename"],
   "properties": {
-    "filename": {"type": "string", "description": "name of the tarball in the output directory"},
+    "filename": {"type": "string", "pattern": ` + schemaPattern(filenamePattern) + `,
+      "description": "name of the tarball in the output directory"},
     "compression": {"type": "string", "enum": ["none", "gzip", "xz", "zstd", "bzip2"],
       "description": "compressor; kiln adds zstd and none (the default); osbuild's lzip, lzma and lzop are not supported"},
     "acls": {"type": "boolean", "default": true, "description": "keep POSIX ACLs"},

@@ -45,7 +45,7 @@ func WriteTar(ctx context.Context, w io.Writer, dir string, opts TarOptions) err
 		defer close(entries)
 		walkErr <- walkTar(ctx, dir, opts, entries)
 	}()
-	err := writeEntries(w, entries)
+	err := writeEntries(ctx, w, entries)
 	cancel() // on a write error, stop the walker; it ends either way
 	for range entries {
 	}
@@ -69,28 +69,52 @@ type tarEntry struct {
 	data []byte // nil: stream from path
 }
 
-func writeEntries(w io.Writer, entries <-chan tarEntry) error {
+func writeEntries(ctx context.Context, w io.Writer, entries <-chan tarEntry) error {
 	tw := tar.NewWriter(w)
 	buf := make([]byte, 1<<20)
 	for e := range entries {
 		crashpoint.Hit("assembler.tar.entry")
-		if err := tw.WriteHeader(e.hdr); err != nil {
-			return fmt.Errorf("%s: %w", e.hdr.Name, err)
-		}
-		if e.hdr.Typeflag != tar.TypeReg || e.hdr.Size == 0 {
-			continue
+		if err := ctx.Err(); err != nil {
+			return err
 		}
 		var err error
-		if e.data != nil {
+		if e.hdr.Typeflag == tar.TypeReg && e.hdr.Size > 0 && e.data == nil {
+			err = writeFile(ctx, w, tw, e, buf)
+		} else if err = tw.WriteHeader(e.hdr); err == nil && e.data != nil {
 			_, err = tw.Write(e.data)
-		} else {
-			err = copyFile(tw, e.path, e.hdr.Size, buf)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", e.hdr.Name, err)
 		}
 	}
 	return tw.Close()
+}
+
+// writeFile writes a regular file too big to have been read ahead: as it
+// is, or as a sparse member if it has holes (see dataRegions).
+func writeFile(ctx context.Context, w io.Writer, tw *tar.Writer, e tarEntry, buf []byte) error {
+	f, err := os.OpenFile(e.path, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	size := e.hdr.Size
+	regions := []region{{0, size}}
+	if size >= sparseChunk {
+		if regions, err = dataRegions(ctx, f, size); err != nil {
+			return err
+		}
+	}
+	if len(regions) == 1 && regions[0] == (region{0, size}) {
+		if err := tw.WriteHeader(e.hdr); err != nil {
+			return err
+		}
+		return copyFrom(ctx, tw, f, size, buf)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return writeSparse(ctx, w, e.hdr, f, regions, buf)
 }
 
 // walkTar sends the tree's entries in lexical order.
@@ -190,18 +214,39 @@ func readSmall(path string, size int64) ([]byte, error) {
 	return data, nil
 }
 
-func copyFile(w io.Writer, path string, size int64, buf []byte) error {
+// copyFile copies the file at path, which must be size bytes long, to w.
+func copyFile(ctx context.Context, w io.Writer, path string, size int64, buf []byte) error {
 	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	n, err := io.CopyBuffer(w, io.LimitReader(f, size), buf)
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if n != size {
-		return fmt.Errorf("%s: shrank from %d to %d bytes while being read", path, size, n)
+	return copyFrom(ctx, w, f, size, buf)
+}
+
+// copyFrom copies size bytes of f to w a buffer at a time, checking ctx
+// between buffers so that a cancelled build stops within one.
+func copyFrom(ctx context.Context, w io.Writer, f io.ReaderAt, size int64, buf []byte) error {
+	for done := int64(0); done < size; {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		// ReadAt: dataRegions has moved the offset with SEEK_DATA.
+		n, err := f.ReadAt(buf[:min(int64(len(buf)), size-done)], done)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			done += int64(n)
+		}
+		switch {
+		case done == size:
+			return nil
+		case err == io.EOF || err == nil && n == 0:
+			return fmt.Errorf("%s: shrank from %d to %d bytes while being read", nameOf(f), size, done)
+		case err != nil:
+			return fmt.Errorf("%s: %w", nameOf(f), err)
+		}
 	}
 	return nil
 }
@@ -237,12 +282,20 @@ func errOption(assembler, option, format string, args ...any) error {
 // outputFile creates name in dir, refusing names that are not a plain
 // file name: output must stay in the output directory.
 func outputFile(assembler, dir, name string) (*os.File, error) {
-	if name == "" || name == "." || name == ".." || strings.ContainsRune(name, '/') {
-		return nil, errOption(assembler, "filename", "%q must be a plain file name", name)
+	if !filenameRE.MatchString(name) {
+		return nil, errOption(assembler, "filename", "%q must be a plain file name (%s)", name, filenamePattern)
 	}
 	f, err := os.OpenFile(filepath.Join(dir, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if errors.Is(err, fs.ErrExist) {
 		return nil, errOption(assembler, "filename", "%q written twice", name)
 	}
 	return f, err
+}
+
+// nameOf is a reader's file name, for errors.
+func nameOf(r io.ReaderAt) string {
+	if f, ok := r.(interface{ Name() string }); ok {
+		return f.Name()
+	}
+	return "(file)"
 }

@@ -2,6 +2,7 @@ package accounts
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,6 +28,9 @@ type Group struct {
 // AddGroup adds a group as groupadd does. It reports whether a group was
 // added (false when Force let an existing one stand).
 func (db *DB) AddGroup(g Group) (bool, error) {
+	if strings.ContainsAny(g.Name, ":\n\r\x00") || g.Name == "" {
+		return false, fmt.Errorf("group %q: a group name is not empty and holds no ':', line break or NUL", g.Name)
+	}
 	if f, _ := db.Group.Find(g.Name, 4); f != nil {
 		if g.Force {
 			return false, nil
@@ -37,8 +41,8 @@ func (db *DB) AddGroup(g Group) (bool, error) {
 	var gid int
 	if g.GID != nil {
 		gid = *g.GID
-		if gid < 0 {
-			return false, fmt.Errorf("group %q: gid %d is negative", g.Name, gid)
+		if !ValidID(gid) {
+			return false, fmt.Errorf("group %q: gid %d is not in 0..%d", g.Name, gid, MaxID)
 		}
 		if other, taken := used[gid]; taken {
 			if !g.Force {
@@ -89,6 +93,9 @@ type Account struct {
 // usermod does; an existing user whose uid or gid differs from the ones
 // asked for is an error, since renumbering would orphan its files.
 func (db *DB) AddUser(u User) (Account, error) {
+	if err := checkUser(u); err != nil {
+		return Account{}, err
+	}
 	if f, i := db.Passwd.Find(u.Name, 7); f != nil {
 		return db.modify(u, f, i)
 	}
@@ -96,6 +103,9 @@ func (db *DB) AddUser(u User) (Account, error) {
 	var uid int
 	if u.UID != nil {
 		uid = *u.UID
+		if !ValidID(uid) {
+			return Account{}, fmt.Errorf("user %q: uid %d is not in 0..%d", u.Name, uid, MaxID)
+		}
 		if other, taken := uids[uid]; taken {
 			return Account{}, fmt.Errorf("user %q: uid %d is taken by user %q", u.Name, uid, other)
 		}
@@ -109,6 +119,9 @@ func (db *DB) AddUser(u User) (Account, error) {
 	switch {
 	case u.GID != nil:
 		gid = *u.GID
+		if !ValidID(gid) {
+			return Account{}, fmt.Errorf("user %q: gid %d is not in 0..%d", u.Name, gid, MaxID)
+		}
 		if _, ok := db.Group.ids(2)[gid]; !ok {
 			return Account{}, fmt.Errorf("user %q: group %d does not exist", u.Name, gid)
 		}
@@ -128,13 +141,20 @@ func (db *DB) AddUser(u User) (Account, error) {
 		db.appendGroup(u.Name, gid)
 	default:
 		gid = db.Useradd.Int("GROUP", 100)
+		if !ValidID(gid) {
+			return Account{}, fmt.Errorf("user %q: GROUP=%s in /etc/default/useradd is not a gid in 0..%d", u.Name, db.Useradd["GROUP"], MaxID)
+		}
 	}
 	if err := db.checkGroups(u); err != nil {
 		return Account{}, err
 	}
 	home := deref(u.Home, strings.TrimSuffix(db.Useradd.Str("HOME", "/home"), "/")+"/"+u.Name)
+	shell := deref(u.Shell, db.Useradd.Str("SHELL", "/bin/sh"))
+	if err := checkFields(u.Name, map[string]string{"home": home, "shell": shell}); err != nil {
+		return Account{}, err
+	}
 	db.Passwd.Append([]string{u.Name, "x", strconv.Itoa(uid), strconv.Itoa(gid),
-		deref(u.Description, ""), home, deref(u.Shell, db.Useradd.Str("SHELL", "/bin/sh"))})
+		deref(u.Description, ""), home, shell})
 	if db.Shadow.Present {
 		expire := ""
 		if u.ExpireDate != nil {
@@ -203,6 +223,32 @@ func (db *DB) modify(u User, f []string, i int) (Account, error) {
 	uid, _ := strconv.Atoi(f[2])
 	gid, _ := strconv.Atoi(f[3])
 	return Account{UID: uid, GID: gid, Home: f[5]}, nil
+}
+
+// checkUser refuses values that would break the colon-separated files:
+// a ':' would add a field, a line break an entry.
+func checkUser(u User) error {
+	fields := map[string]string{"name": u.Name}
+	for what, p := range map[string]*string{"description": u.Description, "home": u.Home, "shell": u.Shell, "password": u.Password} {
+		if p != nil {
+			fields[what] = *p
+		}
+	}
+	for i, g := range u.Groups {
+		fields[fmt.Sprintf("groups[%d]", i)] = g
+	}
+	return checkFields(u.Name, fields)
+}
+
+// checkFields refuses a value holding ':' or a line break; the values of
+// the tree's /etc/default/useradd (HOME, SHELL) go through it too.
+func checkFields(user string, fields map[string]string) error {
+	for _, what := range slices.Sorted(maps.Keys(fields)) {
+		if v := fields[what]; strings.ContainsAny(v, ":\n\r\x00") {
+			return fmt.Errorf("user %q: %s %q holds a ':', a line break or a NUL, which would break the account files", user, what, v)
+		}
+	}
+	return nil
 }
 
 func (db *DB) checkGroups(u User) error {

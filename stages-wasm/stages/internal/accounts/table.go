@@ -142,7 +142,15 @@ func (d Defs) Bool(key string, def bool) bool {
 
 // nextID picks a new id as shadow-utils does: one above the highest in use
 // in [min, max], or, when that is max already, the lowest free one there.
+//
+// The range comes from the tree's login.defs, so it is cut to the ids
+// there are, 0..MaxID: a UID_MAX past that would write a uid no system
+// reads, and one at the top of int made the search wrap around forever.
 func nextID(used map[int]string, min, max int) (int, bool) {
+	min, max = clampID(min), clampID(max)
+	if min > max {
+		return 0, false
+	}
 	free := func(id int) bool {
 		_, taken := used[id]
 		return !taken
@@ -163,3 +171,11 @@ func nextID(used map[int]string, min, max int) (int, bool) {
 	}
 	return 0, false
 }
+
+// MaxID is the largest uid or gid: 2^32-1 is (uid_t)-1, "no id".
+const MaxID = 1<<32 - 2
+
+// ValidID reports whether id is a uid or gid a system can hold.
+func ValidID(id int) bool { return id >= 0 && id <= MaxID }
+
+func clampID(id int) int { return min(max(id, 0), MaxID) }

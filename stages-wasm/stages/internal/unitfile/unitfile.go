@@ -158,13 +158,27 @@ type Enabler struct {
 	seen     map[string]bool
 }
 
+// maxAlsoUnits and maxAlsoDepth bound the units one Enable follows
+// through Also=: a unit file in the tree can name, through specifiers, an
+// ever longer unit (Also=x%N.service), which the seen set does not stop,
+// and each level's error quotes the levels below it.
+const (
+	maxAlsoUnits = 1024
+	maxAlsoDepth = 16
+)
+
 // Enable adds the links `systemctl enable name` creates, following Also=.
-func (e *Enabler) Enable(name string) error {
+func (e *Enabler) Enable(name string) error { return e.enable(name, 0) }
+
+func (e *Enabler) enable(name string, depth int) error {
 	if e.seen == nil {
 		e.seen = map[string]bool{}
 	}
 	if e.seen[name] {
 		return nil
+	}
+	if len(e.seen) >= maxAlsoUnits || depth > maxAlsoDepth {
+		return fmt.Errorf("unit %s: Also= leads to more than %d units or %d levels", name, maxAlsoUnits, maxAlsoDepth)
 	}
 	e.seen[name] = true
 	n, err := ParseName(name)
@@ -184,11 +198,16 @@ func (e *Enabler) Enable(name string) error {
 		return nil
 	}
 	named := n // the unit as named: aliases take their specifiers from it
-	if n.Template && n.Instance == "" {
+	if n.Template && n.Instance == "" && in.DefaultInstance != "" {
+		// The instance comes from the tree's unit file: one holding '/'
+		// would make the link's path leave ConfigDir once joined.
 		n.Instance = in.DefaultInstance
+		if _, err := ParseName(n.String()); err != nil {
+			return fmt.Errorf("unit %s: DefaultInstance=%s: %w", name, in.DefaultInstance, err)
+		}
 	}
 	for _, a := range in.Also {
-		if err := e.Enable(expand(a, n)); err != nil {
+		if err := e.enable(expand(a, n), depth+1); err != nil {
 			return fmt.Errorf("unit %s: Also=%s: %w", name, a, err)
 		}
 	}
