@@ -378,3 +378,40 @@ func TestExportBeforeStoredStage(t *testing.T) {
 		t.Errorf("exported stage 0: %q %v", b, err)
 	}
 }
+
+// TestDamagedObjectRebuilt (trust issue, item 17): a build that finds a
+// stored object damaged (here the checkpoint it would start from, and the
+// exported tree) rebuilds it in the same build instead of failing on it or
+// serving the damage.
+func TestDamagedObjectRebuilt(t *testing.T) {
+	e := newEnv(t)
+	p := e.plan(writes("a", "b"))
+	all := func(o *Options) { o.Exports, o.Checkpoints = []string{p.TreeID}, []string{"*"} }
+	if _, err := e.run(p, all); err != nil {
+		t.Fatal(err)
+	}
+	refs, err := e.st.Refs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{p.Stages[0].ID, p.Stages[1].ID} {
+		f := filepath.Join(e.st.Root(), "objects", refs[id], "f0")
+		if err := os.WriteFile(f, []byte("X"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.RemoveAll(filepath.Join(e.out, p.TreeID)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.run(p, all)
+	if err != nil {
+		t.Fatalf("build beside damaged objects: %v", err)
+	}
+	if got := fmt.Sprint(ran(res)); got != "[0 1]" {
+		t.Errorf("ran %s, want both stages rebuilt", got)
+	}
+	got, err := os.ReadFile(filepath.Join(e.out, p.TreeID, "f0"))
+	if err != nil || string(got) != "a" {
+		t.Errorf("exported f0 = %q, %v; want the rebuilt %q", got, err, "a")
+	}
+}

@@ -233,13 +233,14 @@ func allStages(p *Plan) []Stage {
 }
 
 // hold keeps the stored object id from gc until Run returns. It reports
-// false if the store lacks id.
+// false if the store lacks id, or holds it damaged: the store has then
+// dropped its refs, so the build makes it again.
 func (r *runner) hold(ctx context.Context, id string) (bool, error) {
 	if r.holds[id] != nil {
 		return true, nil
 	}
 	h, err := r.opts.Store.Hold(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrDamaged) {
 		return false, nil
 	}
 	if err != nil {
@@ -450,10 +451,12 @@ func (r *runner) startObject(ctx context.Context, p *Plan) (*store.Object, int, 
 		if err == nil {
 			return obj, start, nil
 		}
-		// Each miss is a base gc removed, so the next look finds an
-		// earlier one, and at worst the empty tree, unless other builds
-		// keep committing what gc keeps removing.
-		if !errors.Is(err, store.ErrNotFound) || attempt > 2*len(p.Stages) {
+		// Each miss is a base gc removed, or one found damaged (the store
+		// dropped its refs), so the next look finds an earlier one, and at
+		// worst the empty tree, unless other builds keep committing what
+		// gc keeps removing.
+		missing := errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrDamaged)
+		if !missing || attempt > 2*len(p.Stages) {
 			return nil, 0, err
 		}
 	}
