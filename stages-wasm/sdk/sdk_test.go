@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io/fs"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -153,6 +157,43 @@ func TestRunReportsErrors(t *testing.T) {
 	}
 }
 
+// lower is an errno's message as explainEIO prints it.
+func lower(e syscall.Errno) string { return strings.ToLower(e.Error()[:1]) + e.Error()[1:] }
+
+// TestFailExplainsEIO is issue 10 item 15 on the SDK side: wazero's WASI
+// turns a host ENOSPC into EIO, and a stage's message read "write /etc/x:
+// input/output error". fail asks kiln_hostfs for the cause and prints it,
+// path kept.
+func TestFailExplainsEIO(t *testing.T) {
+	nospace := func() syscall.Errno { return syscall.ENOSPC }
+	tests := []struct {
+		name  string
+		err   error
+		cause func() syscall.Errno
+		want  string
+	}{
+		{"path error", &fs.PathError{Op: "write", Path: "/etc/x", Err: syscall.EIO}, nospace,
+			"write /etc/x: " + lower(syscall.ENOSPC)},
+		{"wrapped", fmt.Errorf("copying %s: %w", "/a", &fs.PathError{Op: "write", Path: "/b", Err: syscall.EIO}), nospace,
+			"copying /a: write /b: " + lower(syscall.ENOSPC)},
+		{"joined link error", errors.Join(errors.New("x"), &os.LinkError{Op: "link", Old: "/a", New: "/b", Err: syscall.EIO}),
+			func() syscall.Errno { return syscall.EMLINK }, "x\nlink /a /b: " + lower(syscall.EMLINK)},
+		{"real EIO stays", &fs.PathError{Op: "read", Path: "/x", Err: syscall.EIO}, func() syscall.Errno { return syscall.EIO },
+			"read /x: " + syscall.EIO.Error()},
+		{"no cause known", &fs.PathError{Op: "read", Path: "/x", Err: syscall.EIO}, func() syscall.Errno { return 0 },
+			"read /x: " + syscall.EIO.Error()},
+		{"not an EIO", &fs.PathError{Op: "open", Path: "/x", Err: syscall.ENOENT}, nospace,
+			"open /x: " + syscall.ENOENT.Error()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := explainEIO(tt.err, tt.cause).Error(); got != tt.want {
+				t.Errorf("explainEIO = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestDispatch(t *testing.T) {
 	var called []string
 	Register("org.test.a", func(o greetOpts) error { called = append(called, "a:"+o.Greeting); return nil })
@@ -189,4 +230,28 @@ func TestRegisterTwicePanics(t *testing.T) {
 		}
 	}()
 	Register("org.test.dup", func(greetOpts) error { return nil })
+}
+
+// TestSecretKeyRefusesPredictableRandom is issue 10 item 9's SDK half:
+// random_get is seeded from the stage id, which `kiln inspect` prints, so the
+// SDK must not hand out secrets made from it unless the manifest opted the
+// stage into non-reproducible randomness.
+func TestSecretKeyRefusesPredictableRandom(t *testing.T) {
+	for _, v := range []string{"", "reproducible", "NONREPRODUCIBLE", "nonreproducible "} {
+		t.Setenv(EnvRandom, v)
+		if b, err := SecretKey(32); !errors.Is(err, ErrPredictableRandom) || b != nil {
+			t.Errorf("%s=%q: SecretKey = %x, %v; want ErrPredictableRandom", EnvRandom, v, b, err)
+		}
+	}
+	t.Setenv(EnvRandom, RandomNonReproducible)
+	a, err := SecretKey(32)
+	if err != nil || len(a) != 32 {
+		t.Fatalf("opted in: SecretKey = %x, %v", a, err)
+	}
+	if b, _ := SecretKey(32); bytes.Equal(a, b) {
+		t.Errorf("two keys are equal: %x", a)
+	}
+	if _, err := SecretKey(0); err == nil {
+		t.Error("SecretKey(0) succeeded")
+	}
 }
