@@ -69,8 +69,10 @@ func (f *fsys) OpenFile(path string, flag experimentalsys.Oflag, perm fs.FileMod
 	if err != nil {
 		return nil, f.root.sysErrno(err)
 	}
-	if flags&unix.O_TRUNC != 0 && flags&unix.O_ACCMODE != unix.O_RDONLY {
-		f.root.stampFd(fd, false) // truncating is a change of the data
+	if flags&unix.O_TRUNC != 0 {
+		// Truncating is a change of the data (Linux truncates even with
+		// O_RDONLY).
+		f.root.stampFd(fd, false)
 	}
 	return newFile(f, fd, flags), 0
 }
