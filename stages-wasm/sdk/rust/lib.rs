@@ -203,7 +203,11 @@ fn explain_eio(msg: String) -> String {
     if unsafe { hostfs_eio_cause(&mut cause) } != 0 || cause == 0 || cause as i32 == EIO {
         return msg;
     }
-    msg.replace(&eio, &io::Error::from_raw_os_error(cause as i32).to_string())
+    // wasi-libc spells it "No space left on device"; kiln's own messages,
+    // from Linux, in lower case.
+    let real = io::Error::from_raw_os_error(cause as i32).to_string();
+    let real = real[..1].to_lowercase() + &real[1..];
+    msg.replace(&eio, &real)
 }
 
 fn errno(rc: i32) -> io::Result<()> {
