@@ -18,5 +18,10 @@
 // "kiln_hostfs" host module for what WASI preview1 cannot say: chmod, lchown,
 // mknod, xattrs, nanosecond utimens and a full lstat. Both take their paths
 // through the same resolver, and the host module finds the stage's mount
-// table in the call's context ([WithMounts]). docs/hostfs.md holds the ABI.
+// table in the call's context ([WithMounts]). Nothing of the host shows
+// through either door: what a stage creates or changes gets the root's epoch
+// ([WithEpoch]) as mtime, directories list sorted, and device and inode
+// numbers are the mount's and the root's own (inodes.go). wazero's WASI says
+// EIO for host errors it has no number for (ENOSPC among them); the real one
+// is kept for the kiln_hostfs call eio_cause. docs/hostfs.md holds the ABI.
 package hostfs

@@ -2,13 +2,52 @@ package hostfs
 
 import (
 	"errors"
+	"sync/atomic"
 
 	experimentalsys "github.com/tetratelabs/wazero/experimental/sys"
 	"golang.org/x/sys/unix"
 )
 
+// eioRecord is the host error behind an EIO the filesystem gave a guest.
+type eioRecord struct {
+	seq   uint64 // orders records across the roots of a stage
+	errno uint32 // WASI errno
+}
+
+var eioSeq atomic.Uint64
+
+// sysErrno is the package's sysErrno for an operation on r, which also
+// records the real host error when the guest is told EIO: wazero's Errno,
+// and so the WASI filesystem, cannot say ENOSPC, EDQUOT, EFBIG, EMLINK and
+// many more, and passes each of them to the guest as EIO (its ToErrno). The
+// kiln_hostfs call eio_cause hands the recorded errno to the guest, whose SDK
+// then reports "no space left on device" rather than "I/O error".
+func (r *Root) sysErrno(err error) experimentalsys.Errno {
+	e := sysErrno(err)
+	if e == experimentalsys.EIO {
+		r.lastEIO.Store(&eioRecord{seq: eioSeq.Add(1), errno: wasiErrno(err)})
+	}
+	return e
+}
+
+// eioCause returns the WASI errno behind the latest EIO the filesystems of
+// table gave the guest, 0 if none did.
+func (t mountTable) eioCause() uint32 {
+	var latest *eioRecord
+	for _, m := range t {
+		if rec := m.Root.lastEIO.Load(); rec != nil && (latest == nil || rec.seq > latest.seq) {
+			latest = rec
+		}
+	}
+	if latest == nil {
+		return 0
+	}
+	return latest.errno
+}
+
 // sysErrno maps an error from the operations to wazero's Errno, the numbering
-// of the FS interface. wazero's set is small: what it lacks becomes EIO.
+// of the FS interface. wazero's set is small: what it lacks becomes EIO
+// (see Root.sysErrno for how the guest learns the real error).
 func sysErrno(err error) experimentalsys.Errno {
 	if err == nil {
 		return 0
@@ -37,6 +76,7 @@ const (
 	wasiENAMETOOLONG uint32 = 37
 	wasiENOENT       uint32 = 44
 	wasiENOMSG       uint32 = 49
+	wasiENOSPC       uint32 = 51
 	wasiEROFS        uint32 = 69
 	wasiENOTCAPABLE  uint32 = 76
 )
@@ -57,7 +97,7 @@ var wasiErrnos = map[unix.Errno]uint32{
 	unix.ENETRESET: 39, unix.ENETUNREACH: 40, unix.ENFILE: 41, unix.ENOBUFS: 42,
 	unix.ENODEV: 43, unix.ENOENT: wasiENOENT, unix.ENOEXEC: 45, unix.ENOLCK: 46,
 	unix.ENOLINK: 47, unix.ENOMEM: 48, unix.ENOMSG: wasiENOMSG, unix.ENOPROTOOPT: 50,
-	unix.ENOSPC: 51, unix.ENOSYS: 52, unix.ENOTCONN: 53, unix.ENOTDIR: 54,
+	unix.ENOSPC: wasiENOSPC, unix.ENOSYS: 52, unix.ENOTCONN: 53, unix.ENOTDIR: 54,
 	unix.ENOTEMPTY: 55, unix.ENOTRECOVERABLE: 56, unix.ENOTSOCK: 57,
 	unix.ENOTSUP: 58, unix.ENOTTY: 59, unix.ENXIO: 60, unix.EOVERFLOW: 61,
 	unix.EOWNERDEAD: 62, unix.EPERM: 63, unix.EPIPE: 64, unix.EPROTO: 65,

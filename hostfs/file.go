@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"io"
 	"io/fs"
+	"slices"
+	"strings"
 
 	experimentalsys "github.com/tetratelabs/wazero/experimental/sys"
 	"github.com/tetratelabs/wazero/sys"
@@ -15,21 +17,29 @@ import (
 type file struct {
 	experimentalsys.UnimplementedFile
 
-	fd       int // -1 once closed
+	root     *Root
+	dev      uint64 // the st_dev the guest sees
+	fd       int    // -1 once closed
 	append   bool
 	readOnly bool
 
-	statDone bool // st caches Dev, Ino and the type, which never change
+	// st caches the host's Dev and Ino and the type, which never change,
+	// and ino the guest's number for them: it stays the same while the
+	// file is open even if its last name is removed meanwhile.
+	statDone bool
 	st       unix.Stat_t
+	ino      uint64
 
-	// Directory reading: raw linux_dirent64 records from getdents64, and how
-	// far into them Readdir has got.
-	dirBuf         []byte
-	dirPos, dirEnd int
+	// Directory reading: raw linux_dirent64 records from getdents64, the
+	// whole directory sorted by name once read, and how far into it Readdir
+	// has got. dirents is nil until the first Readdir after open or rewind.
+	dirBuf  []byte
+	dirents []experimentalsys.Dirent
+	dirPos  int
 }
 
-func newFile(fd int, flags int, readOnly bool) *file {
-	return &file{fd: fd, append: flags&unix.O_APPEND != 0, readOnly: readOnly}
+func newFile(fsys *fsys, fd int, flags int) *file {
+	return &file{root: fsys.root, dev: fsys.dev, fd: fd, append: flags&unix.O_APPEND != 0, readOnly: fsys.readOnly}
 }
 
 func (f *file) cachedStat() (*unix.Stat_t, experimentalsys.Errno) {
@@ -38,29 +48,29 @@ func (f *file) cachedStat() (*unix.Stat_t, experimentalsys.Errno) {
 	}
 	if !f.statDone {
 		if err := unix.Fstat(f.fd, &f.st); err != nil {
-			return nil, sysErrno(err)
+			return nil, f.root.sysErrno(err)
 		}
 		f.statDone = true
+		f.ino = f.root.inodes.number(f.st.Dev, f.st.Ino)
 	}
 	return &f.st, 0
 }
 
-// Dev implements experimentalsys.File.Dev.
+// Dev implements experimentalsys.File.Dev: the mount's, not the host's.
 func (f *file) Dev() (uint64, experimentalsys.Errno) {
-	st, errno := f.cachedStat()
-	if errno != 0 {
+	if _, errno := f.cachedStat(); errno != 0 {
 		return 0, errno
 	}
-	return st.Dev, 0
+	return f.dev, 0
 }
 
-// Ino implements experimentalsys.File.Ino.
+// Ino implements experimentalsys.File.Ino: the root's number, not the
+// host's.
 func (f *file) Ino() (sys.Inode, experimentalsys.Errno) {
-	st, errno := f.cachedStat()
-	if errno != 0 {
+	if _, errno := f.cachedStat(); errno != 0 {
 		return 0, errno
 	}
-	return st.Ino, 0
+	return f.ino, 0
 }
 
 // IsDir implements experimentalsys.File.IsDir.
@@ -90,7 +100,7 @@ func (f *file) SetAppend(enable bool) experimentalsys.Errno {
 	}
 	fl, err := unix.FcntlInt(uintptr(f.fd), unix.F_GETFL, 0)
 	if err != nil {
-		return sysErrno(err)
+		return f.root.sysErrno(err)
 	}
 	if enable {
 		fl |= unix.O_APPEND
@@ -98,7 +108,7 @@ func (f *file) SetAppend(enable bool) experimentalsys.Errno {
 		fl &^= unix.O_APPEND
 	}
 	if _, err := unix.FcntlInt(uintptr(f.fd), unix.F_SETFL, fl); err != nil {
-		return sysErrno(err)
+		return f.root.sysErrno(err)
 	}
 	f.append = enable
 	return 0
@@ -109,13 +119,14 @@ func (f *file) SetAppend(enable bool) experimentalsys.Errno {
 // # Errors
 //   - EBADF: the file is closed.
 func (f *file) Stat() (sys.Stat_t, experimentalsys.Errno) {
-	if f.fd < 0 {
-		return sys.Stat_t{}, experimentalsys.EBADF
+	if _, errno := f.cachedStat(); errno != 0 {
+		return sys.Stat_t{}, errno
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(f.fd, &st); err != nil {
-		return sys.Stat_t{}, sysErrno(err)
+		return sys.Stat_t{}, f.root.sysErrno(err)
 	}
+	f.root.presentIno(&st, f.dev, f.ino)
 	return sysStat(&st), 0
 }
 
@@ -137,7 +148,7 @@ func (f *file) Read(buf []byte) (int, experimentalsys.Errno) {
 		n, err = unix.Read(f.fd, buf)
 		return err
 	})
-	return max(n, 0), sysErrno(err)
+	return max(n, 0), f.root.sysErrno(err)
 }
 
 // Pread implements experimentalsys.File.Pread.
@@ -161,7 +172,7 @@ func (f *file) Pread(buf []byte, off int64) (int, experimentalsys.Errno) {
 		n, err = unix.Pread(f.fd, buf, off)
 		return err
 	})
-	return max(n, 0), sysErrno(err)
+	return max(n, 0), f.root.sysErrno(err)
 }
 
 // Seek implements experimentalsys.File.Seek. A directory only rewinds to
@@ -179,10 +190,10 @@ func (f *file) Seek(offset fileOffset, whence int) (int64, experimentalsys.Errno
 		if offset != 0 || whence != io.SeekStart {
 			return 0, experimentalsys.EINVAL
 		}
-		f.dirPos, f.dirEnd = 0, 0
+		f.dirents, f.dirPos = nil, 0
 	}
 	off, err := unix.Seek(f.fd, offset, whence)
-	return off, sysErrno(err)
+	return off, f.root.sysErrno(err)
 }
 
 // fileOffset is int64 under another name, only so that go vet's stdmethods
@@ -192,6 +203,10 @@ type fileOffset = int64
 
 // Readdir implements experimentalsys.File.Readdir. It never returns "." or
 // ".." (wazero adds its own), nor io.EOF: fewer than n entries means the end.
+// Entries come sorted by name bytes, not in the host filesystem's order
+// (hash order on ext4, creation order on tmpfs), and with the root's inode
+// numbers, given in that sorted order: the whole directory is read on the
+// first call after opening or rewinding.
 //
 // # Errors
 //   - EBADF: the file is closed or not a directory.
@@ -202,40 +217,60 @@ func (f *file) Readdir(n int) ([]experimentalsys.Dirent, experimentalsys.Errno) 
 	} else if !isDir {
 		return nil, experimentalsys.EBADF
 	}
+	if f.dirents == nil {
+		all, errno := f.readAll()
+		if errno != 0 {
+			return nil, errno
+		}
+		f.dirents, f.dirPos = all, 0
+	}
+	out := f.dirents[f.dirPos:]
+	if n > 0 && len(out) > n {
+		out = out[:n]
+	}
+	f.dirPos += len(out)
+	return slices.Clone(out), 0
+}
+
+// readAll reads the rest of the directory with getdents64, sorts it and
+// numbers the inodes. The result is never nil.
+func (f *file) readAll() ([]experimentalsys.Dirent, experimentalsys.Errno) {
 	if f.dirBuf == nil {
 		f.dirBuf = make([]byte, 16<<10)
 	}
-	var out []experimentalsys.Dirent
-	for n <= 0 || len(out) < n {
-		if f.dirPos >= f.dirEnd {
-			var m int
-			err := retryEINTR(func() (err error) {
-				m, err = unix.Getdents(f.fd, f.dirBuf)
-				return err
-			})
-			if err != nil {
-				return out, sysErrno(err)
-			}
-			if m <= 0 {
-				break
-			}
-			f.dirPos, f.dirEnd = 0, m
+	all := []experimentalsys.Dirent{}
+	for {
+		var m int
+		err := retryEINTR(func() (err error) {
+			m, err = unix.Getdents(f.fd, f.dirBuf)
+			return err
+		})
+		if err != nil {
+			return nil, f.root.sysErrno(err)
 		}
-		d, ok := f.nextDirent()
-		if ok {
-			out = append(out, d)
+		if m <= 0 {
+			break
+		}
+		for pos := 0; pos < m; {
+			d, reclen, ok := f.dirent(f.dirBuf[pos:m])
+			pos += reclen
+			if ok {
+				all = append(all, d)
+			}
 		}
 	}
-	return out, 0
+	slices.SortFunc(all, func(a, b experimentalsys.Dirent) int { return strings.Compare(a.Name, b.Name) })
+	for i := range all {
+		all[i].Ino = f.root.inodes.number(f.st.Dev, all[i].Ino)
+	}
+	return all, 0
 }
 
-// nextDirent decodes the linux_dirent64 at dirPos (u64 ino, s64 off, u16
-// reclen, u8 type, NUL-terminated name) and advances past it. ok is false
-// for "." and "..".
-func (f *file) nextDirent() (d experimentalsys.Dirent, ok bool) {
-	rec := f.dirBuf[f.dirPos:f.dirEnd]
-	reclen := int(binary.LittleEndian.Uint16(rec[16:18]))
-	f.dirPos += reclen
+// dirent decodes the linux_dirent64 at the start of rec (u64 ino, s64 off,
+// u16 reclen, u8 type, NUL-terminated name) and returns its length. ok is
+// false for "." and "..". Ino is still the host's.
+func (f *file) dirent(rec []byte) (d experimentalsys.Dirent, reclen int, ok bool) {
+	reclen = int(binary.LittleEndian.Uint16(rec[16:18]))
 	name := rec[19:reclen]
 	for i, c := range name {
 		if c == 0 {
@@ -244,12 +279,12 @@ func (f *file) nextDirent() (d experimentalsys.Dirent, ok bool) {
 		}
 	}
 	if string(name) == "." || string(name) == ".." {
-		return d, false
+		return d, reclen, false
 	}
 	d.Ino = binary.LittleEndian.Uint64(rec[0:8])
 	d.Name = string(name)
 	d.Type = f.direntType(rec[18], d.Name)
-	return d, true
+	return d, reclen, true
 }
 
 // direntType converts d_type; filesystems that leave it DT_UNKNOWN get an
@@ -294,6 +329,9 @@ func (f *file) Write(buf []byte) (int, experimentalsys.Errno) {
 		n, err = unix.Write(f.fd, buf)
 		return err
 	})
+	if n > 0 {
+		f.root.stampFd(f.fd, false)
+	}
 	return max(n, 0), f.writeErrno(err)
 }
 
@@ -318,12 +356,15 @@ func (f *file) Pwrite(buf []byte, off int64) (int, experimentalsys.Errno) {
 		n, err = unix.Pwrite(f.fd, buf, off)
 		return err
 	})
+	if n > 0 {
+		f.root.stampFd(f.fd, false)
+	}
 	return max(n, 0), f.writeErrno(err)
 }
 
 // writeErrno reports a write to a directory as wazero documents it.
 func (f *file) writeErrno(err error) experimentalsys.Errno {
-	errno := sysErrno(err)
+	errno := f.root.sysErrno(err)
 	if errno == experimentalsys.EBADF {
 		if isDir, _ := f.IsDir(); isDir {
 			return experimentalsys.EISDIR
@@ -348,7 +389,11 @@ func (f *file) Truncate(size int64) experimentalsys.Errno {
 	if size < 0 {
 		return experimentalsys.EINVAL
 	}
-	return sysErrno(retryEINTR(func() error { return unix.Ftruncate(f.fd, size) }))
+	if err := retryEINTR(func() error { return unix.Ftruncate(f.fd, size) }); err != nil {
+		return f.root.sysErrno(err)
+	}
+	f.root.stampFd(f.fd, false)
+	return 0
 }
 
 // Sync implements experimentalsys.File.Sync.
@@ -359,7 +404,7 @@ func (f *file) Sync() experimentalsys.Errno {
 	if f.fd < 0 {
 		return experimentalsys.EBADF
 	}
-	return sysErrno(unix.Fsync(f.fd))
+	return f.root.sysErrno(unix.Fsync(f.fd))
 }
 
 // Datasync implements experimentalsys.File.Datasync.
@@ -370,7 +415,7 @@ func (f *file) Datasync() experimentalsys.Errno {
 	if f.fd < 0 {
 		return experimentalsys.EBADF
 	}
-	return sysErrno(unix.Fdatasync(f.fd))
+	return f.root.sysErrno(unix.Fdatasync(f.fd))
 }
 
 // Utimens implements experimentalsys.File.Utimens; UTIME_OMIT keeps a time.
@@ -386,7 +431,7 @@ func (f *file) Utimens(atim, mtim int64) experimentalsys.Errno {
 		return experimentalsys.EROFS
 	}
 	ts := []unix.Timespec{timespec(atim), timespec(mtim)}
-	return sysErrno(unix.UtimesNanoAt(unix.AT_FDCWD, procFd(f.fd), ts, 0))
+	return f.root.sysErrno(unix.UtimesNanoAt(unix.AT_FDCWD, procFd(f.fd), ts, 0))
 }
 
 // Close implements experimentalsys.File.Close; closing twice is not an error.
@@ -396,5 +441,5 @@ func (f *file) Close() experimentalsys.Errno {
 	}
 	fd := f.fd
 	f.fd = -1
-	return sysErrno(unix.Close(fd))
+	return f.root.sysErrno(unix.Close(fd))
 }

@@ -20,8 +20,17 @@ import (
 // for a path holding NUL, ENAMETOOLONG for one of PATH_MAX bytes or more,
 // ENOTDIR when a directory in the path is not one, ELOOP past 40 symlinks,
 // and EIO for a host error wazero has no number for.
+//
+// What the guest sees does not depend on the host: st_dev is that of a mount
+// at "/" (FSConfig gives each mount its own), inode numbers are the root's
+// own, times follow the root's epoch and directories list sorted; see
+// docs/hostfs.md, "Determinism".
 func NewFS(root *Root, readOnly bool) experimentalsys.FS {
-	return &fsys{root: root, readOnly: readOnly}
+	return newFS(root, readOnly, "/")
+}
+
+func newFS(root *Root, readOnly bool, guestPath string) *fsys {
+	return &fsys{root: root, readOnly: readOnly, dev: devFor(guestPath)}
 }
 
 // FS is NewFS(r, false).
@@ -31,6 +40,7 @@ type fsys struct {
 	experimentalsys.UnimplementedFS
 	root     *Root
 	readOnly bool
+	dev      uint64 // the st_dev the guest sees
 }
 
 // OpenFile implements experimentalsys.FS.OpenFile. All flags are honoured; a
@@ -57,9 +67,14 @@ func (f *fsys) OpenFile(path string, flag experimentalsys.Oflag, perm fs.FileMod
 	}
 	fd, err := f.root.open(path, flags, unixPerm(perm))
 	if err != nil {
-		return nil, sysErrno(err)
+		return nil, f.root.sysErrno(err)
 	}
-	return newFile(fd, flags, f.readOnly), 0
+	if flags&unix.O_TRUNC != 0 {
+		// Truncating is a change of the data (Linux truncates even with
+		// O_RDONLY).
+		f.root.stampFd(fd, false)
+	}
+	return newFile(f, fd, flags), 0
 }
 
 // unixFlags converts wazero's flags, whose numeric values differ from Linux.
@@ -120,8 +135,9 @@ func unixPerm(m fs.FileMode) uint32 {
 func (f *fsys) Lstat(path string) (sys.Stat_t, experimentalsys.Errno) {
 	st, err := f.root.lstat(path)
 	if err != nil {
-		return sys.Stat_t{}, sysErrno(err)
+		return sys.Stat_t{}, f.root.sysErrno(err)
 	}
+	f.root.present(&st, f.dev)
 	return sysStat(&st), 0
 }
 
@@ -133,8 +149,9 @@ func (f *fsys) Lstat(path string) (sys.Stat_t, experimentalsys.Errno) {
 func (f *fsys) Stat(path string) (sys.Stat_t, experimentalsys.Errno) {
 	st, err := f.root.stat(path)
 	if err != nil {
-		return sys.Stat_t{}, sysErrno(err)
+		return sys.Stat_t{}, f.root.sysErrno(err)
 	}
+	f.root.present(&st, f.dev)
 	return sysStat(&st), 0
 }
 
@@ -149,7 +166,7 @@ func (f *fsys) Mkdir(path string, perm fs.FileMode) experimentalsys.Errno {
 	if f.readOnly {
 		return experimentalsys.EROFS
 	}
-	return sysErrno(f.root.mkdir(path, unixPerm(perm)))
+	return f.root.sysErrno(f.root.mkdir(path, unixPerm(perm)))
 }
 
 // Chmod implements experimentalsys.FS.Chmod, following a final symlink
@@ -162,7 +179,7 @@ func (f *fsys) Chmod(path string, perm fs.FileMode) experimentalsys.Errno {
 	if f.readOnly {
 		return experimentalsys.EROFS
 	}
-	return sysErrno(f.root.chmod(path, unixPerm(perm)))
+	return f.root.sysErrno(f.root.chmod(path, unixPerm(perm)))
 }
 
 // Rename implements experimentalsys.FS.Rename. Both names are resolved in
@@ -178,7 +195,7 @@ func (f *fsys) Rename(from, to string) experimentalsys.Errno {
 	if f.readOnly {
 		return experimentalsys.EROFS
 	}
-	return sysErrno(f.root.rename(from, to))
+	return f.root.sysErrno(f.root.rename(from, to))
 }
 
 // Rmdir implements experimentalsys.FS.Rmdir.
@@ -193,7 +210,7 @@ func (f *fsys) Rmdir(path string) experimentalsys.Errno {
 	if f.readOnly {
 		return experimentalsys.EROFS
 	}
-	return sysErrno(f.root.rmdir(path))
+	return f.root.sysErrno(f.root.rmdir(path))
 }
 
 // Unlink implements experimentalsys.FS.Unlink; a symlink is removed, never
@@ -207,7 +224,7 @@ func (f *fsys) Unlink(path string) experimentalsys.Errno {
 	if f.readOnly {
 		return experimentalsys.EROFS
 	}
-	return sysErrno(f.root.unlink(path))
+	return f.root.sysErrno(f.root.unlink(path))
 }
 
 // Link implements experimentalsys.FS.Link. Both ends are resolved in the root
@@ -223,7 +240,7 @@ func (f *fsys) Link(oldPath, newPath string) experimentalsys.Errno {
 	if f.readOnly {
 		return experimentalsys.EROFS
 	}
-	return sysErrno(f.root.link(oldPath, newPath))
+	return f.root.sysErrno(f.root.link(oldPath, newPath))
 }
 
 // Symlink implements experimentalsys.FS.Symlink. oldPath is stored verbatim;
@@ -238,7 +255,7 @@ func (f *fsys) Symlink(oldPath, linkName string) experimentalsys.Errno {
 	if f.readOnly {
 		return experimentalsys.EROFS
 	}
-	return sysErrno(f.root.symlink(oldPath, linkName))
+	return f.root.sysErrno(f.root.symlink(oldPath, linkName))
 }
 
 // Readlink implements experimentalsys.FS.Readlink, returning the target
@@ -249,7 +266,7 @@ func (f *fsys) Symlink(oldPath, linkName string) experimentalsys.Errno {
 //   - EINVAL: path is not a symlink.
 func (f *fsys) Readlink(path string) (string, experimentalsys.Errno) {
 	s, err := f.root.readlink(path)
-	return s, sysErrno(err)
+	return s, f.root.sysErrno(err)
 }
 
 // Utimens implements experimentalsys.FS.Utimens, following a final symlink
@@ -262,7 +279,7 @@ func (f *fsys) Utimens(path string, atim, mtim int64) experimentalsys.Errno {
 	if f.readOnly {
 		return experimentalsys.EROFS
 	}
-	return sysErrno(f.root.utimens(path, [2]unix.Timespec{timespec(atim), timespec(mtim)}, true))
+	return f.root.sysErrno(f.root.utimens(path, [2]unix.Timespec{timespec(atim), timespec(mtim)}, true))
 }
 
 // timespec converts wazero's epoch nanoseconds, or its UTIME_OMIT.
@@ -273,7 +290,8 @@ func timespec(nanos int64) unix.Timespec {
 	return unix.NsecToTimespec(nanos)
 }
 
-// sysStat converts a Linux stat to wazero's.
+// sysStat converts a Linux stat, already as the guest may see it (see
+// Root.present), to wazero's.
 func sysStat(st *unix.Stat_t) sys.Stat_t {
 	return sys.Stat_t{
 		Dev:   st.Dev,

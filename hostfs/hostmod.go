@@ -43,6 +43,7 @@ var hostFuncs = []hostFunc{
 	{"utimens", hostUtimens, []api.ValueType{i32, i32, i64, i32, i64, i32},
 		[]string{"path", "path_len", "atime_sec", "atime_nsec", "mtime_sec", "mtime_nsec"}},
 	{"lstat", hostLstat, []api.ValueType{i32, i32, i32}, []string{"path", "path_len", "result.stat"}},
+	{"eio_cause", hostEIOCause, []api.ValueType{i32}, []string{"result.errno"}},
 }
 
 // Instantiate adds the kiln_hostfs host module to r. Call it once per
@@ -304,6 +305,7 @@ func hostLstat(ctx context.Context, mod api.Module, stack []uint64) {
 		c.ret(wasiErrno(err))
 		return
 	}
+	m.Root.present(&st, devFor(m.GuestPath))
 	var b [statSize]byte
 	le := binary.LittleEndian
 	le.PutUint64(b[0:], st.Dev)
@@ -319,6 +321,24 @@ func hostLstat(ctx context.Context, mod api.Module, stack []uint64) {
 	le.PutUint64(b[64:], uint64(st.Mtim.Sec))
 	le.PutUint64(b[72:], uint64(st.Mtim.Nsec))
 	if !c.mem.Write(c.u32(2), b[:]) {
+		c.ret(wasiEFAULT)
+		return
+	}
+	c.ret(wasiESUCCESS)
+}
+
+// hostEIOCause writes, as a little-endian u32, the WASI errno of the host
+// error behind the latest EIO this stage's WASI filesystem returned (0 if
+// none did): WASI cannot carry ENOSPC and friends through wazero, see
+// Root.sysErrno.
+func hostEIOCause(ctx context.Context, mod api.Module, stack []uint64) {
+	c := newCall(ctx, mod, stack)
+	table, ok := c.ctx.Value(mountsKey{}).(mountTable)
+	if !ok {
+		c.ret(wasiENOTCAPABLE)
+		return
+	}
+	if !c.mem.WriteUint32Le(c.u32(0), table.eioCause()) {
 		c.ret(wasiEFAULT)
 		return
 	}

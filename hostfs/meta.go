@@ -48,7 +48,11 @@ func (r *Root) mknod(p string, mode uint32, dev uint64) error {
 	if err := unix.Mknodat(dirfd, base, mode, int(dev)); err != nil {
 		return err
 	}
-	return chmodAt(dirfd, base, typ, mode&0o7777)
+	if err := chmodAt(dirfd, base, typ, mode&0o7777); err != nil {
+		return err
+	}
+	r.stampCreated(dirfd, base)
+	return nil
 }
 
 // utimens sets access and modification times with nanoseconds; a time whose

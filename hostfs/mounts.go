@@ -28,7 +28,7 @@ func FSConfig(mounts []Mount) wazero.FSConfig {
 	checkMounts(mounts)
 	// In the caller's order: preopen descriptors are numbered in it.
 	for _, m := range mounts {
-		cfg = cfg.(sysfs.FSConfig).WithSysFSMount(NewFS(m.Root, m.ReadOnly), m.GuestPath)
+		cfg = cfg.(sysfs.FSConfig).WithSysFSMount(newFS(m.Root, m.ReadOnly, m.GuestPath), m.GuestPath)
 	}
 	return cfg
 }

@@ -81,11 +81,14 @@ func (r *Root) create(p string, flags int, perm uint32) (int, error) {
 			return err
 		})
 		if err == nil {
-			closeFd(dirfd)
 			if err := unix.Fchmod(fd, perm); err != nil {
+				closeFd(dirfd)
 				closeFd(fd)
 				return -1, err
 			}
+			r.stampFd(fd, true)
+			r.stampDir(dirfd)
+			closeFd(dirfd)
 			return fd, nil
 		}
 		if err != unix.EEXIST || flags&unix.O_EXCL != 0 {
@@ -222,7 +225,11 @@ func (r *Root) mkdir(p string, perm uint32) error {
 	if err := unix.Mkdirat(dirfd, base, perm); err != nil {
 		return err
 	}
-	return chmodAt(dirfd, base, unix.S_IFDIR, perm)
+	if err := chmodAt(dirfd, base, unix.S_IFDIR, perm); err != nil {
+		return err
+	}
+	r.stampCreated(dirfd, base)
+	return nil
 }
 
 // chmodAt sets the exact mode of the node just created as base in dirfd. It
@@ -281,7 +288,19 @@ func (r *Root) rename(from, to string) error {
 	if fromBase == "" || toBase == "" {
 		return unix.EBUSY // the root is a mount point for the guest
 	}
-	return unix.Renameat(fromDir, fromBase, toDir, toBase)
+	var fromSt, toSt unix.Stat_t
+	replaced := unix.Fstatat(toDir, toBase, &toSt, unix.AT_SYMLINK_NOFOLLOW) == nil &&
+		unix.Fstatat(fromDir, fromBase, &fromSt, unix.AT_SYMLINK_NOFOLLOW) == nil &&
+		(fromSt.Dev != toSt.Dev || fromSt.Ino != toSt.Ino)
+	if err := unix.Renameat(fromDir, fromBase, toDir, toBase); err != nil {
+		return err
+	}
+	if replaced {
+		r.forgetIfLast(&toSt)
+	}
+	r.stampDir(fromDir)
+	r.stampDir(toDir)
+	return nil
 }
 
 // unlink removes a non-directory; a final symlink is removed, not followed.
@@ -294,7 +313,7 @@ func (r *Root) unlink(p string) error {
 	if base == "" {
 		return unix.EISDIR
 	}
-	return unix.Unlinkat(dirfd, base, 0)
+	return r.remove(dirfd, base, 0)
 }
 
 // rmdir removes an empty directory.
@@ -307,7 +326,22 @@ func (r *Root) rmdir(p string) error {
 	if base == "" {
 		return unix.EBUSY
 	}
-	return unix.Unlinkat(dirfd, base, unix.AT_REMOVEDIR)
+	return r.remove(dirfd, base, unix.AT_REMOVEDIR)
+}
+
+// remove is unlinkat, which also forgets an inode whose last name it was
+// and stamps the directory.
+func (r *Root) remove(dirfd int, base string, flags int) error {
+	var st unix.Stat_t
+	known := unix.Fstatat(dirfd, base, &st, unix.AT_SYMLINK_NOFOLLOW) == nil
+	if err := unix.Unlinkat(dirfd, base, flags); err != nil {
+		return err
+	}
+	if known {
+		r.forgetIfLast(&st)
+	}
+	r.stampDir(dirfd)
+	return nil
 }
 
 // link makes newPath a hard link to oldPath. Both ends are resolved in the
@@ -330,7 +364,11 @@ func (r *Root) link(oldPath, newPath string) error {
 	case newBase == "":
 		return unix.EEXIST
 	}
-	return unix.Linkat(oldDir, oldBase, newDir, newBase, 0)
+	if err := unix.Linkat(oldDir, oldBase, newDir, newBase, 0); err != nil {
+		return err
+	}
+	r.stampDir(newDir)
+	return nil
 }
 
 // symlink makes linkPath a symlink holding target verbatim. Any target is
@@ -350,7 +388,11 @@ func (r *Root) symlink(target, linkPath string) error {
 	if base == "" {
 		return unix.EEXIST
 	}
-	return unix.Symlinkat(target, dirfd, base)
+	if err := unix.Symlinkat(target, dirfd, base); err != nil {
+		return err
+	}
+	r.stampCreated(dirfd, base)
+	return nil
 }
 
 // readlink returns a symlink's target verbatim.

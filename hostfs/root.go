@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -40,6 +41,7 @@ func (r Resolver) String() string {
 
 type options struct {
 	resolver Resolver
+	epoch    int64
 }
 
 // Option configures [OpenRoot].
@@ -56,6 +58,18 @@ func WithResolver(r Resolver) Option {
 	}
 }
 
+// WithEpoch sets the clock the root's files are stamped with, in seconds
+// since 1970 (SOURCE_DATE_EPOCH): a file, directory, symlink or node created
+// through the root gets it as atime and mtime, and every later change of its
+// data or of a directory's entries sets its mtime to it, as if the clock had
+// stopped at the epoch. The default is 0, kiln's default epoch.
+func WithEpoch(sec int64) Option {
+	return func(o *options) error {
+		o.epoch = sec
+		return nil
+	}
+}
+
 // maxSymlinks is the hop limit of the userspace walk, the kernel's own
 // (MAXSYMLINKS), so both resolvers fail the same paths with ELOOP.
 const maxSymlinks = 40
@@ -67,6 +81,14 @@ type Root struct {
 	dir      string
 	resolver Resolver
 	mount    mountKey // the mount the tree is on; resolution never leaves it
+	epoch    unix.Timespec
+
+	// inodes numbers the files the guest sees, so that no host inode
+	// number reaches it (see inodes.go).
+	inodes inodeTable
+	// lastEIO is the host error behind the latest EIO the filesystem gave
+	// the guest (see errno.go).
+	lastEIO atomic.Pointer[eioRecord]
 
 	// mu guards fd against Close while an operation is using it: operations
 	// hold a read lock, so Close waits for them and none sees a reused number.
@@ -88,11 +110,18 @@ func OpenRoot(dir string, opts ...Option) (*Root, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hostfs: open root %q: %w", dir, err)
 	}
-	r := &Root{dir: dir, fd: fd, resolver: o.resolver}
+	r := &Root{dir: dir, fd: fd, resolver: o.resolver, epoch: unix.Timespec{Sec: o.epoch}}
 	if err := r.probe(); err != nil {
 		closeFd(fd)
 		return nil, fmt.Errorf("hostfs: open root %q: %w", dir, err)
 	}
+	// The tree itself is the first inode every stage sees.
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		closeFd(fd)
+		return nil, fmt.Errorf("hostfs: open root %q: %w", dir, err)
+	}
+	r.inodes.number(st.Dev, st.Ino)
 	return r, nil
 }
 

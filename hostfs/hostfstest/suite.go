@@ -159,6 +159,7 @@ func Suite(t *testing.T, open Factory) {
 		{"Closed", testClosed},
 		{"SwapRace", testSwapRace},
 		{"MountInside", testMountInside},
+		{"FrozenClock", testFrozenClock},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()

@@ -30,7 +30,7 @@ func openMounts(req *stageRequest) (*stageMounts, error) {
 		if d.dir == "" {
 			continue
 		}
-		root, err := hostfs.OpenRoot(d.dir)
+		root, err := hostfs.OpenRoot(d.dir, hostfs.WithEpoch(req.Epoch))
 		if err != nil {
 			m.close()
 			return nil, fmt.Errorf("mounting %s at %s: %w", d.dir, d.guest, err)

@@ -42,6 +42,25 @@ func hostUtimens(path string, atimeSec int64, atimeNsec uint32, mtimeSec int64, 
 //go:wasmimport kiln_hostfs lstat
 func hostLstat(path string, st *kilnStat) uint32
 
+//go:wasmimport kiln_hostfs eio_cause
+func hostEIOCause(errno *uint32) uint32
+
+func init() { eioCause = EIOCause }
+
+// EIOCause returns the host error behind the latest EIO ("input/output
+// error") a WASI file call of this stage returned, or 0 if there was none.
+// wazero's WASI cannot pass ENOSPC, EDQUOT, EFBIG, EMLINK and others to a
+// guest and says EIO instead; kiln_hostfs keeps the real errno. [Run] and
+// [Dispatch] already use it to report a full disk as "no space left on
+// device".
+func EIOCause() syscall.Errno {
+	var errno uint32
+	if rc := hostEIOCause(&errno); rc != 0 {
+		return 0
+	}
+	return syscall.Errno(errno)
+}
+
 // ENOATTR is the error for a missing extended attribute. WASI has no
 // ENODATA, so kiln_hostfs reports it as ENOMSG; test with errors.Is.
 const ENOATTR = syscall.ENOMSG

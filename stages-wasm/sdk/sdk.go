@@ -13,10 +13,13 @@
 package sdk
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path"
+	"strings"
+	"syscall"
 )
 
 // Exit codes a stage built with this package ends with. kiln treats every
@@ -63,8 +66,40 @@ func run[T any](name string, stdin io.Reader, stderr io.Writer, fn func(opts T) 
 
 // fail reports err the way every kiln stage does and returns the exit code.
 func fail(stderr io.Writer, name string, err error) int {
+	err = explainEIO(err, eioCause)
 	// Nothing useful can be done if stderr itself fails: the exit code
 	// still fails the stage.
 	_, _ = fmt.Fprintf(stderr, "%s: %v\n", name, err)
 	return ExitFailure
 }
+
+// eioCause is EIOCause on wasip1; elsewhere (the SDK's own tests) nil.
+var eioCause func() syscall.Errno
+
+// explainEIO rewrites the "input/output error" in err's message as the
+// host error cause reports behind the EIO, so that a full disk reads "write
+// /etc/x: no space left on device", path included. The message is rewritten
+// as text because fmt.Errorf fixes a wrapper's message when it is made; the
+// result still wraps err.
+func explainEIO(err error, cause func() syscall.Errno) error {
+	if cause == nil || !errors.Is(err, syscall.EIO) {
+		return err
+	}
+	real := cause()
+	if real == 0 || real == syscall.EIO {
+		return err
+	}
+	// Go's wasip1 spells errnos capitalized ("No space left on device");
+	// kiln's own messages, from Linux, do not.
+	msg := real.Error()
+	msg = strings.ToLower(msg[:1]) + msg[1:]
+	return &explained{err, strings.ReplaceAll(err.Error(), syscall.EIO.Error(), msg)}
+}
+
+type explained struct {
+	err error
+	msg string
+}
+
+func (e *explained) Error() string { return e.msg }
+func (e *explained) Unwrap() error { return e.err }

@@ -35,7 +35,12 @@ void kiln_fail(const char *fmt, ...) {
 }
 
 void kiln_fail_errno(const char *fmt, ...) {
-	const char *msg = strerror(errno);
+	int e = errno;
+	uint32_t cause = 0;
+	/* A full disk arrives as EIO; say what it really was. */
+	if (e == EIO && kiln_eio_cause(&cause) == 0 && cause != 0)
+		e = (int)cause;
+	const char *msg = strerror(e);
 	va_list ap;
 	va_start(ap, fmt);
 	vfail(fmt, ap, msg);

@@ -117,6 +117,12 @@ _Static_assert(sizeof(struct kiln_stat) == 80, "struct kiln_stat is 80 bytes");
 int32_t kiln_lstat(const char *path, uint32_t path_len, struct kiln_stat *st)
 	KILN_HOSTFS_IMPORT("lstat");
 
+/* The WASI errno behind the latest EIO a WASI file call of this stage got
+ * (0 if none): WASI in wazero cannot say ENOSPC, EDQUOT, EFBIG, EMLINK ...
+ * and says EIO instead. kiln_fail_errno uses it. */
+int32_t kiln_eio_cause(uint32_t *errno_out)
+	KILN_HOSTFS_IMPORT("eio_cause");
+
 static inline uint32_t kiln_major(uint64_t rdev) {
 	return (uint32_t)(((rdev >> 8) & 0xfff) | ((rdev >> 32) & 0xfffff000));
 }

@@ -42,7 +42,7 @@ pub fn run<F: FnOnce(&Options) -> StageResult>(stage: F) -> ! {
         Err(e) => Err(e.into()),
     };
     if let Err(e) = result {
-        let _ = writeln!(io::stderr(), "{}: {}", name(), e);
+        let _ = writeln!(io::stderr(), "{}: {}", name(), explain_eio(e.to_string()));
         process::exit(1);
     }
     process::exit(0)
@@ -182,6 +182,32 @@ extern "C" {
     fn hostfs_chmod(path: *const u8, path_len: u32, mode: u32) -> i32;
     #[link_name = "lchown"]
     fn hostfs_lchown(path: *const u8, path_len: u32, uid: u32, gid: u32) -> i32;
+    #[link_name = "eio_cause"]
+    fn hostfs_eio_cause(errno: *mut u32) -> i32;
+}
+
+/// WASI's EIO.
+const EIO: i32 = 29;
+
+/// Rewrites the "I/O error" in a failing stage's message as the host error
+/// behind it: wazero's WASI cannot say ENOSPC, EDQUOT, EFBIG, EMLINK, ...
+/// and says EIO, and kiln_hostfs keeps the real errno, so a full disk reads
+/// "no space left on device".
+fn explain_eio(msg: String) -> String {
+    let eio = io::Error::from_raw_os_error(EIO).to_string();
+    if !msg.contains(&eio) {
+        return msg;
+    }
+    let mut cause: u32 = 0;
+    // SAFETY: the pointer is to a live u32.
+    if unsafe { hostfs_eio_cause(&mut cause) } != 0 || cause == 0 || cause as i32 == EIO {
+        return msg;
+    }
+    // wasi-libc spells it "No space left on device"; kiln's own messages,
+    // from Linux, in lower case.
+    let real = io::Error::from_raw_os_error(cause as i32).to_string();
+    let real = real[..1].to_lowercase() + &real[1..];
+    msg.replace(&eio, &real)
 }
 
 fn errno(rc: i32) -> io::Result<()> {

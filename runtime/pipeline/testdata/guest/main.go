@@ -20,7 +20,10 @@ func main() {
 }
 
 // write writes content to path in the tree.
-func write(o struct{ Path, Content string }) error {
+func write(o struct {
+	Path    string `json:"path"`
+	Content string `json:"content"`
+}) error {
 	fmt.Printf("writing %s\n", o.Path)
 	if err := os.MkdirAll(filepath.Dir(o.Path), 0o755); err != nil {
 		return err
@@ -29,7 +32,10 @@ func write(o struct{ Path, Content string }) error {
 }
 
 // copyFile copies from (an input under /run/kiln) to to (in the tree).
-func copyFile(o struct{ From, To string }) error {
+func copyFile(o struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+}) error {
 	b, err := os.ReadFile(o.From)
 	if err != nil {
 		return err
@@ -43,7 +49,11 @@ func fail(struct{}) error {
 }
 
 // list writes the names in dir, one a line, to to.
-func list(o struct{ Dir, To string }) error {
+func list(o struct {
+	Dir  string `json:"dir"`
+	To   string `json:"to"`
+	Uses string `json:"uses"` // names a source, so that the stage sees it
+}) error {
 	entries, err := os.ReadDir(o.Dir)
 	if err != nil {
 		return err
