@@ -397,8 +397,13 @@ func (f *Fetcher) download(ctx context.Context, file File, final string) (retry 
 	if f.Progress != nil {
 		src = &progressReader{r: src, f: file, total: size, p: f.Progress}
 	}
-	if _, err := io.Copy(io.MultiWriter(out, h), src); err != nil {
+	dst := &storeWriter{w: out}
+	if _, err := io.Copy(io.MultiWriter(dst, h), src); err != nil {
 		switch {
+		case dst.err != nil:
+			// The store's disk, not the download, failed (ENOSPC, EIO):
+			// another attempt would download it all again to fail the same.
+			return fail(false, fmt.Errorf("writing it into the store (%s): %w", tmp.Path(), dst.err))
 		case ctx.Err() != nil:
 			return false, fmt.Errorf("source %s from %s: %w", file.Checksum, file.URL, ctx.Err())
 		case errors.Is(context.Cause(dctx), ErrStalled):
@@ -427,6 +432,20 @@ func (f *Fetcher) download(ctx context.Context, file File, final string) (retry 
 		return false, fmt.Errorf("sources: %w", err)
 	}
 	return false, nil
+}
+
+// storeWriter remembers a failed write, to tell it from a failed read.
+type storeWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (s *storeWriter) Write(p []byte) (int, error) {
+	n, err := s.w.Write(p)
+	if err != nil {
+		s.err = err
+	}
+	return n, err
 }
 
 func newHash(algo string) hash.Hash {

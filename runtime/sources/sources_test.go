@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/kilnbuild/kiln/store"
 	"github.com/kilnbuild/kiln/store/mountns"
 )
@@ -222,4 +224,45 @@ func TestFetchCanceled(t *testing.T) {
 		t.Errorf("Fetch with a canceled context = %v", err)
 	}
 	fx.assertNoDebris(t, file.Checksum)
+}
+
+// TestFetchStoreFullNotRetried: a download that fails because the store's
+// disk is full says so, with ENOSPC, and is not downloaded again (each
+// attempt would fail the same, after fetching it all).
+func TestFetchStoreFullNotRetried(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs")
+	}
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	st, err := store.Open(t.Context(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	big := strings.Repeat("x", 2<<20)
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		requests.Add(1)
+		fmt.Fprint(w, big)
+	}))
+	defer srv.Close()
+	f := &Fetcher{
+		Dir:     filepath.Join(st.Root(), "sources"),
+		Temp:    func() (TempDir, error) { return st.NewTempDir("src") },
+		backoff: func(int) time.Duration { return time.Millisecond },
+	}
+	err = f.Fetch(t.Context(), []File{{Checksum: sum256(big), URL: srv.URL + "/big"}})
+	if !errors.Is(err, unix.ENOSPC) || !strings.Contains(err.Error(), "no space left on device") {
+		t.Errorf("fetch into a full store: %v, want ENOSPC", err)
+	}
+	if n := requests.Load(); n != 1 {
+		t.Errorf("%d requests, want 1: a full store is not worth another attempt", n)
+	}
+	if tmp, _ := os.ReadDir(filepath.Join(dir, "tmp")); len(tmp) != 0 {
+		t.Errorf("tmp/ holds %d entries after the failed fetch", len(tmp))
+	}
 }
