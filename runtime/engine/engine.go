@@ -60,9 +60,10 @@ func NewModuleWithDigest(wasm []byte, digest string) *Module {
 	return &Module{wasm: wasm, digest: digest}
 }
 
-// ReadModule reads a module from a .wasm file.
+// ReadModule reads a module from a .wasm file, which must be a regular file
+// (a symlink to one is fine) of at most MaxModuleSize bytes.
 func ReadModule(path string) (*Module, error) {
-	wasm, err := os.ReadFile(path)
+	wasm, err := ReadRegularFile(path, MaxModuleSize)
 	if err != nil {
 		return nil, fmt.Errorf("reading stage module: %w", err)
 	}
@@ -330,6 +331,14 @@ func (st *Stage) request() (*stageRequest, error) {
 	}
 	if _, err := hex.DecodeString(st.ID); err != nil || st.ID == "" {
 		return nil, fmt.Errorf("stage %s: id %q is not hex", st.Name, st.ID)
+	}
+	if n := len(st.Module.wasm); n > MaxModuleSize {
+		return nil, fmt.Errorf("stage %s: module %s: %w: %d bytes, over the limit of %d MiB",
+			st.Name, shortID(st.Module.digest), ErrTooLarge, n, MaxModuleSize>>20)
+	}
+	if n := len(st.Options); n > MaxOptionsSize {
+		return nil, fmt.Errorf("stage %s: options: %w: %d bytes, over the limit of %d MiB",
+			st.Name, ErrTooLarge, n, MaxOptionsSize>>20)
 	}
 	req := &stageRequest{
 		Name: st.Name, ID: st.ID, Epoch: st.Epoch, Options: st.Options,
