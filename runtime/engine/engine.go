@@ -243,12 +243,26 @@ func (e *Engine) Run(ctx context.Context, st Stage) (Result, error) {
 		se.Err = ErrClosed
 	default:
 		<-w.exited // discard reaped it; waitErr says how it died
+		msg := bytes.TrimSpace(w.stderr.Bytes())
+		if outOfMemory(msg) {
+			// The worker's RLIMIT_DATA stopped it (limitWorker).
+			se.Err = fmt.Errorf("%w: the stage worker ran out of its memory bound of %d MiB (twice the stage limit of %d MiB, plus kiln's own %d MiB) (%v)",
+				ErrMemoryLimit, workerDataLimit(e.cfg.MemoryLimit)>>20, e.cfg.MemoryLimit>>20, workerOverhead>>20, w.waitErr)
+			break
+		}
 		se.Err = fmt.Errorf("%w: %v (%v)", ErrWorker, runErr, w.waitErr)
-		if msg := bytes.TrimSpace(w.stderr.Bytes()); len(msg) > 0 {
+		if len(msg) > 0 {
 			se.Err = fmt.Errorf("%w; worker stderr: %s", se.Err, msg)
 		}
 	}
 	return res, se
+}
+
+// outOfMemory tells from a dead worker's stderr that the Go runtime ran out
+// of memory: "fatal error: out of memory", "runtime: out of memory: cannot
+// allocate ...", or a failed mmap.
+func outOfMemory(stderr []byte) bool {
+	return bytes.Contains(stderr, []byte("out of memory")) || bytes.Contains(stderr, []byte("cannot allocate memory"))
 }
 
 // outcomeError turns what the worker reported into Run's error.

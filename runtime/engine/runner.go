@@ -9,12 +9,26 @@ import (
 	"io"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
 )
+
+// stageFeatures are the WebAssembly features a stage may use: what Go's,
+// clang's and rustc's wasip1 output needs (Go uses memory.fill and
+// memory.copy), and no more. Off: reference types, so that table.grow,
+// table.fill and extra tables do not validate and a module's tables cost
+// exactly what they declare (checked against the memory limit in load);
+// SIMD and multi-value, which none of the toolchains kiln builds with emits
+// by default, and which are a large part of wazero's compiler.
+const stageFeatures = api.CoreFeaturesV1 |
+	api.CoreFeatureBulkMemoryOperations |
+	api.CoreFeatureSignExtensionOps |
+	api.CoreFeatureNonTrappingFloatToIntConversion
 
 // runner is the wazero side of the engine: one runtime, the host modules,
 // and the modules compiled so far. It lives in the worker process and runs
@@ -49,6 +63,7 @@ func newRunner(ctx context.Context, cfg runnerConfig) (*runner, error) {
 	// included, which cost 650 ms per run of a Rust stage whose std
 	// carries DWARF. Traps still name the wasm functions.
 	rc := wazero.NewRuntimeConfig().
+		WithCoreFeatures(stageFeatures).
 		WithCompilationCache(cache).
 		WithCloseOnContextDone(cfg.closeOnDone).
 		WithDebugInfoEnabled(false)
@@ -81,6 +96,9 @@ func (r *runner) load(ctx context.Context, digest string, wasm []byte) (wazero.C
 	}
 	m, err := r.rt.CompileModule(ctx, wasm)
 	if err != nil {
+		if strings.Contains(err.Error(), `"reference-types" is disabled`) {
+			err = fmt.Errorf("%w (kiln runs stages without reference types, so that tables cannot grow past what the module declares)", err)
+		}
 		return nil, failModule, err
 	}
 	if _, ok := m.ExportedFunctions()["_start"]; !ok {
@@ -102,11 +120,26 @@ func (r *runner) load(ctx context.Context, digest string, wasm []byte) (wazero.C
 	for _, mem := range m.ExportedMemories() {
 		mems = append(mems, mem)
 	}
+	elems, err := tableElements(wasm)
+	if err != nil {
+		_ = m.Close(ctx)
+		return nil, failModule, fmt.Errorf("reading its tables: %w", err)
+	}
+	if elems > maxTableElements {
+		_ = m.Close(ctx)
+		return nil, failMemory, fmt.Errorf("module's tables declare %d elements, over kiln's limit of %d", elems, maxTableElements)
+	}
+	need := elems * tableElementSize
 	for _, mem := range mems {
-		if need := uint64(mem.Min()) * wasmPage; need > r.limit {
-			_ = m.Close(ctx)
-			return nil, failMemory, fmt.Errorf("module needs %d MiB of memory to start", need>>20)
+		need += uint64(mem.Min()) * wasmPage
+	}
+	if need > r.limit {
+		_ = m.Close(ctx)
+		msg := fmt.Sprintf("module needs %d MiB of memory to start", need>>20)
+		if elems > 0 {
+			msg += fmt.Sprintf(" (tables of %d elements included)", elems)
 		}
+		return nil, failMemory, errors.New(msg)
 	}
 	r.compiled[digest] = m
 	return m, failNone, nil

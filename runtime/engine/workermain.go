@@ -50,7 +50,11 @@ func serveWorker(in io.Reader, out io.Writer) error {
 	if err := dec.Decode(&hello); err != nil {
 		return fmt.Errorf("reading handshake: %w", err)
 	}
-	r, err := newRunner(ctx, runnerConfig{cacheDir: hello.CacheDir, memoryLimit: hello.MemoryLimit})
+	err := limitWorker(hello.MemoryLimit)
+	var r *runner
+	if err == nil {
+		r, err = newRunner(ctx, runnerConfig{cacheDir: hello.CacheDir, memoryLimit: hello.MemoryLimit})
+	}
 	ready := workerReady{Magic: workerMagic}
 	if err != nil {
 		ready.Err = err.Error()

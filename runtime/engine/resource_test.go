@@ -1,0 +1,140 @@
+package engine
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// uleb appends v as unsigned LEB128.
+func uleb(b []byte, v uint32) []byte {
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if v != 0 {
+			c |= 0x80
+		}
+		b = append(b, c)
+		if v == 0 {
+			return b
+		}
+	}
+}
+
+// tableCommand is a WASI command with one funcref table of min elements
+// (and no maximum) whose _start runs code.
+func tableCommand(min uint32, code []byte) []byte {
+	section := func(m []byte, id byte, payload []byte) []byte {
+		return append(uleb(append(m, id), uint32(len(payload))), payload...)
+	}
+	m := []byte{0, 'a', 's', 'm', 1, 0, 0, 0}
+	m = section(m, 1, []byte{1, 0x60, 0, 0})                     // type 0: () -> ()
+	m = section(m, 3, []byte{1, 0})                              // one function of type 0
+	m = section(m, 4, uleb([]byte{1, 0x70, 0x00}, min))          // one funcref table, min only
+	m = section(m, 7, append([]byte{1, 6}, "_start\x00\x00"...)) // export _start = function 0
+	body := append([]byte{0}, code...)
+	return section(m, 10, append(uleb([]byte{1}, uint32(len(body))), body...))
+}
+
+// TestTableGrowIsRefused: a module looping on table.grow once took
+// gigabytes of host memory, beyond --stage-memory, which bounds linear
+// memory only. kiln runs stages without the reference-types feature, so such
+// a module does not compile, and says why.
+func TestTableGrowIsRefused(t *testing.T) {
+	grow := tableCommand(1, []byte{
+		0x03, 0x40, // loop
+		0xd0, 0x70, // ref.null func
+		0x41, 0x80, 0x89, 0x7a, // i32.const 100000000
+		0xfc, 0x0f, 0x00, // table.grow 0
+		0x1a,       // drop
+		0x0c, 0x00, // br 0
+		0x0b, 0x0b, // end loop; end
+	})
+	e := newEngine(t, Config{MemoryLimit: 64 << 20})
+	// The timeout only keeps a regression from hanging the test: before
+	// the fix this ran, and grew the table to wazero's own cap of 2^27
+	// elements (1 GiB) and on.
+	_, err := e.Run(t.Context(), Stage{Name: "grow", ID: testID, Module: NewModule(grow), Tree: t.TempDir(), Timeout: time.Minute})
+	if !errors.Is(err, ErrInvalidModule) || !strings.Contains(err.Error(), `"reference-types" is disabled`) ||
+		!strings.Contains(err.Error(), "tables cannot grow") {
+		t.Fatalf("Run = %v, want ErrInvalidModule saying reference types (table.grow) are off and why", err)
+	}
+}
+
+// TestTablesCountAgainstTheMemoryLimit: a table's declared size is
+// allocated at instantiation, so it counts against the memory limit, and no
+// table may declare more than maxTableElements.
+func TestTablesCountAgainstTheMemoryLimit(t *testing.T) {
+	e := newEngine(t, Config{MemoryLimit: 64 << 20})
+	for _, tt := range []struct {
+		name  string
+		elems uint32
+		want  string
+	}{
+		{"over kiln's element limit", maxTableElements + 1, "module's tables declare 10000001 elements, over kiln's limit of 10000000"},
+		// 9M elements of 8 bytes are 68 MiB, over the 64 MiB limit.
+		{"over the memory limit", 9_000_000, "module needs 68 MiB of memory to start (tables of 9000000 elements included), over the limit of 64 MiB"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := e.Run(t.Context(), Stage{Name: "table", ID: testID, Module: NewModule(tableCommand(tt.elems, []byte{0x0b})), Tree: t.TempDir()})
+			if !errors.Is(err, ErrMemoryLimit) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Run = %v, want ErrMemoryLimit saying %q", err, tt.want)
+			}
+		})
+	}
+	// A small table is fine.
+	if _, err := e.Run(t.Context(), Stage{Name: "table", ID: testID, Module: NewModule(tableCommand(1000, []byte{0x0b})), Tree: t.TempDir()}); err != nil {
+		t.Errorf("a module with a table of 1000 elements: %v", err)
+	}
+}
+
+// TestOversizedOptionsAndModules: a 256 MiB options document once cost
+// gigabytes in the worker; options over MaxOptionsSize and modules over
+// MaxModuleSize are refused before anything is sent to the worker.
+func TestOversizedOptionsAndModules(t *testing.T) {
+	e := newEngine(t, Config{})
+	big := append(append([]byte(`{"x":"`), bytes.Repeat([]byte("a"), MaxOptionsSize)...), `"}`...)
+	_, err := e.Run(t.Context(), Stage{Name: "noop", ID: testID, Module: guest(t), Tree: t.TempDir(), Options: json.RawMessage(big)})
+	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "options") || !strings.Contains(err.Error(), "16 MiB") {
+		t.Errorf("Run with %d bytes of options = %v, want ErrTooLarge naming the options and the limit", len(big), err)
+	}
+	_, err = e.Run(t.Context(), Stage{Name: "noop", ID: testID, Module: NewModule(make([]byte, MaxModuleSize+1)), Tree: t.TempDir()})
+	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "64 MiB") {
+		t.Errorf("Run with a module over the limit = %v, want ErrTooLarge", err)
+	}
+	runNoop(t, e)
+}
+
+// TestWorkerProcessIsBounded: the worker process itself has an RLIMIT_DATA
+// derived from the stage memory limit, so nothing a stage makes it allocate
+// escapes --stage-memory by more than kiln's fixed allowance.
+func TestWorkerProcessIsBounded(t *testing.T) {
+	const limit = 128 << 20
+	e := newEngine(t, Config{MemoryLimit: limit})
+	limits, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", e.w.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := workerDataLimit(limit)
+	if raceEnabled {
+		want *= 8
+	}
+	var got string
+	for line := range strings.Lines(string(limits)) {
+		if f := strings.Fields(line); len(f) > 4 && f[0] == "Max" && f[1] == "data" {
+			got = f[3]
+		}
+	}
+	if got != strconv.FormatUint(want, 10) {
+		t.Errorf("worker's Max data size = %q, want %d:\n%s", got, want, limits)
+	}
+	if !outOfMemory([]byte("fatal error: runtime: out of memory")) || outOfMemory([]byte("panic: nil map")) {
+		t.Error("outOfMemory does not tell the Go runtime's out-of-memory death from another")
+	}
+}
