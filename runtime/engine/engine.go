@@ -18,6 +18,15 @@ import (
 const (
 	// DefaultMemoryLimit is a stage's memory cap when Config leaves it 0.
 	DefaultMemoryLimit = 1 << 30
+	// DefaultCompileTimeout bounds compiling a module when Config leaves
+	// CompileTimeout 0. The stage library's 6 MiB Go module compiles in
+	// about a second (a few under the race detector); a module built to
+	// stall wazero's compiler (deeply nested blocks) would take minutes.
+	DefaultCompileTimeout = 2 * time.Minute
+	// DefaultStageTimeout is kiln build's --stage-timeout: long enough for
+	// any real stage (osbuild's slowest, package installs, run for
+	// minutes), short enough that a stuck build ends the same hour.
+	DefaultStageTimeout = time.Hour
 	// logLimit bounds the log kept per stage (Result.Log).
 	logLimit = 1 << 20
 	// stderrLimit bounds the stderr quoted in a StageError: its start
@@ -35,6 +44,10 @@ type Config struct {
 	// MemoryLimit caps each stage's linear memory, in bytes (rounded
 	// down to 64 KiB pages). Zero means DefaultMemoryLimit.
 	MemoryLimit uint64
+	// CompileTimeout bounds compiling (or loading from CacheDir) a module
+	// the worker does not hold yet; the stage's own Timeout starts after
+	// it. Zero means DefaultCompileTimeout.
+	CompileTimeout time.Duration
 }
 
 // Module is a stage's WebAssembly binary, identified by its digest. Make one
@@ -124,7 +137,10 @@ type Engine struct {
 
 // errStageTimeout is the cancellation cause that tells a timeout from the
 // caller's own cancellation.
-var errStageTimeout = errors.New("stage timeout")
+var (
+	errStageTimeout   = errors.New("stage timeout")
+	errCompileTimeout = errors.New("compile timeout")
+)
 
 // New creates an Engine and starts its worker, so that a binary missing its
 // MaybeRunWorker call fails here rather than at the first stage.
@@ -138,6 +154,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	cfg.MemoryLimit -= cfg.MemoryLimit % wasmPage
 	if cfg.MemoryLimit == 0 || cfg.MemoryLimit > 4<<30 {
 		return nil, fmt.Errorf("memory limit %d: must be between 64 KiB and 4 GiB", cfg.MemoryLimit)
+	}
+	if cfg.CompileTimeout <= 0 {
+		cfg.CompileTimeout = DefaultCompileTimeout
 	}
 	if cfg.CacheDir != "" {
 		if err := os.MkdirAll(cfg.CacheDir, 0o755); err != nil {
@@ -199,8 +218,13 @@ func (e *Engine) Run(ctx context.Context, st Stage) (Result, error) {
 	defer cancel(nil)
 	var timer *time.Timer
 	var setup time.Duration
+	// Compiling has its own limit, running from when the request is sent:
+	// a module can be made to stall wazero's compiler for minutes.
+	compileTimer := time.AfterFunc(e.cfg.CompileTimeout, func() { cancel(errCompileTimeout) })
+	defer compileTimer.Stop()
 	started := func() {
 		setup = time.Since(start)
+		compileTimer.Stop()
 		if st.Timeout > 0 && timer == nil {
 			timer = time.AfterFunc(st.Timeout, func() { cancel(errStageTimeout) })
 		}
@@ -236,6 +260,9 @@ func (e *Engine) Run(ctx context.Context, st Stage) (Result, error) {
 	switch {
 	case killed && context.Cause(runCtx) == errStageTimeout:
 		se.Err = fmt.Errorf("%w after %s: %w", ErrTimeout, st.Timeout, context.DeadlineExceeded)
+	case killed && context.Cause(runCtx) == errCompileTimeout:
+		se.Err = fmt.Errorf("%w: compiling module %s took longer than the limit of %s: %w",
+			ErrCompileTimeout, shortID(st.Module.Digest()), e.cfg.CompileTimeout, context.DeadlineExceeded)
 	case killed:
 		// The caller canceled, or its own deadline passed.
 		se.Err = fmt.Errorf("stopped: %w", context.Cause(ctx))

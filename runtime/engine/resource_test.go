@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -136,5 +137,32 @@ func TestWorkerProcessIsBounded(t *testing.T) {
 	}
 	if !outOfMemory([]byte("fatal error: runtime: out of memory")) || outOfMemory([]byte("panic: nil map")) {
 		t.Error("outOfMemory does not tell the Go runtime's out-of-memory death from another")
+	}
+}
+
+// nestedBlocks is a command whose _start is depth nested empty blocks: a
+// module of 3 bytes per level that makes wazero's compiler work for long.
+func nestedBlocks(depth int) []byte {
+	code := bytes.Repeat([]byte{0x02, 0x40}, depth) // block (no result)
+	code = append(code, bytes.Repeat([]byte{0x0b}, depth+1)...)
+	return wasmCommand([]byte{0}, code, 0)
+}
+
+// TestCompileTimeout: a 240 KB module of nested blocks once compiled for
+// minutes past --stage-timeout, which starts after compilation. Compiling has
+// its own limit, and the error says it was the compilation that took too
+// long, and the limit. The limit is far below any compile of this module,
+// so the test checks the outcome, not how long anything took.
+func TestCompileTimeout(t *testing.T) {
+	e := newEngine(t, Config{CacheDir: t.TempDir(), CompileTimeout: time.Millisecond})
+	mod := NewModule(nestedBlocks(80_000))
+	_, err := e.Run(t.Context(), Stage{Name: "nested", ID: testID, Module: mod, Tree: t.TempDir(), Timeout: time.Hour})
+	var se *StageError
+	if !errors.As(err, &se) || !errors.Is(err, ErrCompileTimeout) || !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrTimeout) {
+		t.Fatalf("Run = %v, want a *StageError matching ErrCompileTimeout and context.DeadlineExceeded", err)
+	}
+	want := fmt.Sprintf("compilation timed out: compiling module %s took longer than the limit of 1ms", mod.Digest()[:12])
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not say %q", err, want)
 	}
 }
