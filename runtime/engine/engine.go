@@ -27,8 +27,12 @@ const (
 	// any real stage (osbuild's slowest, package installs, run for
 	// minutes), short enough that a stuck build ends the same hour.
 	DefaultStageTimeout = time.Hour
+	// DefaultOutputLimit is Config.OutputLimit's default.
+	DefaultOutputLimit = 64 << 20
 	// logLimit bounds the log kept per stage (Result.Log).
 	logLimit = 1 << 20
+	// spentLogLimit bounds it once the Engine's output limit is spent.
+	spentLogLimit = 64 << 10
 	// stderrLimit bounds the stderr quoted in a StageError: its start
 	// (Go's "fatal error: ..." line, a C stage's first complaint) and its
 	// end, as in the log.
@@ -48,6 +52,11 @@ type Config struct {
 	// the worker does not hold yet; the stage's own Timeout starts after
 	// it. Zero means DefaultCompileTimeout.
 	CompileTimeout time.Duration
+	// OutputLimit bounds the stage output an Engine (one build) passes
+	// to Stage.Log, across all its stages, in bytes: past it Stage.Log
+	// gets a note and nothing more, and each later stage keeps a log of
+	// 64 KiB instead of 1 MiB. Zero means DefaultOutputLimit.
+	OutputLimit int64
 }
 
 // Module is a stage's WebAssembly binary, identified by its digest. Make one
@@ -130,6 +139,10 @@ type Engine struct {
 	cfg  Config
 	slot chan struct{} // a token is held while a stage runs
 
+	// printed is the stage output passed to Stage.Log so far; only the
+	// Run holding slot touches it.
+	printed int64
+
 	mu     sync.Mutex
 	w      *worker // nil until started, and after a kill
 	closed bool
@@ -154,6 +167,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	cfg.MemoryLimit -= cfg.MemoryLimit % wasmPage
 	if cfg.MemoryLimit == 0 || cfg.MemoryLimit > 4<<30 {
 		return nil, fmt.Errorf("memory limit %d: must be between 64 KiB and 4 GiB", cfg.MemoryLimit)
+	}
+	if cfg.OutputLimit <= 0 {
+		cfg.OutputLimit = DefaultOutputLimit
 	}
 	if cfg.CompileTimeout <= 0 {
 		cfg.CompileTimeout = DefaultCompileTimeout
@@ -234,16 +250,26 @@ func (e *Engine) Run(ctx context.Context, st Stage) (Result, error) {
 			timer.Stop()
 		}
 	}()
-	log := newLogBuffer(logLimit)
+	keep := logLimit
+	if e.printed >= e.cfg.OutputLimit {
+		keep = spentLogLimit
+	}
+	log := newLogBuffer(keep)
 	stderr := newLogBuffer(stderrLimit)
+	// Output is cleaned of terminal control sequences as it arrives, so
+	// that nothing downstream (the live log, Result.Log, the error's
+	// stderr) can carry one to a terminal.
+	var cleanOut, cleanErr textCleaner
+	var buf []byte
 	sink := func(stream int, p []byte) {
-		_, _ = log.Write(p)
 		if stream == streamStderr {
-			_, _ = stderr.Write(p)
+			buf = cleanErr.append(buf[:0], p)
+			_, _ = stderr.Write(buf)
+		} else {
+			buf = cleanOut.append(buf[:0], p)
 		}
-		if st.Log != nil {
-			_, _ = st.Log.Write(p)
-		}
+		_, _ = log.Write(buf)
+		e.forward(st.Log, buf)
 	}
 	stopKill := context.AfterFunc(runCtx, w.kill)
 	out, runErr := w.run(req, sink, started)
@@ -285,6 +311,31 @@ func (e *Engine) Run(ctx context.Context, st Stage) (Result, error) {
 	return res, se
 }
 
+// forward passes stage output to the live log within the Engine's output
+// limit, with a note where it stops.
+func (e *Engine) forward(w io.Writer, p []byte) {
+	if w == nil || len(p) == 0 {
+		return
+	}
+	room := e.cfg.OutputLimit - e.printed
+	if room <= 0 {
+		return
+	}
+	if int64(len(p)) >= room {
+		p = p[:room]
+		if i := bytes.LastIndexByte(p, '\n'); i >= 0 {
+			p = p[:i+1]
+		}
+		_, _ = w.Write(p)
+		e.printed = e.cfg.OutputLimit
+		_, _ = fmt.Fprintf(w, "\n[kiln: the stages of this build have printed %d MiB, kiln's limit: further output is not shown; each stage's log keeps its first and last %d KiB]\n",
+			e.cfg.OutputLimit>>20, spentLogLimit>>11)
+		return
+	}
+	e.printed += int64(len(p))
+	_, _ = w.Write(p)
+}
+
 // outOfMemory tells from a dead worker's stderr that the Go runtime ran out
 // of memory: "fatal error: out of memory", "runtime: out of memory: cannot
 // allocate ...", or a failed mmap.
@@ -294,6 +345,9 @@ func outOfMemory(stderr []byte) bool {
 
 // outcomeError turns what the worker reported into Run's error.
 func (e *Engine) outcomeError(st *Stage, o outcome, stderr []byte) error {
+	// wazero's messages quote the module's own names (functions,
+	// exports), which are the module author's text.
+	o.Trap, o.Err = StripControls(o.Trap), StripControls(o.Err)
 	se := &StageError{Stage: st.Name, ID: st.ID, ExitCode: o.ExitCode, Trap: o.Trap, Stderr: stderr}
 	failed := o.ExitCode != 0 || o.Trap != ""
 	switch {
