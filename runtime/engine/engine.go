@@ -57,6 +57,10 @@ type Config struct {
 	// gets a note and nothing more, and each later stage keeps a log of
 	// 64 KiB instead of 1 MiB. Zero means DefaultOutputLimit.
 	OutputLimit int64
+	// Warn receives what the user should know that fails nothing: a
+	// damaged compiled-module cache entry, compiled again. Nil writes
+	// "kiln: warning: ..." lines to stderr.
+	Warn func(msg string)
 }
 
 // Module is a stage's WebAssembly binary, identified by its digest. Make one
@@ -279,6 +283,9 @@ func (e *Engine) Run(ctx context.Context, st Stage) (Result, error) {
 		e.discard(w)
 	}
 	if runErr == nil {
+		for _, msg := range out.Warnings {
+			e.warn(fmt.Sprintf("stage %s: %s", st.Name, msg))
+		}
 		return res, e.outcomeError(&st, out, stderr.Bytes())
 	}
 
@@ -309,6 +316,14 @@ func (e *Engine) Run(ctx context.Context, st Stage) (Result, error) {
 		}
 	}
 	return res, se
+}
+
+func (e *Engine) warn(msg string) {
+	if e.cfg.Warn != nil {
+		e.cfg.Warn(msg)
+		return
+	}
+	fmt.Fprintf(os.Stderr, "kiln: warning: %s\n", msg)
 }
 
 // forward passes stage output to the live log within the Engine's output
