@@ -20,9 +20,11 @@ const (
 	DefaultMemoryLimit = 1 << 30
 	// DefaultCompileTimeout bounds compiling a module when Config leaves
 	// CompileTimeout 0. The stage library's 6 MiB Go module compiles in
-	// about a second (a few under the race detector); a module built to
-	// stall wazero's compiler (deeply nested blocks) would take minutes.
-	DefaultCompileTimeout = 2 * time.Minute
+	// about a second, 15 s under the race detector and minutes under the
+	// race detector on a machine loaded 9 times over its cores; a module
+	// built to stall wazero's compiler (deeply nested blocks) takes as
+	// long as it is made to.
+	DefaultCompileTimeout = 5 * time.Minute
 	// DefaultStageTimeout is kiln build's --stage-timeout: long enough for
 	// any real stage (osbuild's slowest, package installs, run for
 	// minutes), short enough that a stuck build ends the same hour.
