@@ -43,28 +43,36 @@ func tableCommand(min uint32, code []byte) []byte {
 	return section(m, 10, append(uleb([]byte{1}, uint32(len(body))), body...))
 }
 
-// TestTableGrowIsRefused: a module looping on table.grow once took
-// gigabytes of host memory, beyond --stage-memory, which bounds linear
-// memory only. kiln runs stages without the reference-types feature, so such
-// a module does not compile, and says why.
-func TestTableGrowIsRefused(t *testing.T) {
+// TestTableGrowIsBounded: a module looping on table.grow once took
+// gigabytes of host memory, beyond --stage-memory, which bounded linear
+// memory only: wazero lets a table without a declared maximum grow to 2^32
+// elements. kiln gives such a table its minimum as maximum, so the first
+// table.grow fails (returns -1) as memory.grow does at the limit, and the
+// module, which traps when its grow is refused, traps at once.
+func TestTableGrowIsBounded(t *testing.T) {
 	grow := tableCommand(1, []byte{
 		0x03, 0x40, // loop
 		0xd0, 0x70, // ref.null func
-		0x41, 0x80, 0x89, 0x7a, // i32.const 100000000
+		0x41, 0x80, 0xad, 0xe2, 0x04, // i32.const 10000000
 		0xfc, 0x0f, 0x00, // table.grow 0
-		0x1a,       // drop
-		0x0c, 0x00, // br 0
-		0x0b, 0x0b, // end loop; end
+		0x41, 0x7f, // i32.const -1
+		0x47,       // i32.ne
+		0x0d, 0x00, // br_if 0: grown, grow again
+		0x0b,       // end loop
+		0x00, 0x0b, // unreachable: refused; end
 	})
 	e := newEngine(t, Config{MemoryLimit: 64 << 20})
-	// The timeout only keeps a regression from hanging the test: before
-	// the fix this ran, and grew the table to wazero's own cap of 2^27
-	// elements (1 GiB) and on.
+	// The timeout only keeps a regression from running on: before the
+	// fix the loop grew the table towards 32 GiB.
 	_, err := e.Run(t.Context(), Stage{Name: "grow", ID: testID, Module: NewModule(grow), Tree: t.TempDir(), Timeout: time.Minute})
-	if !errors.Is(err, ErrInvalidModule) || !strings.Contains(err.Error(), `"reference-types" is disabled`) ||
-		!strings.Contains(err.Error(), "tables cannot grow") {
-		t.Fatalf("Run = %v, want ErrInvalidModule saying reference types (table.grow) are off and why", err)
+	var se *StageError
+	if !errors.As(err, &se) || !errors.Is(err, ErrTrap) || !strings.Contains(se.Trap, "unreachable") {
+		t.Fatalf("Run = %v, want the trap the module makes when table.grow is refused", err)
+	}
+	// boundTables' rewrite: a table without a maximum gets min as max.
+	out, elems, err := boundTables(tableCommand(7, []byte{0x0b}))
+	if err != nil || elems != 7 || !bytes.Contains(out, []byte{4, 5, 1, 0x70, 1, 7, 7}) {
+		t.Errorf("boundTables = %x, %d, %v, want a table section of one funcref table 7..7", out, elems, err)
 	}
 }
 
@@ -80,7 +88,7 @@ func TestTablesCountAgainstTheMemoryLimit(t *testing.T) {
 	}{
 		{"over kiln's element limit", maxTableElements + 1, "module's tables declare 10000001 elements, over kiln's limit of 10000000"},
 		// 9M elements of 8 bytes are 68 MiB, over the 64 MiB limit.
-		{"over the memory limit", 9_000_000, "module needs 68 MiB of memory to start (tables of 9000000 elements included), over the limit of 64 MiB"},
+		{"over the memory limit", 9_000_000, "module needs 68 MiB of memory (tables of up to 9000000 elements included), over the limit of 64 MiB"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := e.Run(t.Context(), Stage{Name: "table", ID: testID, Module: NewModule(tableCommand(tt.elems, []byte{0x0b})), Tree: t.TempDir()})

@@ -19,17 +19,13 @@ import (
 	"github.com/tetratelabs/wazero/sys"
 )
 
-// stageFeatures are the WebAssembly features a stage may use: what Go's,
-// clang's and rustc's wasip1 output needs (Go uses memory.fill and
-// memory.copy), and no more. Off: reference types, so that table.grow,
-// table.fill and extra tables do not validate and a module's tables cost
-// exactly what they declare (checked against the memory limit in load);
-// SIMD and multi-value, which none of the toolchains kiln builds with emits
-// by default, and which are a large part of wazero's compiler.
-const stageFeatures = api.CoreFeaturesV1 |
-	api.CoreFeatureBulkMemoryOperations |
-	api.CoreFeatureSignExtensionOps |
-	api.CoreFeatureNonTrappingFloatToIntConversion
+// stageFeatures are the WebAssembly features a stage may use: WebAssembly
+// 2.0 without SIMD and multi-value, which none of the toolchains kiln
+// builds with emits by default (Go, clang and rustc for wasip1) and which
+// are a large part of wazero's compiler. Reference types stay (bulk memory,
+// which Go's memory.fill and memory.copy need, comes with them in wazero);
+// tables are bounded by boundTables instead.
+const stageFeatures = api.CoreFeaturesV2 &^ api.CoreFeatureSIMD &^ api.CoreFeatureMultiValue
 
 // runner is the wazero side of the engine: the runtimes, their host
 // modules, and the modules compiled so far. It lives in the worker process
@@ -124,9 +120,17 @@ func (r *runner) load(ctx context.Context, digest string, wasm []byte, warn func
 	if wasm == nil {
 		return nil, failUnknown, fmt.Errorf("module %s was never sent to this worker", digest)
 	}
+	// Tables are bounded before anything compiles: wazero allocates a
+	// table's minimum at instantiation and grows it on table.grow.
+	wasm, elems, err := boundTables(wasm)
+	if err != nil {
+		return nil, failModule, fmt.Errorf("reading its tables: %w", err)
+	}
+	if elems > maxTableElements {
+		return nil, failMemory, fmt.Errorf("module's tables declare %d elements, over kiln's limit of %d", elems, maxTableElements)
+	}
 	var rt *wazeroRuntime
 	var m wazero.CompiledModule
-	var err error
 	if r.cfg.cacheDir == "" {
 		rt = r.shared
 		m, err = rt.rt.CompileModule(ctx, wasm)
@@ -134,9 +138,6 @@ func (r *runner) load(ctx context.Context, digest string, wasm []byte, warn func
 		rt, m, err = r.compileCached(ctx, digest, wasm, warn)
 	}
 	if err != nil {
-		if strings.Contains(err.Error(), `"reference-types" is disabled`) {
-			err = fmt.Errorf("%w (kiln runs stages without reference types, so that tables cannot grow past what the module declares)", err)
-		}
 		return nil, failModule, err
 	}
 	refuse := func(kind failKind, err error) (*compiledStage, failKind, error) {
@@ -163,13 +164,6 @@ func (r *runner) load(ctx context.Context, digest string, wasm []byte, warn func
 	for _, mem := range m.ExportedMemories() {
 		mems = append(mems, mem)
 	}
-	elems, err := tableElements(wasm)
-	if err != nil {
-		return refuse(failModule, fmt.Errorf("reading its tables: %w", err))
-	}
-	if elems > maxTableElements {
-		return refuse(failMemory, fmt.Errorf("module's tables declare %d elements, over kiln's limit of %d", elems, maxTableElements))
-	}
 	need := elems * tableElementSize
 	for _, mem := range mems {
 		need += uint64(mem.Min()) * wasmPage
@@ -177,7 +171,7 @@ func (r *runner) load(ctx context.Context, digest string, wasm []byte, warn func
 	if need > r.cfg.memoryLimit {
 		msg := fmt.Sprintf("module needs %d MiB of memory to start", need>>20)
 		if elems > 0 {
-			msg += fmt.Sprintf(" (tables of %d elements included)", elems)
+			msg = fmt.Sprintf("module needs %d MiB of memory (tables of up to %d elements included)", need>>20, elems)
 		}
 		return refuse(failMemory, errors.New(msg))
 	}

@@ -12,78 +12,113 @@ const maxTableElements = 10_000_000
 // tableElementSize is what wazero holds per table element (a pointer).
 const tableElementSize = 8
 
-// tableElements returns the total initial size, in elements, of the tables
-// a module defines, read from its table section. The engine disables
-// wazero's reference-types feature, so table.grow does not validate and a
-// table never grows past this: it is the tables' whole cost, which counts
-// against the memory limit like linear memory does. (wazero itself only
-// refuses a table of more than 2^27 elements, 1 GiB.)
-func tableElements(wasm []byte) (uint64, error) {
-	r := wasmReader{b: wasm}
+// boundTables returns the module with every table bounded, and the total
+// maximum size of its tables in elements. A table that declares no maximum
+// (Go's linker declares none) is given its minimum as maximum, by rewriting
+// the table section: table.grow then fails (returns -1, as memory.grow does
+// at the memory limit) instead of growing a table without bound, which
+// wazero would let reach 2^32 elements, 32 GiB. The maxima are the tables'
+// whole cost, which counts against the memory limit like linear memory.
+// Reference types stay enabled because turning them off costs 2 ms per
+// instantiation of the Go stage module: wazero then validates each of its
+// 62,726 data segments every time.
+func boundTables(wasm []byte) ([]byte, uint64, error) {
 	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
-		return 0, errors.New("not a wasm binary")
+		return nil, 0, errors.New("not a wasm binary")
 	}
-	r.b = wasm[8:]
-	var total uint64
+	r := wasmReader{b: wasm[8:]}
 	for len(r.b) > 0 {
+		start := len(wasm) - len(r.b)
 		id, err := r.byte()
 		if err != nil {
-			return 0, err
+			return nil, 0, err
 		}
 		size, err := r.u32()
 		if err != nil {
-			return 0, err
+			return nil, 0, err
 		}
 		if uint64(size) > uint64(len(r.b)) {
-			return 0, fmt.Errorf("section %d runs past the end of the module", id)
+			return nil, 0, fmt.Errorf("section %d runs past the end of the module", id)
 		}
 		body := wasmReader{b: r.b[:size]}
 		r.b = r.b[size:]
 		if id != 4 { // the table section
 			continue
 		}
-		n, err := body.u32()
+		payload, total, rewrote, err := boundTableSection(&body)
 		if err != nil {
-			return 0, err
+			return nil, 0, err
 		}
-		for i := uint32(0); i < n; i++ {
-			b, err := body.byte()
-			if err != nil {
-				return 0, err
+		if !rewrote {
+			return wasm, total, nil
+		}
+		end := len(wasm) - len(r.b)
+		out := make([]byte, 0, len(wasm)+len(payload)-int(size))
+		out = append(out, wasm[:start]...)
+		out = append(out, 4)
+		out = appendU32(out, uint32(len(payload)))
+		out = append(out, payload...)
+		return append(out, wasm[end:]...), total, nil
+	}
+	return wasm, 0, nil
+}
+
+// boundTableSection re-encodes a table section with a maximum on every
+// table.
+func boundTableSection(body *wasmReader) (payload []byte, total uint64, rewrote bool, err error) {
+	n, err := body.u32()
+	if err != nil {
+		return nil, 0, false, err
+	}
+	payload = appendU32(nil, n)
+	for i := uint32(0); i < n; i++ {
+		typ, err := body.byte()
+		if err != nil {
+			return nil, 0, false, err
+		}
+		if typ == 0x40 {
+			return nil, 0, false, fmt.Errorf("table %d: initializer expressions are not supported", i)
+		}
+		flags, err := body.byte()
+		if err != nil {
+			return nil, 0, false, err
+		}
+		if flags > 1 { // shared (threads) or 64-bit limits
+			return nil, 0, false, fmt.Errorf("table %d: limits flag %#x is not supported", i, flags)
+		}
+		lo, err := body.u32()
+		if err != nil {
+			return nil, 0, false, err
+		}
+		hi := lo
+		if flags == 1 {
+			if hi, err = body.u32(); err != nil {
+				return nil, 0, false, err
 			}
-			if b == 0x40 { // a table with an initializer: 0x40 0x00 type limits expr
-				if _, err := body.byte(); err != nil {
-					return 0, err
-				}
-				if _, err := body.byte(); err != nil {
-					return 0, err
-				}
-			}
-			flags, err := body.byte()
-			if err != nil {
-				return 0, err
-			}
-			if flags > 3 { // 4..7: 64-bit limits (memory64 tables)
-				return 0, fmt.Errorf("table %d: limits flag %#x is not supported", i, flags)
-			}
-			lo, err := body.u32()
-			if err != nil {
-				return 0, err
-			}
-			total += uint64(lo)
-			if flags&1 != 0 {
-				if _, err := body.u32(); err != nil {
-					return 0, err
-				}
-			}
-			// An initializer expression would follow here; wazero
-			// accepts none without reference types, so stop.
-			if b == 0x40 {
-				break
-			}
+		} else {
+			rewrote = true
+		}
+		total += uint64(hi)
+		payload = appendU32(appendU32(append(payload, typ, 1), lo), hi)
+	}
+	if len(body.b) != 0 {
+		return nil, 0, false, errors.New("table section: bytes after its tables")
+	}
+	return payload, total, rewrote, nil
+}
+
+func appendU32(b []byte, v uint32) []byte {
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if v != 0 {
+			c |= 0x80
+		}
+		b = append(b, c)
+		if v == 0 {
+			return b
 		}
 	}
-	return total, nil
 }
 
 type wasmReader struct{ b []byte }
