@@ -18,8 +18,23 @@ import (
 const (
 	// DefaultMemoryLimit is a stage's memory cap when Config leaves it 0.
 	DefaultMemoryLimit = 1 << 30
+	// DefaultCompileTimeout bounds compiling a module when Config leaves
+	// CompileTimeout 0. The stage library's 6 MiB Go module compiles in
+	// about a second, 15 s under the race detector and minutes under the
+	// race detector on a machine loaded 9 times over its cores; a module
+	// built to stall wazero's compiler (deeply nested blocks) takes as
+	// long as it is made to.
+	DefaultCompileTimeout = 5 * time.Minute
+	// DefaultStageTimeout is kiln build's --stage-timeout: long enough for
+	// any real stage (osbuild's slowest, package installs, run for
+	// minutes), short enough that a stuck build ends the same hour.
+	DefaultStageTimeout = time.Hour
+	// DefaultOutputLimit is Config.OutputLimit's default.
+	DefaultOutputLimit = 64 << 20
 	// logLimit bounds the log kept per stage (Result.Log).
 	logLimit = 1 << 20
+	// spentLogLimit bounds it once the Engine's output limit is spent.
+	spentLogLimit = 64 << 10
 	// stderrLimit bounds the stderr quoted in a StageError: its start
 	// (Go's "fatal error: ..." line, a C stage's first complaint) and its
 	// end, as in the log.
@@ -35,6 +50,19 @@ type Config struct {
 	// MemoryLimit caps each stage's linear memory, in bytes (rounded
 	// down to 64 KiB pages). Zero means DefaultMemoryLimit.
 	MemoryLimit uint64
+	// CompileTimeout bounds compiling (or loading from CacheDir) a module
+	// the worker does not hold yet; the stage's own Timeout starts after
+	// it. Zero means DefaultCompileTimeout.
+	CompileTimeout time.Duration
+	// OutputLimit bounds the stage output an Engine (one build) passes
+	// to Stage.Log, across all its stages, in bytes: past it Stage.Log
+	// gets a note and nothing more, and each later stage keeps a log of
+	// 64 KiB instead of 1 MiB. Zero means DefaultOutputLimit.
+	OutputLimit int64
+	// Warn receives what the user should know that fails nothing: a
+	// damaged compiled-module cache entry, compiled again. Nil writes
+	// "kiln: warning: ..." lines to stderr.
+	Warn func(msg string)
 }
 
 // Module is a stage's WebAssembly binary, identified by its digest. Make one
@@ -60,9 +88,10 @@ func NewModuleWithDigest(wasm []byte, digest string) *Module {
 	return &Module{wasm: wasm, digest: digest}
 }
 
-// ReadModule reads a module from a .wasm file.
+// ReadModule reads a module from a .wasm file, which must be a regular file
+// (a symlink to one is fine) of at most MaxModuleSize bytes.
 func ReadModule(path string) (*Module, error) {
-	wasm, err := os.ReadFile(path)
+	wasm, err := ReadRegularFile(path, MaxModuleSize)
 	if err != nil {
 		return nil, fmt.Errorf("reading stage module: %w", err)
 	}
@@ -116,6 +145,10 @@ type Engine struct {
 	cfg  Config
 	slot chan struct{} // a token is held while a stage runs
 
+	// printed is the stage output passed to Stage.Log so far; only the
+	// Run holding slot touches it.
+	printed int64
+
 	mu     sync.Mutex
 	w      *worker // nil until started, and after a kill
 	closed bool
@@ -123,7 +156,10 @@ type Engine struct {
 
 // errStageTimeout is the cancellation cause that tells a timeout from the
 // caller's own cancellation.
-var errStageTimeout = errors.New("stage timeout")
+var (
+	errStageTimeout   = errors.New("stage timeout")
+	errCompileTimeout = errors.New("compile timeout")
+)
 
 // New creates an Engine and starts its worker, so that a binary missing its
 // MaybeRunWorker call fails here rather than at the first stage.
@@ -137,6 +173,12 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	cfg.MemoryLimit -= cfg.MemoryLimit % wasmPage
 	if cfg.MemoryLimit == 0 || cfg.MemoryLimit > 4<<30 {
 		return nil, fmt.Errorf("memory limit %d: must be between 64 KiB and 4 GiB", cfg.MemoryLimit)
+	}
+	if cfg.OutputLimit <= 0 {
+		cfg.OutputLimit = DefaultOutputLimit
+	}
+	if cfg.CompileTimeout <= 0 {
+		cfg.CompileTimeout = DefaultCompileTimeout
 	}
 	if cfg.CacheDir != "" {
 		if err := os.MkdirAll(cfg.CacheDir, 0o755); err != nil {
@@ -198,8 +240,13 @@ func (e *Engine) Run(ctx context.Context, st Stage) (Result, error) {
 	defer cancel(nil)
 	var timer *time.Timer
 	var setup time.Duration
+	// Compiling has its own limit, running from when the request is sent:
+	// a module can be made to stall wazero's compiler for minutes.
+	compileTimer := time.AfterFunc(e.cfg.CompileTimeout, func() { cancel(errCompileTimeout) })
+	defer compileTimer.Stop()
 	started := func() {
 		setup = time.Since(start)
+		compileTimer.Stop()
 		if st.Timeout > 0 && timer == nil {
 			timer = time.AfterFunc(st.Timeout, func() { cancel(errStageTimeout) })
 		}
@@ -209,16 +256,26 @@ func (e *Engine) Run(ctx context.Context, st Stage) (Result, error) {
 			timer.Stop()
 		}
 	}()
-	log := newLogBuffer(logLimit)
+	keep := logLimit
+	if e.printed >= e.cfg.OutputLimit {
+		keep = spentLogLimit
+	}
+	log := newLogBuffer(keep)
 	stderr := newLogBuffer(stderrLimit)
+	// Output is cleaned of terminal control sequences as it arrives, so
+	// that nothing downstream (the live log, Result.Log, the error's
+	// stderr) can carry one to a terminal.
+	var cleanOut, cleanErr textCleaner
+	var buf []byte
 	sink := func(stream int, p []byte) {
-		_, _ = log.Write(p)
 		if stream == streamStderr {
-			_, _ = stderr.Write(p)
+			buf = cleanErr.append(buf[:0], p)
+			_, _ = stderr.Write(buf)
+		} else {
+			buf = cleanOut.append(buf[:0], p)
 		}
-		if st.Log != nil {
-			_, _ = st.Log.Write(p)
-		}
+		_, _ = log.Write(buf)
+		e.forward(st.Log, buf)
 	}
 	stopKill := context.AfterFunc(runCtx, w.kill)
 	out, runErr := w.run(req, sink, started)
@@ -228,6 +285,9 @@ func (e *Engine) Run(ctx context.Context, st Stage) (Result, error) {
 		e.discard(w)
 	}
 	if runErr == nil {
+		for _, msg := range out.Warnings {
+			e.warn(fmt.Sprintf("stage %s: %s", st.Name, msg))
+		}
 		return res, e.outcomeError(&st, out, stderr.Bytes())
 	}
 
@@ -235,6 +295,9 @@ func (e *Engine) Run(ctx context.Context, st Stage) (Result, error) {
 	switch {
 	case killed && context.Cause(runCtx) == errStageTimeout:
 		se.Err = fmt.Errorf("%w after %s: %w", ErrTimeout, st.Timeout, context.DeadlineExceeded)
+	case killed && context.Cause(runCtx) == errCompileTimeout:
+		se.Err = fmt.Errorf("%w: compiling module %s took longer than the limit of %s: %w",
+			ErrCompileTimeout, shortID(st.Module.Digest()), e.cfg.CompileTimeout, context.DeadlineExceeded)
 	case killed:
 		// The caller canceled, or its own deadline passed.
 		se.Err = fmt.Errorf("stopped: %w", context.Cause(ctx))
@@ -242,16 +305,66 @@ func (e *Engine) Run(ctx context.Context, st Stage) (Result, error) {
 		se.Err = ErrClosed
 	default:
 		<-w.exited // discard reaped it; waitErr says how it died
+		msg := bytes.TrimSpace(w.stderr.Bytes())
+		if outOfMemory(msg) {
+			// The worker's RLIMIT_DATA stopped it (limitWorker).
+			se.Err = fmt.Errorf("%w: the stage worker ran out of its memory bound of %d MiB (twice the stage limit of %d MiB, plus kiln's own %d MiB) (%v)",
+				ErrMemoryLimit, workerDataLimit(e.cfg.MemoryLimit)>>20, e.cfg.MemoryLimit>>20, workerOverhead>>20, w.waitErr)
+			break
+		}
 		se.Err = fmt.Errorf("%w: %v (%v)", ErrWorker, runErr, w.waitErr)
-		if msg := bytes.TrimSpace(w.stderr.Bytes()); len(msg) > 0 {
+		if len(msg) > 0 {
 			se.Err = fmt.Errorf("%w; worker stderr: %s", se.Err, msg)
 		}
 	}
 	return res, se
 }
 
+func (e *Engine) warn(msg string) {
+	if e.cfg.Warn != nil {
+		e.cfg.Warn(msg)
+		return
+	}
+	fmt.Fprintf(os.Stderr, "kiln: warning: %s\n", msg)
+}
+
+// forward passes stage output to the live log within the Engine's output
+// limit, with a note where it stops.
+func (e *Engine) forward(w io.Writer, p []byte) {
+	if w == nil || len(p) == 0 {
+		return
+	}
+	room := e.cfg.OutputLimit - e.printed
+	if room <= 0 {
+		return
+	}
+	if int64(len(p)) >= room {
+		p = p[:room]
+		if i := bytes.LastIndexByte(p, '\n'); i >= 0 {
+			p = p[:i+1]
+		}
+		_, _ = w.Write(p)
+		e.printed = e.cfg.OutputLimit
+		_, _ = fmt.Fprintf(w, "\n[kiln: the stages of this build have printed %d MiB, kiln's limit: further output is not shown; each stage's log keeps its first and last %d KiB]\n",
+			e.cfg.OutputLimit>>20, spentLogLimit>>11)
+		return
+	}
+	e.printed += int64(len(p))
+	_, _ = w.Write(p)
+}
+
+// outOfMemory tells from a dead worker's stderr that the Go runtime ran out
+// of memory: "fatal error: out of memory", "runtime: out of memory: cannot
+// allocate ...", or a failed mmap.
+func outOfMemory(stderr []byte) bool {
+	return bytes.Contains(stderr, []byte("out of memory")) || bytes.Contains(stderr, []byte("cannot allocate memory"))
+}
+
 // outcomeError turns what the worker reported into Run's error.
 func (e *Engine) outcomeError(st *Stage, o outcome, stderr []byte) error {
+	// wazero's messages quote the module's own names (functions,
+	// exports), which are the module author's text.
+	o.Trap, o.Err = StripControls(o.Trap), StripControls(o.Err)
 	se := &StageError{Stage: st.Name, ID: st.ID, ExitCode: o.ExitCode, Trap: o.Trap, Stderr: stderr}
 	failed := o.ExitCode != 0 || o.Trap != ""
 	switch {
@@ -330,6 +443,14 @@ func (st *Stage) request() (*stageRequest, error) {
 	}
 	if _, err := hex.DecodeString(st.ID); err != nil || st.ID == "" {
 		return nil, fmt.Errorf("stage %s: id %q is not hex", st.Name, st.ID)
+	}
+	if n := len(st.Module.wasm); n > MaxModuleSize {
+		return nil, fmt.Errorf("stage %s: module %s: %w: %d bytes, over the limit of %d MiB",
+			st.Name, shortID(st.Module.digest), ErrTooLarge, n, MaxModuleSize>>20)
+	}
+	if n := len(st.Options); n > MaxOptionsSize {
+		return nil, fmt.Errorf("stage %s: options: %w: %d bytes, over the limit of %d MiB",
+			st.Name, ErrTooLarge, n, MaxOptionsSize>>20)
 	}
 	req := &stageRequest{
 		Name: st.Name, ID: st.ID, Epoch: st.Epoch, Options: st.Options,

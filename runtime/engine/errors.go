@@ -22,6 +22,10 @@ var (
 	// ErrTimeout: the stage ran longer than Stage.Timeout and was killed.
 	// Errors carrying it also match context.DeadlineExceeded.
 	ErrTimeout = errors.New("timed out")
+	// ErrCompileTimeout: compiling the stage's module took longer than
+	// Config.CompileTimeout, and the worker was killed. Errors carrying it
+	// also match context.DeadlineExceeded.
+	ErrCompileTimeout = errors.New("compilation timed out")
 	// ErrInvalidModule: the module does not compile, is not a WASI
 	// command (no _start export), or imports what kiln does not provide.
 	ErrInvalidModule = errors.New("invalid stage module")

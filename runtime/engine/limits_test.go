@@ -53,7 +53,7 @@ func TestStartedAfterCompile(t *testing.T) {
 	out := writerFunc(func(p []byte) (int, error) { events = append(events, "output"); return len(p), nil })
 	o := r.run(ctx, &stageRequest{Name: "echo", ID: testID, Digest: m.digest, Wasm: m.wasm,
 		Options: []byte(`{"Lines": 1}`), Tree: t.TempDir()}, out, out, func() {
-		if _, ok := r.compiled[m.digest]; !ok {
+		if _, ok := r.mods[m.digest]; !ok {
 			t.Error("started reported before the module was compiled")
 		}
 		events = append(events, "started")

@@ -1,11 +1,13 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 )
@@ -14,8 +16,9 @@ import (
 // one; the engine runs stages in a copy of its own executable.
 func TestMain(m *testing.M) {
 	// TestForgottenHook runs this binary as a program that forgot the
-	// call, in a process of its own.
-	if os.Getenv("KILN_ENGINE_TEST_NO_HOOK") == "" {
+	// call, in a process of its own. Its would-be worker gets an empty
+	// environment, so it looks for the variable in its parent's.
+	if os.Getenv("KILN_ENGINE_TEST_NO_HOOK") == "" && !parentForgotHook() {
 		MaybeRunWorker()
 	}
 	dir, err := os.MkdirTemp("", "kiln-engine-test-")
@@ -27,6 +30,17 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	_ = os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// parentForgotHook tells a would-be worker started by TestHelperNoHook.
+func parentForgotHook() bool {
+	if os.Args[len(os.Args)-1] != workerArg {
+		return false
+	}
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", os.Getppid()))
+	return err == nil && slices.ContainsFunc(bytes.Split(env, []byte{0}), func(v []byte) bool {
+		return string(v) == "KILN_ENGINE_TEST_NO_HOOK=1"
+	})
 }
 
 // buildDir holds the wasm modules the tests build, shared by all tests.

@@ -77,4 +77,6 @@ type outcome struct {
 	Refused  bool   // the memory limit refused a grow
 	Fail     failKind
 	Err      string // with Fail
+	// Warnings are for the user: a damaged cache entry compiled again.
+	Warnings []string
 }

@@ -103,7 +103,7 @@ var sdkOptionCases = []struct {
 	{name: "C refuses a NUL in a string", options: `{"greeting":"a\u0000b"}`, lang: "c",
 		wantErr: "option greeting: holds a NUL character"},
 	{name: "Rust keeps a NUL in a string", options: `{"greeting":"a\u0000b"}`, lang: "rust",
-		want: "greeting=a\x00b\ncount=-1\nflag=false\nnested=(none)\n"},
+		want: "greeting=a\\0b\ncount=-1\nflag=false\nnested=(none)\n"}, // the probe shows NUL as \0
 }
 
 // TestSDKOptions runs sdkOptionCases against both SDKs.

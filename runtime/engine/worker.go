@@ -43,7 +43,8 @@ func startWorker(ctx context.Context, hello workerHello) (*worker, error) {
 		return nil, fmt.Errorf("%w: %w", ErrWorker, err)
 	}
 	cmd := exec.Command(exe, workerArgs()...)
-	cmd.Env = append(os.Environ(), workerEnv+"=1")
+	// Nothing of kiln's environment: the worker needs only its phase.
+	cmd.Env = []string{workerEnv + "=" + workerPhaseConfine}
 	cmd.Stdin, cmd.Stdout = inR, outW
 	w := &worker{
 		cmd: cmd, toW: inW, fromW: outR,

@@ -18,7 +18,18 @@ import (
 // TestMain, because the engine runs stages in a copy of its own executable
 // (see docs/stage-abi.md). In a worker it never returns.
 func MaybeRunWorker() {
-	if len(os.Args) < 2 || os.Args[len(os.Args)-1] != workerArg || os.Getenv(workerEnv) != "1" {
+	if len(os.Args) < 2 || os.Args[len(os.Args)-1] != workerArg {
+		return
+	}
+	switch os.Getenv(workerEnv) {
+	case workerPhaseConfine:
+		confineAndExec()
+	case workerPhaseServe:
+		if err := installSeccomp(); err != nil {
+			fmt.Fprintf(os.Stderr, "kiln stage worker: %v\n", err)
+			os.Exit(1)
+		}
+	default:
 		return
 	}
 	// The protocol gets stdout to itself: fd 1 is moved to a private
@@ -50,7 +61,11 @@ func serveWorker(in io.Reader, out io.Writer) error {
 	if err := dec.Decode(&hello); err != nil {
 		return fmt.Errorf("reading handshake: %w", err)
 	}
-	r, err := newRunner(ctx, runnerConfig{cacheDir: hello.CacheDir, memoryLimit: hello.MemoryLimit})
+	err := limitWorker(hello.MemoryLimit)
+	var r *runner
+	if err == nil {
+		r, err = newRunner(ctx, runnerConfig{cacheDir: hello.CacheDir, memoryLimit: hello.MemoryLimit})
+	}
 	ready := workerReady{Magic: workerMagic}
 	if err != nil {
 		ready.Err = err.Error()

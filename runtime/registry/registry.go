@@ -91,9 +91,11 @@ func (r *Registry) addUserDir(dir string) error {
 	}
 	for _, file := range files {
 		name := strings.TrimSuffix(filepath.Base(file), ".wasm")
-		wasm, err := os.ReadFile(file)
+		// A FIFO or a link to /dev/zero named x.wasm must neither
+		// block kiln nor fill its memory.
+		wasm, err := engine.ReadRegularFile(file, engine.MaxModuleSize)
 		if err != nil {
-			return fmt.Errorf("%w", err)
+			return fmt.Errorf("stage module: %w", err)
 		}
 		e := &Entry{Name: name, Module: engine.NewModule(wasm), ModuleName: file, User: true}
 		stages, err := library.ReadModule(file, wasm)

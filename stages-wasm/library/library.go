@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"path"
 	"slices"
@@ -80,7 +81,7 @@ func Load(fsys fs.FS) ([]Stage, error) {
 	var stages []Stage
 	from := map[string]string{}
 	for _, name := range names {
-		wasm, err := fs.ReadFile(fsys, name)
+		wasm, err := readModule(fsys, name)
 		if err != nil {
 			return nil, fmt.Errorf("stage module %s: %w", name, err)
 		}
@@ -103,4 +104,48 @@ func Load(fsys fs.FS) ([]Stage, error) {
 	}
 	slices.SortFunc(stages, func(a, b Stage) int { return strings.Compare(a.Name, b.Name) })
 	return stages, nil
+}
+
+// MaxModuleSize bounds a module file Load reads: the largest module of the
+// library is a few MiB. (runtime/engine refuses larger modules too.)
+const MaxModuleSize = 64 << 20
+
+// ErrNotRegular is wrapped by the error for a module path that is not a
+// regular file.
+var ErrNotRegular = errors.New("not a regular file")
+
+// readModule reads a module file of at most MaxModuleSize bytes. Its type is
+// checked with Stat before the open, so a FIFO (whose open would block) or a
+// device (whose open runs its driver) named x.wasm is refused without being
+// opened; the open file is checked again, against a swap in between.
+func readModule(fsys fs.FS, name string) ([]byte, error) {
+	fi, err := fs.Stat(fsys, name)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%w (%s)", ErrNotRegular, fi.Mode().Type())
+	}
+	f, err := fsys.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err = f.Stat(); err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%w (%s)", ErrNotRegular, fi.Mode().Type())
+	}
+	if fi.Size() > MaxModuleSize {
+		return nil, fmt.Errorf("%d bytes, over the limit of %d MiB", fi.Size(), MaxModuleSize>>20)
+	}
+	wasm, err := io.ReadAll(io.LimitReader(f, MaxModuleSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(wasm) > MaxModuleSize {
+		return nil, fmt.Errorf("over the limit of %d MiB", MaxModuleSize>>20)
+	}
+	return wasm, nil
 }

@@ -3,7 +3,10 @@ package library
 import (
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"testing/fstest"
 
@@ -91,5 +94,29 @@ func TestEmbedded(t *testing.T) {
 		if !ok || got.ModuleDigest != s.ModuleDigest {
 			t.Errorf("Lookup(%s) = %v, %v", s.Name, got.ModuleName, ok)
 		}
+	}
+}
+
+// TestLoadSpecialFiles: Load on a directory (os.DirFS) holding a FIFO or a
+// symlink to /dev/zero named x.wasm refuses it at once instead of blocking
+// in the FIFO's open or reading /dev/zero forever.
+func TestLoadSpecialFiles(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		make func(path string) error
+	}{
+		{"fifo", func(p string) error { return syscall.Mkfifo(p, 0o644) }},
+		{"symlink to /dev/zero", func(p string) error { return os.Symlink("/dev/zero", p) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := tt.make(filepath.Join(dir, "x.wasm")); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Load(os.DirFS(dir))
+			if !errors.Is(err, ErrNotRegular) || !strings.Contains(err.Error(), "x.wasm") {
+				t.Fatalf("Load = %v, want ErrNotRegular naming x.wasm", err)
+			}
+		})
 	}
 }

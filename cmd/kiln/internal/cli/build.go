@@ -89,7 +89,7 @@ Exit status: 0 built, 1 a stage or the assembler failed (its log is shown),
 	fl.StringArrayVar(&f.checkpoints, "checkpoint", nil, "commit the result of a stage: an id (or 8+ digit prefix), a stage name or a glob (repeatable)")
 	fl.StringArrayVar(&f.exports, "export", nil, "copy a stage's tree to OUTPUT-DIRECTORY/<id>: an id, a stage name or a glob (repeatable)")
 	fl.StringArrayVar(&f.stagePath, "stage-path", nil, "directory of user stages, NAME.wasm each; a user stage replaces a built-in of the same name (repeatable)")
-	fl.DurationVar(&f.stageTimeout, "stage-timeout", 0, "kill a stage that runs longer than this, e.g. 10m (0: no limit)")
+	fl.DurationVar(&f.stageTimeout, "stage-timeout", engine.DefaultStageTimeout, "kill a stage that runs longer than this, e.g. 10m (0: no limit)")
 	fl.StringVar(&f.epoch, "source-date-epoch", "", "stages' wall clock and the outputs' timestamps, in seconds since 1970 (default $SOURCE_DATE_EPOCH, else 0)")
 	fl.BoolVar(&f.asJSON, "json", false, "print the result as JSON on stdout (progress goes to stderr)")
 	fl.StringVar(&f.progress, "progress", "auto", "progress on stderr: auto (live on a terminal), plain or json")

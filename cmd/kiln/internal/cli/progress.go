@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kilnbuild/kiln/runtime/engine"
 	"github.com/kilnbuild/kiln/runtime/pipeline"
 )
 
@@ -118,7 +119,10 @@ func (p *progress) jsonEvent(e pipeline.Event) {
 	}
 	switch e.Kind {
 	case pipeline.StageLog:
-		out["log"] = string(e.Log)
+		// The engine has cleaned and bounded the stage's output already
+		// (engine.Config.OutputLimit); this keeps a consumer that prints
+		// the field raw safe from anything that reached here otherwise.
+		out["log"] = engine.StripControls(string(e.Log))
 		delete(out, "stage")
 		out["name"], out["id"] = e.Result.Name, e.Result.ID
 	case pipeline.Waiting:
@@ -131,7 +135,9 @@ func (p *progress) jsonEvent(e pipeline.Event) {
 }
 
 func stepLabel(r *pipeline.StageResult, n, total int) string {
-	name := r.Name
+	// A user stage's name is its file's name, which may hold escape
+	// sequences; they must not reach the terminal.
+	name := engine.StripControls(r.Name)
 	if r.Pipeline != "" {
 		name = r.Pipeline + ": " + name
 	}
@@ -171,9 +177,9 @@ func stepLine(r *pipeline.StageResult, n, total int) string {
 		notes = append(notes, "checkpoint")
 	}
 	if r.Shadows {
-		notes = append(notes, "user stage from "+r.Origin+" replaces the built-in one")
+		notes = append(notes, "user stage from "+engine.StripControls(r.Origin)+" replaces the built-in one")
 	} else if r.Origin != "" && r.Origin != "built-in" {
-		notes = append(notes, "from "+r.Origin)
+		notes = append(notes, "from "+engine.StripControls(r.Origin))
 	}
 	if r.Unvalidated && !r.Cached {
 		notes = append(notes, "options not validated: the module carries no schema")

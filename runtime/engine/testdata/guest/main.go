@@ -19,6 +19,7 @@ func main() {
 	sdk.Register("noop", func(struct{}) error { return nil })
 	sdk.Register("echo", echo)
 	sdk.Register("fail", fail)
+	sdk.Register("print", print)
 	sdk.Register("entropy", entropy)
 	sdk.Register("env", env)
 	sdk.Register("alloc", alloc)
@@ -41,6 +42,20 @@ func echo(o struct{ Lines int }) error {
 func fail(o struct{ Code int }) error {
 	fmt.Println("about to fail")
 	fmt.Fprintln(os.Stderr, "something went wrong")
+	os.Exit(o.Code)
+	return nil
+}
+
+// print writes Text to stdout Times times, then Stderr to stderr, and
+// exits with Code.
+func print(o struct {
+	Text, Stderr string
+	Times, Code  int
+}) error {
+	for range o.Times {
+		os.Stdout.WriteString(o.Text)
+	}
+	os.Stderr.WriteString(o.Stderr)
 	os.Exit(o.Code)
 	return nil
 }

@@ -2,7 +2,10 @@
 
 fn main() {
     kiln::run(|opts| {
-        println!("greeting={}", opts.string("greeting")?.unwrap_or_else(|| "(default)".to_string()));
+        // A NUL is shown as \0: kiln removes control characters from a
+        // stage's log, and the test must see that Rust kept it.
+        let greeting = opts.string("greeting")?.unwrap_or_else(|| "(default)".to_string());
+        println!("greeting={}", greeting.replace('\0', "\\0"));
         println!("count={}", opts.int("count")?.unwrap_or(-1));
         println!("flag={}", opts.bool("flag")?.unwrap_or(false));
         println!("nested={}", opts.raw("nested").unwrap_or("(none)"));
