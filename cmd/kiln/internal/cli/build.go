@@ -173,7 +173,7 @@ func runBuild(cmd *cobra.Command, file string, f *buildFlags) error {
 		return err
 	}
 	defer st.Close()
-	eng, err := engine.New(ctx, engine.Config{CacheDir: filepath.Join(st.Root(), "cache", "wazero"), MemoryLimit: uint64(memLimit)})
+	eng, err := engine.New(ctx, engine.Config{CacheDir: moduleCacheDir(st.Root()), MemoryLimit: uint64(memLimit)})
 	if err != nil {
 		return err
 	}

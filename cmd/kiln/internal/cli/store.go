@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kilnbuild/kiln/runtime/engine"
 	"github.com/kilnbuild/kiln/runtime/sources"
 	"github.com/kilnbuild/kiln/store"
 	"github.com/kilnbuild/kiln/store/mountns"
@@ -179,6 +180,27 @@ type FsckChecker struct {
 // packages that own sources/ and cache/ keep there.
 var fsckCheckers = []FsckChecker{
 	{Name: "sources", Check: fsckSources},
+	{Name: "module cache", Check: fsckModuleCache},
+}
+
+// moduleCacheDir is where kiln build keeps wazero's compiled modules.
+func moduleCacheDir(storeRoot string) string {
+	return filepath.Join(storeRoot, "cache", "wazero")
+}
+
+// fsckModuleCache checks each compiled module against the checksum kiln
+// wrote beside it (runtime/engine.CheckCache).
+func fsckModuleCache(_ context.Context, storeRoot string, repair bool) ([]store.Problem, error) {
+	ps, err := engine.CheckCache(moduleCacheDir(storeRoot), repair)
+	out := make([]store.Problem, 0, len(ps))
+	for _, p := range ps {
+		rel, rerr := filepath.Rel(storeRoot, p.Path)
+		if rerr != nil {
+			rel = p.Path
+		}
+		out = append(out, store.Problem{Path: rel, What: "compiled module " + p.Problem, Repaired: p.Removed})
+	}
+	return out, err
 }
 
 // fsckSources checks every fetched source against the checksum it is
