@@ -1,10 +1,13 @@
 package engine
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // cacheEntry returns the one wazero file of mod's cache entry in dir.
@@ -141,4 +144,35 @@ func wazeroVersion(t *testing.T, file string) string {
 		t.Fatalf("%s is not a wazero cache file (%v)", file, err)
 	}
 	return string(b[7 : 7+int(b[6])])
+}
+
+// TestCacheWriteFailureIsNotFatal: a store whose disk is full cannot take
+// a new compiled module; the stage still runs, compiled without the cache,
+// with a warning (found by the full-disk suite: the build failed as an
+// "invalid stage module").
+func TestCacheWriteFailureIsNotFatal(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs")
+	}
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=256k"); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	ballast, err := os.Create(filepath.Join(dir, "ballast"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for err == nil {
+		_, err = ballast.Write(make([]byte, 4096))
+	}
+	ballast.Close()
+	if !errors.Is(err, unix.ENOSPC) {
+		t.Fatalf("filling the tmpfs: %v", err)
+	}
+	mod := NewModule(countWasm(10))
+	w := runCached(t, filepath.Join(dir, "cache"), mod)
+	if len(w) != 1 || !strings.Contains(w[0], "without it") || !strings.Contains(w[0], "no space left on device") {
+		t.Errorf("warnings = %q, want one saying the module was compiled without the cache", w)
+	}
 }

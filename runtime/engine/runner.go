@@ -224,6 +224,21 @@ func (r *runner) compileCached(ctx context.Context, digest string, wasm []byte, 
 			return rt, m, nil
 		}
 		_ = rt.close(ctx)
+		if len(files) == 0 && strings.Contains(err.Error(), dir) {
+			// Writing the new entry failed (a full disk, a read-only
+			// store): the cache only saves time, so compile without it.
+			warn(fmt.Sprintf("could not write the compiled-module cache (%v): compiling %s without it", err, digest))
+			rt, err := r.newRuntime(ctx, wazero.NewCompilationCache())
+			if err != nil {
+				return nil, nil, err
+			}
+			m, err := rt.rt.CompileModule(ctx, wasm)
+			if err != nil {
+				_ = rt.close(ctx)
+				return nil, nil, err
+			}
+			return rt, m, nil
+		}
 		// wazero prefixes what it finds wrong with an entry so.
 		if attempt > 0 || len(files) == 0 || !strings.Contains(err.Error(), "compilationcache") {
 			return nil, nil, err
