@@ -199,7 +199,9 @@ func (c *copier) copyFile(ctx context.Context, j fileJob) error {
 	crashpoint.Hit("treecopy.file")
 	if err := c.copyData(ctx, in, out, j.st.Size); err != nil {
 		out.Close()
-		return fmt.Errorf("treecopy: %s: %w", j.src, err)
+		// Name the copy, not only the source: a full disk is the
+		// destination's, and that is the path a user must look at.
+		return fmt.Errorf("treecopy: copying %s to %s: %w", j.src, j.dst, err)
 	}
 	// Ownership before mode: chown clears setuid and setgid bits.
 	fd := int(out.Fd())
