@@ -67,7 +67,7 @@ func TestSetEnv(t *testing.T) {
 
 func TestSmallFiles(t *testing.T) {
 	sysctl, err := Sysctld([]SysctlParam{{Key: "net.ipv4.ip_forward", Value: sp("1")}, {Key: "-net.ipv4.conf.lo.rp_filter"}})
-	if want := "net.ipv4.ip_forward=1\n-net.ipv4.conf.lo.rp_filter\n"; err != nil || sysctl != want {
+	if want := "net.ipv4.ip_forward = 1\n-net.ipv4.conf.lo.rp_filter\n"; err != nil || sysctl != want {
 		t.Errorf("Sysctld = %q, %v", sysctl, err)
 	}
 	if _, err := Sysctld([]SysctlParam{{Key: "x"}}); err == nil {
