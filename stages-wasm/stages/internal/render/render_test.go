@@ -122,7 +122,7 @@ func TestSysconfig(t *testing.T) {
 	want := map[string]string{
 		"/etc/sysconfig/kernel":                     "UPDATEDEFAULT=yes\nDEFAULTKERNEL=kernel\n",
 		"/etc/sysconfig/network":                    "NETWORKING=yes\nNOZEROCONF=yes\n",
-		"/etc/sysconfig/network-scripts/ifcfg-eth0": "DEVICE=eth0\nBOOTPROTO=dhcp\nONBOOT=yes\nIPV6INIT=no\n",
+		"/etc/sysconfig/network-scripts/ifcfg-eth0": "DEVICE=\"eth0\"\nBOOTPROTO=\"dhcp\"\nONBOOT=\"yes\"\nIPV6INIT=\"no\"\n",
 		"/etc/sysconfig/desktop":                    "PREFERRED=\"kde\"\n",
 	}
 	if len(files) != len(want) {
