@@ -15,8 +15,10 @@ type resolvConfOptions struct {
 	Search     []string `json:"search"`
 }
 
-// org.osbuild.resolv-conf writes /etc/resolv.conf: a regular file, even
-// where the tree had a symlink to a resolver's runtime file.
+// org.osbuild.resolv-conf writes /etc/resolv.conf as osbuild does: what was
+// there (a file, or a symlink to a resolver's runtime file) is removed and a
+// new file, root's with mode 0644, takes its place; a tree without /etc gets
+// one, 0755.
 func init() {
 	sdk.Register("org.osbuild.resolv-conf", func(o resolvConfOptions) error {
 		check := func(opt string, list []string) error {
@@ -33,9 +35,12 @@ func init() {
 		if err := check("search", o.Search); err != nil {
 			return err
 		}
-		if err := removeSymlink("/etc/resolv.conf"); err != nil {
+		if err := mkdirAll("/etc", 0o755, 0, 0); err != nil { // WASI alone would make it 0700
 			return err
 		}
-		return writeConfig("/etc/resolv.conf", []byte(render.ResolvConf(o.Nameserver, o.Search)), 0o644)
+		if err := removeInTheWay("/etc/resolv.conf"); err != nil {
+			return err
+		}
+		return putFile("/etc/resolv.conf", []byte(render.ResolvConf(o.Nameserver, o.Search)), 0o644, 0, 0)
 	})
 }

@@ -120,6 +120,7 @@ func unsafeLink(target string) bool {
 func extract(tr *tar.Reader, prefix string) error {
 	var dirs []dirTime
 	var delayed []delayedLink
+	parents := parentDirs{prefix: prefix}
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -140,6 +141,9 @@ func extract(tr *tar.Reader, prefix string) error {
 		}
 		if name == "" {
 			continue
+		}
+		if err := parents.ensure(name); err != nil {
+			return fmt.Errorf("%s: %w", h.Name, err)
 		}
 		if h.Typeflag == tar.TypeSymlink && unsafeLink(h.Linkname) {
 			if err := removeInTheWay(name); err != nil {
@@ -174,6 +178,29 @@ func extract(tr *tar.Reader, prefix string) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// parentDirs makes the missing parents of members, as GNU tar does for an
+// archive without directory entries (osbuild's own test tarball holds only
+// "./hello/world.txt"): root's, mode 0755 (tar's 0777 under the usual umask
+// 022) and, as tar leaves them, stamped with the clock, which in a stage is
+// SOURCE_DATE_EPOCH. A later directory member for one of them sets its mode,
+// owner and mtime as usual.
+type parentDirs struct {
+	prefix string
+	last   string // the parent of the previous member, known to exist
+}
+
+func (p *parentDirs) ensure(name string) error {
+	dir := path.Dir(name)
+	if dir == p.last || dir == p.prefix {
+		return nil
+	}
+	if err := mkdirAll(dir, 0o755, 0, 0); err != nil {
+		return fmt.Errorf("making parent %s: %w", dir, err)
+	}
+	p.last = dir
 	return nil
 }
 

@@ -172,30 +172,34 @@ func Modprobe(cmds []ModprobeCommand) (string, error) {
 	return b.String(), nil
 }
 
-// SysctlParam is one org.osbuild.sysctld entry; a key starting with "-"
-// excludes a parameter from a glob and has no value.
+// SysctlParam is one org.osbuild.sysctld entry. A key starting with "-"
+// and no value excludes the parameters a glob matches; "-key" with a value
+// sets the parameter and ignores a failure to set it (sysctl.d(5)).
 type SysctlParam struct {
 	Key   string  `json:"key"`
 	Value *string `json:"value"`
 }
 
-// Sysctld renders a sysctl.d file.
+// Sysctld renders a sysctl.d file with osbuild's spacing, "key = value".
+// An empty value is written as no value, as osbuild writes it: for "-key"
+// that is an exclusion. A plain key without a value is refused where
+// osbuild writes a bare "key" line that systemd-sysctl ignores with a
+// warning ("Line is not an assignment").
 func Sysctld(params []SysctlParam) (string, error) {
 	var b strings.Builder
 	for i, p := range params {
+		hasValue := p.Value != nil && *p.Value != ""
 		switch {
 		case p.Key == "" || p.Key == "-":
 			return "", fmt.Errorf("option \"config[%d].key\": empty", i)
+		case strings.ContainsAny(p.Key, "\n=") || p.Value != nil && strings.Contains(*p.Value, "\n"):
+			return "", fmt.Errorf("option \"config[%d]\": a key holds no newline or \"=\", a value no newline", i)
+		case hasValue:
+			b.WriteString(p.Key + " = " + *p.Value + "\n")
 		case strings.HasPrefix(p.Key, "-"):
-			if p.Value != nil {
-				return "", fmt.Errorf("option \"config[%d].value\": an excluding key (%q) takes no value", i, p.Key)
-			}
 			b.WriteString(p.Key + "\n")
 		default:
-			if p.Value == nil {
-				return "", fmt.Errorf("option \"config[%d].value\": missing", i)
-			}
-			b.WriteString(p.Key + "=" + *p.Value + "\n")
+			return "", fmt.Errorf("option \"config[%d].value\": missing or empty for %q (only an excluding \"-\" key stands alone)", i, p.Key)
 		}
 	}
 	return b.String(), nil

@@ -67,7 +67,7 @@ func TestSetEnv(t *testing.T) {
 
 func TestSmallFiles(t *testing.T) {
 	sysctl, err := Sysctld([]SysctlParam{{Key: "net.ipv4.ip_forward", Value: sp("1")}, {Key: "-net.ipv4.conf.lo.rp_filter"}})
-	if want := "net.ipv4.ip_forward=1\n-net.ipv4.conf.lo.rp_filter\n"; err != nil || sysctl != want {
+	if want := "net.ipv4.ip_forward = 1\n-net.ipv4.conf.lo.rp_filter\n"; err != nil || sysctl != want {
 		t.Errorf("Sysctld = %q, %v", sysctl, err)
 	}
 	if _, err := Sysctld([]SysctlParam{{Key: "x"}}); err == nil {
@@ -122,7 +122,7 @@ func TestSysconfig(t *testing.T) {
 	want := map[string]string{
 		"/etc/sysconfig/kernel":                     "UPDATEDEFAULT=yes\nDEFAULTKERNEL=kernel\n",
 		"/etc/sysconfig/network":                    "NETWORKING=yes\nNOZEROCONF=yes\n",
-		"/etc/sysconfig/network-scripts/ifcfg-eth0": "DEVICE=eth0\nBOOTPROTO=dhcp\nONBOOT=yes\nIPV6INIT=no\n",
+		"/etc/sysconfig/network-scripts/ifcfg-eth0": "DEVICE=\"eth0\"\nBOOTPROTO=\"dhcp\"\nONBOOT=\"yes\"\nIPV6INIT=\"no\"\n",
 		"/etc/sysconfig/desktop":                    "PREFERRED=\"kde\"\n",
 	}
 	if len(files) != len(want) {

@@ -43,20 +43,38 @@ type Ifcfg struct {
 
 var ifaceRE = regexp.MustCompile(`^[^/:.\s]{1,2}[^/:\s]{0,13}$`)
 
-// Files returns the files under /etc/sysconfig to write, by path.
+// shellUnsafe are the characters a value of a shell-sourced sysconfig file
+// may not hold: they would end its line or its double quotes, or expand.
+const shellUnsafe = "\n\r\"\\$`"
+
+// Files returns the files under /etc/sysconfig to write, by path. As in
+// osbuild, kernel and network values are written bare, ifcfg values in
+// double quotes (DEVICE="eth0"); a string value holding a line break,
+// quote, backslash, "$" or backtick is refused rather than written into a
+// file the boot scripts source.
 func (s Sysconfig) Files() (map[string]string, error) {
 	files := map[string]string{}
 	var b strings.Builder
+	var bad error
+	quoted := false
 	kv := func(k string, v any) {
+		q := ""
+		if quoted {
+			q = `"`
+		}
 		switch v := v.(type) {
 		case *bool:
 			if v != nil {
-				fmt.Fprintf(&b, "%s=%s\n", k, yesNo(*v))
+				fmt.Fprintf(&b, "%s=%s%s%s\n", k, q, yesNo(*v), q)
 			}
 		case *string:
-			if v != nil {
-				fmt.Fprintf(&b, "%s=%s\n", k, *v)
+			if v == nil {
+				return
 			}
+			if strings.ContainsAny(*v, shellUnsafe) && bad == nil {
+				bad = fmt.Errorf("option for %s: %q holds a line break, quote, backslash, $ or backtick", k, *v)
+			}
+			fmt.Fprintf(&b, "%s=%s%s%s\n", k, q, *v, q)
 		}
 	}
 	take := func(p string) {
@@ -79,6 +97,7 @@ func (s Sysconfig) Files() (map[string]string, error) {
 			names = append(names, name)
 		}
 		slices.Sort(names)
+		quoted = true
 		for _, name := range names {
 			if !ifaceRE.MatchString(name) {
 				return nil, fmt.Errorf("option \"network-scripts.ifcfg\": %q is not an interface name", name)
@@ -93,19 +112,24 @@ func (s Sysconfig) Files() (map[string]string, error) {
 			kv("IPV6INIT", c.IPv6Init)
 			take("network-scripts/ifcfg-" + name)
 		}
+		quoted = false
 	}
+	// osbuild means livesys_session="gnome" and PREFERRED="/usr/bin/gnome"
+	// but, its format strings lacking their f, writes the braces literally
+	// (docs/stages.md); kiln writes the values.
 	if l := s.Livesys; l != nil {
-		fmt.Fprintf(&b, "livesys_session=%q\n", l.Session)
+		quoted = true
+		kv("livesys_session", &l.Session)
 		take("livesys")
 	}
 	if d := s.Desktop; d != nil {
-		if d.Preferred != nil {
-			fmt.Fprintf(&b, "PREFERRED=%q\n", *d.Preferred)
-		}
-		if d.DisplayManager != nil {
-			fmt.Fprintf(&b, "DISPLAYMANAGER=%q\n", *d.DisplayManager)
-		}
+		quoted = true
+		kv("PREFERRED", d.Preferred)
+		kv("DISPLAYMANAGER", d.DisplayManager)
 		take("desktop")
+	}
+	if bad != nil {
+		return nil, bad
 	}
 	return files, nil
 }
