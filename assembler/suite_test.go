@@ -1,6 +1,7 @@
 package assembler_test
 
 import (
+	"flag"
 	"os"
 	"testing"
 
@@ -8,6 +9,8 @@ import (
 	"github.com/kilnbuild/kiln/assembler/assemblertest"
 	"github.com/kilnbuild/kiln/store/mountns"
 )
+
+var update = flag.Bool("update", false, "record digests of assembler versions not yet in testdata/digests.json")
 
 func TestMain(m *testing.M) {
 	// The write-error checks mount small tmpfs filesystems: as root, in a
@@ -147,4 +150,10 @@ func TestSuite(t *testing.T) {
 	for _, c := range configs(t) {
 		t.Run(c.Assembler.Name(), func(t *testing.T) { assemblertest.Run(t, c) })
 	}
+}
+
+// TestPinnedOutputs: the fixed tree's output digests are those recorded
+// for each assembler's Version() in testdata/digests.json.
+func TestPinnedOutputs(t *testing.T) {
+	assemblertest.Pinned(t, "testdata/digests.json", configs(t), *update)
 }
