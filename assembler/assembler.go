@@ -31,7 +31,11 @@ type Assembler interface {
 	Version() string
 	// Schema is the JSON Schema of the options.
 	Schema() []byte
-	// Assemble writes the output into in.Output.
+	// Assemble writes the output into in.Output. On any error (bad
+	// options, a cancelled ctx, a full disk) it leaves in.Output as it
+	// found it; an error it returns because of the tree or the options
+	// wraps ErrFailed, one about the output's filesystem wraps the errno
+	// (ENOSPC, EROFS) instead. assemblertest.Run checks all of it.
 	Assemble(ctx context.Context, in Input) error
 }
 

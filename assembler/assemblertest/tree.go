@@ -209,7 +209,7 @@ func canChown(dir string) bool {
 	return os.Lchown(p, 1, 1) == nil
 }
 
-// String names the tree in messages.
+// describeTree names the tree in messages.
 func describeTree(pinned bool) string {
 	if pinned {
 		return "the pinned tree"
