@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"os/exec"
@@ -64,29 +65,15 @@ func Pinned(t *testing.T, golden string, configs []Config, update bool) {
 					needTools(t, cs.Tools)
 					tools := toolVersions(t, cs.Tools)
 					_, got := Assemble(t, a, tree, cs)
-					pin, ok := g[name][version][cs.Name]
-					switch {
-					case ok && !maps.Equal(pin.Tools, tools):
-						t.Skipf("digests of %s version %s were recorded with %v; this host has %v", name, version, pin.Tools, tools)
-					case ok && !maps.Equal(pin.Files, got):
-						t.Errorf("%s (case %s): the output changed, but Version() is still %q (recorded %v, now %v).\n"+
-							"Bump Version() of %s, then run go test ./assembler -run TestPinnedOutputs -update to record the new digest.",
-							name, cs.Name, version, pin.Files, got, name)
-					case ok:
-					case update:
-						if g[name] == nil {
-							g[name] = map[string]map[string]Pin{}
-						}
-						if g[name][version] == nil {
-							g[name][version] = map[string]Pin{}
-						}
-						g[name][version][cs.Name] = Pin{Files: got, Tools: tools}
+					v, msg := g.check(name, version, cs.Name, Pin{Files: got, Tools: tools}, update)
+					switch v {
+					case skip:
+						t.Skip(msg)
+					case fail:
+						t.Error(msg)
+					case recorded:
 						changed = true
-						t.Logf("recorded %s version %s case %s: %v", name, version, cs.Name, got)
-					default:
-						t.Errorf("%s: Version() is %q, and %s has no digest for it (case %s, output %v).\n"+
-							"Run go test ./assembler -run TestPinnedOutputs -update to record it.",
-							name, version, golden, cs.Name, got)
+						t.Log(msg)
 					}
 				})
 			}
@@ -102,6 +89,42 @@ func Pinned(t *testing.T, golden string, configs []Config, update bool) {
 	if err := os.WriteFile(golden, append(out, '\n'), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+type verdict int
+
+const (
+	same     verdict = iota // the recorded digests
+	skip                    // recorded with other tool versions
+	fail                    // other bytes, or nothing recorded
+	recorded                // recorded now (-update)
+)
+
+// check compares what a case wrote with g's record for the assembler's
+// name, version and case, recording it with update when there is none.
+func (g Golden) check(name, version, cs string, got Pin, update bool) (verdict, string) {
+	pin, ok := g[name][version][cs]
+	switch {
+	case ok && !maps.Equal(pin.Tools, got.Tools):
+		return skip, fmt.Sprintf("digests of %s version %s were recorded with %v; this host has %v", name, version, pin.Tools, got.Tools)
+	case ok && !maps.Equal(pin.Files, got.Files):
+		return fail, fmt.Sprintf("%s (case %s): the output changed, but Version() is still %q (recorded %v, now %v).\n"+
+			"Bump Version() of %s, then run go test ./assembler -run TestPinnedOutputs -update to record the new digest.",
+			name, cs, version, pin.Files, got.Files, name)
+	case ok:
+		return same, ""
+	case update:
+		if g[name] == nil {
+			g[name] = map[string]map[string]Pin{}
+		}
+		if g[name][version] == nil {
+			g[name][version] = map[string]Pin{}
+		}
+		g[name][version][cs] = got
+		return recorded, fmt.Sprintf("recorded %s version %s case %s: %v", name, version, cs, got.Files)
+	}
+	return fail, fmt.Sprintf("%s: Version() is %q, and no digest is recorded for it (case %s, output %v).\n"+
+		"Run go test ./assembler -run TestPinnedOutputs -update to record it.", name, version, cs, got.Files)
 }
 
 // versionArgs is how each tool an assembler runs says its version.
