@@ -7,9 +7,9 @@
 package assemblertest
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,6 +36,8 @@ const (
 // fixed mtime on either side of Epoch. It reports whether the tree is the
 // pinned one: owners, the device node and the ACL need real root, and
 // without them the tree differs (Pinned skips, the suite runs anyway).
+// Changing the tree changes every pinned digest: remove
+// assembler/testdata/digests.json and record it again with -update.
 func Tree(t testing.TB, dir string) (pinned bool) {
 	t.Helper()
 	must := func(err error) {
@@ -88,11 +90,12 @@ func Tree(t testing.TB, dir string) (pinned bool) {
 	must(os.Link(filepath.Join(dir, "usr/bin/su"), filepath.Join(dir, "usr/bin/su.hard")))
 	write("usr/bin/wall", []byte("#!/bin/sh\necho wall\n"), 0o2755)
 	chown("usr/bin/wall", 0, 5)
-	// Data a compressor cannot shrink to nothing, the same on every run.
-	data := make([]byte, 200<<10)
-	rng := rand.New(rand.NewPCG(1, 2))
-	for i := range data {
-		data[i] = byte(rng.UintN(256))
+	// Data a compressor cannot shrink to nothing, the same on every run
+	// and every Go version: sha256 in counter mode.
+	var data []byte
+	for i := uint64(0); len(data) < 200<<10; i++ {
+		sum := sha256.Sum256(binary.BigEndian.AppendUint64([]byte("kiln pinned tree "), i))
+		data = append(data, sum[:]...)
 	}
 	write("usr/share/data", data, 0o644)
 	chown("usr/share/data", 1000, 1000)
