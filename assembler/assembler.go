@@ -8,12 +8,15 @@
 package assembler
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/kilnbuild/kiln/stages-wasm/sdk"
 )
 
 // Assembler makes output files from a tree.
@@ -28,7 +31,11 @@ type Assembler interface {
 	Version() string
 	// Schema is the JSON Schema of the options.
 	Schema() []byte
-	// Assemble writes the output into in.Output.
+	// Assemble writes the output into in.Output. On any error (bad
+	// options, a cancelled ctx, a full disk) it leaves in.Output as it
+	// found it; an error it returns because of the tree or the options
+	// wraps ErrFailed, one about the output's filesystem wraps the errno
+	// (ENOSPC, EROFS) instead. assemblertest.Run checks all of it.
 	Assemble(ctx context.Context, in Input) error
 }
 
@@ -70,13 +77,27 @@ func All() []Assembler {
 	return all
 }
 
-// decode reads validated options into v.
+// decode reads the options into v exactly as a stage's are read
+// (sdk.DecodeOptions): a member name must equal a field's json name byte
+// for byte, and an unknown one is refused, so an assembler called without
+// the schema takes no option the schema would refuse (encoding/json alone
+// would ignore "bogus" and take "FILENAME" for "filename"). Errors name the
+// option.
 func decode(in Input, name string, v any) error {
 	if len(in.Options) == 0 {
 		return nil
 	}
-	if err := json.Unmarshal(in.Options, v); err != nil {
-		return fmt.Errorf("%s: options: %w", name, err)
+	err := sdk.DecodeOptions(bytes.NewReader(in.Options), v)
+	if err == nil {
+		return nil
 	}
-	return nil
+	var typ *json.UnmarshalTypeError
+	if errors.As(err, &typ) && typ.Field != "" {
+		return errOption(name, typ.Field, "%s is not a %s", typ.Value, typ.Type)
+	}
+	if errors.Is(err, sdk.ErrOption) {
+		// The message names the option already.
+		return fmt.Errorf("%w: %s: %w", ErrFailed, name, err)
+	}
+	return fmt.Errorf("%w: %s: options: %w", ErrFailed, name, err)
 }

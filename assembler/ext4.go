@@ -129,10 +129,13 @@ func makeExt4(ctx context.Context, scratch string, spec ext4Spec) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if strings.Contains(err.Error(), "Could not allocate") || strings.Contains(err.Error(), "No space left") {
+		// "No space left on device" is the host's filesystem (the output
+		// directory's) being full; ext2fs says "Could not allocate" when
+		// the image is.
+		if hostErrno(err) == nil && strings.Contains(err.Error(), "Could not allocate") {
 			return errOption(spec.Assembler, "size", "the tree does not fit in a filesystem of %d bytes: %v", spec.Size, err)
 		}
-		return fmt.Errorf("%w: %s: %w", ErrFailed, spec.Assembler, err)
+		return failure(spec.Assembler, err)
 	}
 	if err := fixInodes(ctx, env, scratch, image, tree, spec.Epoch); err != nil {
 		return fmt.Errorf("%s: setting inode times: %w", spec.Assembler, err)
@@ -311,7 +314,7 @@ func runDebugfs(ctx context.Context, env []string, script, image string, write b
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("%w: debugfs reports errors on %s: %w: %s", ErrFailed, image, err, strings.TrimSpace(stderr.String()))
+		return nil, blame(fmt.Errorf("debugfs reports errors on %s: %w: %s", image, err, strings.TrimSpace(stderr.String())))
 	}
 	var msgs []string
 	for line := range strings.Lines(stderr.String()) {
@@ -325,7 +328,7 @@ func runDebugfs(ctx context.Context, env []string, script, image string, write b
 		if len(msgs) > most {
 			msgs = append(msgs[:most], fmt.Sprintf("(%d more)", len(msgs)-most))
 		}
-		return nil, fmt.Errorf("%w: debugfs reports errors on %s: %s", ErrFailed, image, strings.Join(msgs, "; "))
+		return nil, blame(fmt.Errorf("debugfs reports errors on %s: %s", image, strings.Join(msgs, "; ")))
 	}
 	return stdout.Bytes(), nil
 }

@@ -18,7 +18,10 @@ func (noop) Name() string    { return "org.osbuild.noop" }
 func (noop) Summary() string { return "Produce no output" }
 func (noop) Version() string { return "1" }
 func (noop) Schema() []byte  { return []byte(`{"type": "object", "additionalProperties": false}`) }
-func (noop) Assemble(ctx context.Context, _ Input) error {
+func (n noop) Assemble(ctx context.Context, in Input) error {
+	if err := decode(in, n.Name(), &struct{}{}); err != nil {
+		return err
+	}
 	return ctx.Err()
 }
 

@@ -133,7 +133,12 @@ func (o *ociOptions) imageConfig(name string) (v1.ImageConfig, error) {
 	return cfg, nil
 }
 
-func (a ociArchive) Assemble(ctx context.Context, in Input) error {
+func (a ociArchive) Assemble(ctx context.Context, in Input) (err error) {
+	discard, err := guardOutput(a.Name(), in.Output)
+	if err != nil {
+		return err
+	}
+	defer discard(&err)
 	var opts ociOptions
 	if err := decode(in, a.Name(), &opts); err != nil {
 		return err

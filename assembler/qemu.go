@@ -229,7 +229,12 @@ func (a qemu) options(in Input) (qemuOptions, error) {
 	return opts, nil
 }
 
-func (a qemu) Assemble(ctx context.Context, in Input) error {
+func (a qemu) Assemble(ctx context.Context, in Input) (err error) {
+	discard, err := guardOutput(a.Name(), in.Output)
+	if err != nil {
+		return err
+	}
+	defer discard(&err)
 	opts, err := a.options(in)
 	if err != nil {
 		return err
@@ -387,7 +392,7 @@ func (a qemu) convert(ctx context.Context, opts qemuOptions, raw, out string) er
 		}
 		defer f.Close()
 		if err := runToolTo(ctx, f, "xz", "--threads=1", "--stdout", "--", raw); err != nil {
-			return fmt.Errorf("%w: %s: %w", ErrFailed, a.Name(), err)
+			return failure(a.Name(), err)
 		}
 		return f.Close()
 	}
@@ -409,7 +414,7 @@ func (a qemu) convert(ctx context.Context, opts qemuOptions, raw, out string) er
 	// raw and out are absolute (no protocol prefix, no leading '-'), and
 	// "--" ends the options anyway.
 	if _, err := runTool(ctx, nil, "qemu-img", append(args, "--", raw, out)...); err != nil {
-		return fmt.Errorf("%w: %s: %w", ErrFailed, a.Name(), err)
+		return failure(a.Name(), err)
 	}
 	return nil
 }

@@ -109,7 +109,7 @@ func writeGPT(name string, disk *os.File, opts qemuOptions, parts []partition) e
 		})
 	}
 	if err := table.Write(disk, opts.Size); err != nil {
-		return fmt.Errorf("%w: %s: writing the GPT: %w", ErrFailed, name, err)
+		return failure(name, fmt.Errorf("writing the GPT: %w", err))
 	}
 	return nil
 }
@@ -136,15 +136,18 @@ func writeMBR(name string, disk *os.File, opts qemuOptions, parts []partition) e
 			}
 			typ = mbr.Type(t)
 		}
-		if p.UUID != "" || p.Name != "" {
-			return errOption(name, opt, "uuid and name apply to gpt partition tables only")
+		if p.UUID != "" {
+			return errOption(name, opt+".uuid", "applies to gpt partition tables only")
+		}
+		if p.Name != "" {
+			return errOption(name, opt+".name", "applies to gpt partition tables only")
 		}
 		table.Partitions = append(table.Partitions, &mbr.Partition{
 			Index: i + 1, Bootable: p.Bootable, Type: typ, Start: uint32(p.Start), Size: uint32(p.Size),
 		})
 	}
 	if err := table.Write(disk, opts.Size); err != nil {
-		return fmt.Errorf("%w: %s: writing the dos table: %w", ErrFailed, name, err)
+		return failure(name, fmt.Errorf("writing the dos table: %w", err))
 	}
 	// go-diskfs writes the entries and the signature, not the disk
 	// identifier before them (offset 440, little-endian), which Linux shows

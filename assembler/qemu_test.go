@@ -175,61 +175,6 @@ func TestQemuFormats(t *testing.T) {
 	}
 }
 
-// TestQemuReproducible builds the GPT disk twice, touching the tree in
-// between: the raw images are the same bytes.
-func TestQemuReproducible(t *testing.T) {
-	requireTools(t, "mkfs.ext4", "debugfs")
-	tree := bootTree(t)
-	first, err := os.ReadFile(runQemu(t, tree, gptOpts))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := exec.Command("find", tree, "-exec", "touch", "-h", "{}", "+").Run(); err != nil {
-		t.Fatal(err)
-	}
-	second, err := os.ReadFile(runQemu(t, tree, gptOpts))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(first, second) {
-		t.Error("two runs gave different disks")
-	}
-}
-
-func TestQemuBadOptions(t *testing.T) {
-	requireTools(t, "mkfs.ext4", "debugfs")
-	a, _ := Lookup("org.osbuild.qemu")
-	base := `"filename": "d", "size": 33554432, "format": "raw"`
-	legacy := base + `, "ptuuid": "0x0badcafe", "root_fs_uuid": "` + testUUID + `"`
-	gpt := base + `, "pttype": "gpt", "ptuuid": "d209c89e-ea5e-4fbd-b161-b461cce297e0"`
-	fs := `"filesystem": {"type": "ext4", "uuid": "` + testUUID + `", "mountpoint": "/"}`
-	for _, tc := range []struct{ opts, want string }{
-		{`{` + legacy + `, "bootloader": {"type": "grub2"}}`, `option "bootloader": kiln does not install bootloaders`},
-		{`{` + legacy + `, "root_fs_type": "xfs"}`, `option "root_fs_type": "xfs" is not supported`},
-		{`{"filename": "d", "size": 33554432, "format": "vmdk.gz", "ptuuid": "0x1", "root_fs_uuid": "` + testUUID + `"}`, `option "format"`},
-		{`{"filename": "d", "size": 1000, "format": "raw", "ptuuid": "0x1", "root_fs_uuid": "` + testUUID + `"}`, `option "size"`},
-		{`{` + legacy + `, "qcow2_compat": "1.1"}`, `option "qcow2_compat"`},
-		{`{` + base + `, "ptuuid": "nothex", "root_fs_uuid": "` + testUUID + `"}`, `option "ptuuid"`},
-		{`{` + gpt + `, "partitions": [{"filesystem": {"type": "vfat", "uuid": "` + testUUID + `", "mountpoint": "/"}}]}`, `option "partitions[0].filesystem.type": "vfat" is not supported`},
-		{`{` + gpt + `, "partitions": [{"filesystem": {"type": "ext4", "uuid": "x", "mountpoint": "/"}}]}`, `option "partitions[0].filesystem.uuid"`},
-		{`{` + gpt + `, "partitions": [{"filesystem": {"type": "ext4", "uuid": "` + testUUID + `", "mountpoint": "boot/"}}]}`, `option "partitions[0].filesystem.mountpoint"`},
-		{`{` + gpt + `, "partitions": [{` + fs + `}, {` + fs + `}]}`, `option "partitions[1].filesystem.mountpoint"`},
-		{`{` + gpt + `, "partitions": [{"start": 2048, "size": 65536, ` + fs + `}]}`, `option "partitions[0].size"`},
-		{`{` + gpt + `, "partitions": [{"start": 2048, "size": 4096}, {"start": 4000}]}`, `option "partitions[1].start"`},
-		{`{` + gpt + `, "partitions": [{"type": "83"}]}`, `option "partitions[0].type"`},
-		{`{` + gpt + `, "partitions": [{"bootable": true}]}`, `option "partitions[0].bootable"`},
-		{`{` + base + `, "pttype": "gpt", "ptuuid": "0x0badcafe", "partitions": [{}]}`, `option "ptuuid"`},
-		{`{` + base + `, "pttype": "dos", "ptuuid": "0x0badcafe", "partitions": [{"size": 2048}, {"size": 2048}, {"size": 2048}, {"size": 2048}, {"size": 2048}]}`, `option "partitions": 5 partitions`},
-		{`{` + base + `, "pttype": "dos", "ptuuid": "0x0badcafe", "partitions": [{"type": "zz"}]}`, `option "partitions[0].type"`},
-		{`{` + base + `, "pttype": "dos", "ptuuid": "0x0badcafe", "partitions": [{"name": "x"}]}`, `option "partitions[0]"`},
-	} {
-		err := a.Assemble(t.Context(), Input{Tree: t.TempDir(), Output: t.TempDir(), Options: json.RawMessage(tc.opts)})
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s:\n got %v\nwant %q", tc.opts, err, tc.want)
-		}
-	}
-}
-
 // TestQemuMountpointSymlink: a mountpoint reached through a symlink in the
 // tree is refused, since the host would follow the link out of the tree
 // and put the build machine's files into the image.

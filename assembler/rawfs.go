@@ -36,7 +36,12 @@ func (rawfs) Schema() []byte {
 }`)
 }
 
-func (a rawfs) Assemble(ctx context.Context, in Input) error {
+func (a rawfs) Assemble(ctx context.Context, in Input) (err error) {
+	discard, err := guardOutput(a.Name(), in.Output)
+	if err != nil {
+		return err
+	}
+	defer discard(&err)
 	opts := struct {
 		Filename   string `json:"filename"`
 		RootFSUUID string `json:"root_fs_uuid"`

@@ -1,7 +1,6 @@
 package assembler
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -181,57 +180,5 @@ func compareMounted(t *testing.T, image string, offset int64, want string) {
 	if got != sum {
 		t.Errorf("mounted filesystem differs from the tree:\ntree:\n%s\nmounted:\n%s",
 			strings.Join(storetest.Describe(t, want), "\n"), strings.Join(storetest.Describe(t, mnt), "\n"))
-	}
-}
-
-// TestRawfsReproducible builds the same tree twice, touching every file
-// in between (mkfs copies atime, ctime and mtime from the source), and
-// expects the same bytes. The tree has names that need quoting for
-// debugfs.
-func TestRawfsReproducible(t *testing.T) {
-	requireTools(t, "mkfs.ext4", "debugfs")
-	tree := richTree(t)
-	storetest.WriteFile(t, tree, `odd/a "quoted" name`, "q\n")
-	storetest.WriteFile(t, tree, "odd/with space", "s\n")
-	opts := `{"filename": "root.ext4", "root_fs_uuid": "` + testUUID + `", "size": 33554432}`
-	first, err := os.ReadFile(runRawfs(t, tree, opts))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := exec.Command("find", tree, "-exec", "touch", "-h", "{}", "+").Run(); err != nil {
-		t.Fatal(err)
-	}
-	path := runRawfs(t, tree, opts)
-	second, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(first, second) {
-		t.Error("two runs gave different images")
-	}
-	if got := debugfs(t, path, `stat "/odd/a ""quoted"" name"`); !strings.Contains(got, "mtime: 0x6553f100:") {
-		t.Errorf("quoted name's mtime not clamped:\n%s", got)
-	}
-}
-
-func TestRawfsBadOptions(t *testing.T) {
-	requireTools(t, "mkfs.ext4", "debugfs")
-	a, _ := Lookup("org.osbuild.rawfs")
-	tree := t.TempDir()
-	storetest.WriteFile(t, tree, "big", strings.Repeat("x", 4<<20))
-	for _, tc := range []struct{ opts, want string }{
-		{`{"filename": "x", "root_fs_uuid": "` + testUUID + `", "size": 1048576, "fs_type": "xfs"}`, `option "fs_type": "xfs" is not supported`},
-		{`{"filename": "x", "root_fs_uuid": "` + testUUID + `", "size": 1048576, "fs_type": "btrfs"}`, `option "fs_type"`},
-		{`{"filename": "x", "root_fs_uuid": "not-a-uuid", "size": 1048576}`, `option "root_fs_uuid"`},
-		{`{"filename": "x", "root_fs_uuid": "` + testUUID + `", "size": 0}`, `option "size"`},
-		{`{"filename": "../x", "root_fs_uuid": "` + testUUID + `", "size": 1048576}`, `option "filename"`},
-		// The tree does not fit: mkfs.ext4 says so, and its words are in the error.
-		{`{"filename": "x", "root_fs_uuid": "` + testUUID + `", "size": 2097152}`, `the tree does not fit`},
-	} {
-		out := t.TempDir()
-		err := a.Assemble(t.Context(), Input{Tree: tree, Output: out, Options: json.RawMessage(tc.opts)})
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: %v, want %q", tc.opts, err, tc.want)
-		}
 	}
 }

@@ -43,7 +43,12 @@ func (tarAssembler) Schema() []byte {
 // bytes must not depend on the machine that built them.
 const compressorConcurrency = 4
 
-func (a tarAssembler) Assemble(ctx context.Context, in Input) error {
+func (a tarAssembler) Assemble(ctx context.Context, in Input) (err error) {
+	discard, err := guardOutput(a.Name(), in.Output)
+	if err != nil {
+		return err
+	}
+	defer discard(&err)
 	opts := struct {
 		Filename    string `json:"filename"`
 		Compression string `json:"compression"`

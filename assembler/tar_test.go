@@ -90,44 +90,6 @@ func compressFlag(tool string) []string {
 	return []string{"-I", tool}
 }
 
-func TestTarReproducible(t *testing.T) {
-	requireRoot(t)
-	tree := t.TempDir()
-	storetest.RichTree(t, tree)
-	for _, c := range []string{"none", "gzip", "zstd", "xz", "bzip2"} {
-		opts := `{"filename": "t", "compression": "` + c + `"}`
-		a, err := os.ReadFile(runTar(t, tree, t.TempDir(), opts))
-		if err != nil {
-			t.Fatal(err)
-		}
-		// Touch every mtime: clamped to the epoch, they must not matter.
-		if err := exec.Command("find", tree, "-exec", "touch", "-h", "{}", "+").Run(); err != nil {
-			t.Fatal(err)
-		}
-		b, err := os.ReadFile(runTar(t, tree, t.TempDir(), opts))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(a, b) {
-			t.Errorf("%s: two runs gave different bytes", c)
-		}
-	}
-}
-
-func TestTarBadOptions(t *testing.T) {
-	a, _ := Lookup("org.osbuild.tar")
-	for _, tc := range []struct{ opts, want string }{
-		{`{"filename": "../escape.tar"}`, `option "filename"`},
-		{`{"filename": "a/b.tar"}`, `option "filename"`},
-		{`{"filename": "x.tar", "compression": "lzop"}`, `option "compression"`},
-	} {
-		err := a.Assemble(t.Context(), Input{Tree: t.TempDir(), Output: t.TempDir(), Options: json.RawMessage(tc.opts)})
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: %v, want %q", tc.opts, err, tc.want)
-		}
-	}
-}
-
 type failingWriter struct{ n int }
 
 func (f *failingWriter) Write(p []byte) (int, error) {

@@ -37,13 +37,15 @@ type TarOptions struct {
 // writes, so that reading overlaps with compressing, as it does in a
 // `tar | zstd` pipeline.
 func WriteTar(ctx context.Context, w io.Writer, dir string, opts TarOptions) error {
-	ctx, cancel := context.WithCancel(ctx)
+	// The walker gets a context of its own, to be stopped on a write
+	// error; the writer checks the caller's.
+	walkCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	entries := make(chan tarEntry, 64)
 	walkErr := make(chan error, 1)
 	go func() {
 		defer close(entries)
-		walkErr <- walkTar(ctx, dir, opts, entries)
+		walkErr <- walkTar(walkCtx, dir, opts, entries)
 	}()
 	err := writeEntries(ctx, w, entries)
 	cancel() // on a write error, stop the walker; it ends either way
@@ -289,7 +291,10 @@ func outputFile(assembler, dir, name string) (*os.File, error) {
 	if errors.Is(err, fs.ErrExist) {
 		return nil, errOption(assembler, "filename", "%q written twice", name)
 	}
-	return f, err
+	if err != nil {
+		return nil, fmt.Errorf("%s: creating the output: %w", assembler, err)
+	}
+	return f, nil
 }
 
 // nameOf is a reader's file name, for errors.

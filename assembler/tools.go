@@ -11,6 +11,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // scratchDir makes a directory inside the output directory for
@@ -24,6 +26,35 @@ func scratchDir(out string) (string, func(), error) {
 		return "", nil, err
 	}
 	return dir, func() { removeAll(dir) }, nil
+}
+
+// guardOutput prepares an assembler's output directory: the returned func,
+// deferred with the assembler's error, removes on failure whatever the
+// assembler added to dir, so a failed, cancelled or full-disk run leaves no
+// half-written image that a caller could take for output.
+func guardOutput(assembler, dir string) (func(*error), error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%s: output directory: %w", assembler, err)
+	}
+	had := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		had[e.Name()] = true
+	}
+	return func(err *error) {
+		if *err == nil {
+			return
+		}
+		entries, rerr := os.ReadDir(dir)
+		if rerr != nil {
+			return
+		}
+		for _, e := range entries {
+			if !had[e.Name()] {
+				_ = removeAll(filepath.Join(dir, e.Name()))
+			}
+		}
+	}, nil
 }
 
 // removeAll removes dir even where a copied read-only directory would
@@ -40,6 +71,47 @@ func removeAll(dir string) error {
 		return nil
 	})
 	return os.RemoveAll(dir)
+}
+
+// hostErrnos are what a tool says about the host, not about its input: the
+// output's filesystem is full, read-only or failing. A tool's stderr holds
+// them as strerror's words; kiln wraps the errno, so that callers tell a
+// full disk from a bad manifest (and so that the error is not
+// ErrFailed, which blames the input).
+var hostErrnos = []unix.Errno{unix.ENOSPC, unix.EDQUOT, unix.EROFS, unix.EIO}
+
+// hostErrno returns the host errno err wraps or, failing that, whose
+// words its message holds (a tool's stderr, or a library that formats
+// errors with %v), or nil.
+func hostErrno(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := strings.ToLower(err.Error())
+	for _, e := range hostErrnos {
+		if errors.Is(err, e) || strings.Contains(msg, e.Error()) {
+			return e
+		}
+	}
+	return nil
+}
+
+// failure is the error of a tool or writer the assembler ran: a host
+// errno (a full output filesystem) is wrapped as such; anything else is
+// ErrFailed, since the tool refused what the tree or options gave it.
+func failure(assembler string, err error) error {
+	return blame(fmt.Errorf("%s: %w", assembler, err))
+}
+
+// blame is failure without the assembler's name.
+func blame(err error) error {
+	if e := hostErrno(err); e != nil {
+		if errors.Is(err, e) {
+			return err
+		}
+		return fmt.Errorf("%w: %w", e, err)
+	}
+	return fmt.Errorf("%w: %w", ErrFailed, err)
 }
 
 // runTool runs an external program with env added to a minimal
