@@ -491,7 +491,7 @@ func (r *runner) runSegment(ctx context.Context, obj *store.Object, p *Plan, nam
 func (r *runner) runStage(ctx context.Context, obj *store.Object, s *Stage, res *StageResult, buildDir string) error {
 	r.emit(Event{Kind: StageStarted, Result: res})
 	start := time.Now()
-	sourcesDir, done, err := r.sourcesView(s)
+	sourcesDir, done, err := r.sourcesView(ctx, s)
 	if err != nil {
 		return err
 	}
@@ -527,7 +527,7 @@ func (r *runner) runStage(ctx context.Context, obj *store.Object, s *Stage, res 
 // options, so it then covers everything the stage can read; a view of
 // every source of the manifest (or of the store) would let a stage's
 // output change with sources its id does not know about.
-func (r *runner) sourcesView(s *Stage) (string, func(), error) {
+func (r *runner) sourcesView(ctx context.Context, s *Stage) (string, func(), error) {
 	if r.opts.Fetcher == nil {
 		return "", func() {}, nil
 	}
@@ -542,7 +542,7 @@ func (r *runner) sourcesView(s *Stage) (string, func(), error) {
 		return "", nil, err
 	}
 	done := func() { _ = view.Remove() }
-	if err := r.opts.Fetcher.View(view.Path(), named); err != nil {
+	if err := r.opts.Fetcher.View(ctx, view.Path(), named); err != nil {
 		done()
 		return "", nil, err
 	}

@@ -668,13 +668,35 @@ func (p *progressReader) Read(b []byte) (int, error) {
 // so that a stage sees the sources it names and no others the store holds
 // (which would make a stage that lists the directory depend on the store's
 // history). Files are hardlinked from the store: a view costs no copy.
-func (f *Fetcher) View(dir string, files []File) error {
+//
+// Each file is checked against its checksum first: a stage reads a source
+// only when it runs, so that is when damage in the store would reach an
+// image. A damaged file is removed and fetched again.
+func (f *Fetcher) View(ctx context.Context, dir string, files []File) error {
 	sub := filepath.Join(dir, FilesType)
 	if err := os.MkdirAll(sub, 0o700); err != nil {
 		return fmt.Errorf("sources: %w", err)
 	}
 	for _, file := range files {
-		if err := os.Link(f.Path(file.Checksum), filepath.Join(sub, file.Checksum)); err != nil {
+		stored := f.Path(file.Checksum)
+		reason, modeOnly, err := check(ctx, stored, file.Checksum)
+		if err != nil {
+			return err
+		}
+		switch {
+		case modeOnly:
+			if err := os.Chmod(stored, 0o600); err != nil {
+				return fmt.Errorf("sources: %w", err)
+			}
+		case reason != "":
+			if err := os.Remove(stored); err != nil {
+				return fmt.Errorf("sources: removing the damaged %s (%s): %w", stored, reason, err)
+			}
+			if err := f.fetchOne(ctx, file); err != nil {
+				return fmt.Errorf("sources: %s in the store was damaged (%s); fetching it again: %w", file.Checksum, reason, err)
+			}
+		}
+		if err := os.Link(stored, filepath.Join(sub, file.Checksum)); err != nil {
 			return fmt.Errorf("sources: %s: %w", file.Checksum, err)
 		}
 	}

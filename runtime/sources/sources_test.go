@@ -266,3 +266,35 @@ func TestFetchStoreFullNotRetried(t *testing.T) {
 		t.Errorf("tmp/ holds %d entries after the failed fetch", len(tmp))
 	}
 }
+
+// TestViewChecksStoredSources (trust issue, item 17): a stage sees a
+// source only through a view, so that is where damage in the store must
+// stop: the damaged file is fetched again, or the build fails saying so.
+func TestViewChecksStoredSources(t *testing.T) {
+	fx := newFixture(t)
+	good := File{Checksum: sum256("good content"), URL: fx.srv.URL + "/good"}
+	if err := fx.f.Fetch(t.Context(), []File{good}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(fx.f.Path(good.Checksum), []byte("evil content"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	view := t.TempDir()
+	if err := fx.f.View(t.Context(), view, []File{good}); err != nil {
+		t.Fatalf("View of a damaged source: %v", err)
+	}
+	got, err := os.ReadFile(filepath.Join(view, FilesType, good.Checksum))
+	if err != nil || string(got) != "good content" {
+		t.Errorf("the view holds %q, %v; want the source fetched again", got, err)
+	}
+
+	// Damaged, and no longer to be had: the build fails, naming the damage.
+	gone := File{Checksum: good.Checksum, URL: fx.srv.URL + "/no-such-file"}
+	if err := os.WriteFile(fx.f.Path(good.Checksum), []byte("evil content"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err = fx.f.View(t.Context(), t.TempDir(), []File{gone})
+	if err == nil || !strings.Contains(err.Error(), "was damaged") {
+		t.Errorf("View of a damaged source that cannot be fetched: %v, want an error saying it was damaged", err)
+	}
+}
