@@ -200,6 +200,7 @@ func TestBuildInvalidManifest(t *testing.T) {
 			"$.pipeline.stages[0].options.hostname"},
 		{"unknown stage", `{"pipeline": {"stages": [{"name": "org.example.nope"}]}}`, "$.pipeline.stages[0].name"},
 		{"syntax", `{"pipeline": `, "malformed JSON"},
+		{"osbuild v2", `{"version": "2", "pipelines": [{"name": "os", "stages": []}]}`, "kiln reads osbuild v1 manifests only"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := kiln(t, "build", "--store", t.TempDir(), writeManifest(t, tc.doc))
