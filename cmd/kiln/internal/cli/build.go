@@ -180,11 +180,8 @@ func runBuild(cmd *cobra.Command, file string, f *buildFlags) error {
 	defer eng.Close()
 
 	stderr := cmd.ErrOrStderr()
-	total := countStages(plan)
-	prog := newProgress(stderr, mode, total)
-	if mode != "json" {
-		fmt.Fprintf(stderr, "kiln: building %s (%d stages) in %s\n", displayFile(file), total, st.Root())
-	}
+	prog := newProgress(stderr, mode, stageCount(plan))
+	prog.header(file, plan, st.Root())
 	start := time.Now()
 	res, err := pipeline.Run(ctx, plan, pipeline.Options{
 		Store: st, Engine: eng, Sources: files,
@@ -258,17 +255,6 @@ func displayFile(file string) string {
 		return "<stdin>"
 	}
 	return file
-}
-
-func countStages(p *pipeline.Plan) int {
-	n := len(p.Stages)
-	if p.Build != nil {
-		n += countStages(p.Build)
-	}
-	if p.Assembler != nil {
-		n++
-	}
-	return n
 }
 
 // showFailure prints the failed step's log, which says why it failed.
