@@ -189,6 +189,7 @@ func runBuild(cmd *cobra.Command, file string, f *buildFlags) error {
 			Dir:       filepath.Join(st.Root(), "sources"),
 			Temp:      func() (sources.TempDir, error) { return st.NewTempDir("src") },
 			FileRoots: f.fileRoots,
+			BaseDir:   manifestDir(file),
 		},
 		Epoch: epoch, StageTimeout: f.stageTimeout,
 		Checkpoints: f.checkpoints, Exports: f.exports, OutputDir: f.outputDir, ExportMode: exportMode,
@@ -248,6 +249,15 @@ func asUsage(err error) error {
 		return usageError{err}
 	}
 	return err
+}
+
+// manifestDir is what file: sources are relative to: the manifest's
+// directory, none for standard input.
+func manifestDir(file string) string {
+	if file == "-" {
+		return ""
+	}
+	return filepath.Dir(file)
 }
 
 func displayFile(file string) string {
