@@ -13,7 +13,10 @@ include stages-wasm/stages.mk
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-stages: hello-stages ## build the stage library (Go, C, Rust modules) that bin/kiln embeds
+# The library needs Go alone: without clang or Debian's rustc, the C and Rust
+# stages ship in the Go module, with a note. The hello stages (make
+# hello-stages) are examples for stage authors, not part of the library.
+stages: ## build the stage library (Go; C and Rust modules when their toolchains are here) that bin/kiln embeds
 	stages-wasm/build-library.sh
 
 build: stages ## build bin/kiln with its stage library

@@ -31,8 +31,9 @@ func (ociArchive) Summary() string {
 	return "Write the tree as a one-layer OCI image archive (OCI image layout in a tar)"
 }
 
-// Version: bump on any change of output bytes.
-func (ociArchive) Version() string { return "2" }
+// Version: bump on any change of output bytes. 3: no ref name unless
+// tag is set.
+func (ociArchive) Version() string { return "3" }
 
 func (ociArchive) Schema() []byte {
 	strings := `{"type": "array", "items": {"type": "string"}`
@@ -65,8 +66,8 @@ func (ociArchive) Schema() []byte {
     },
     "annotations": {"type": "object", "additionalProperties": {"type": "string"},
       "description": "kiln: annotations on the image manifest"},
-    "tag": {"type": "string", "default": "latest", "pattern": ` + schemaPattern(tagPattern) + `, "maxLength": 255,
-      "description": "kiln: the index's org.opencontainers.image.ref.name, so oci-archive:FILE:TAG and umoci's dir:TAG find the image"}
+    "tag": {"type": "string", "pattern": ` + schemaPattern(tagPattern) + `, "maxLength": 255,
+      "description": "kiln: the index's org.opencontainers.image.ref.name, so oci-archive:FILE:TAG and umoci's dir:TAG find the image; podman load takes it as the image's whole name (example.com/app:1). None by default, as osbuild writes: podman then loads the image by its id"}
   }
 }`)
 }
@@ -150,10 +151,10 @@ func (a ociArchive) Assemble(ctx context.Context, in Input) (err error) {
 	if goarch, ok := ociArch[arch]; ok {
 		arch = goarch
 	}
-	if opts.Tag == "" {
-		opts.Tag = "latest"
-	}
-	if len(opts.Tag) > 255 || !tagRE.MatchString(opts.Tag) {
+	// No default ref name: podman load reads it as the image's whole name,
+	// so "latest" loaded as localhost/latest:latest, and a name taken from
+	// the filename could be one podman refuses (it must be lowercase).
+	if opts.Tag != "" && (len(opts.Tag) > 255 || !tagRE.MatchString(opts.Tag)) {
 		return errOption(a.Name(), "tag", "%q is not an OCI reference name (%s, at most 255 characters)", opts.Tag, tagPattern)
 	}
 	cfg, err := opts.imageConfig(a.Name())
@@ -195,13 +196,16 @@ func (a ociArchive) Assemble(ctx context.Context, in Input) (err error) {
 	if err != nil {
 		return err
 	}
+	desc := v1.Descriptor{
+		MediaType: v1.MediaTypeImageManifest, Digest: digest.FromBytes(manifest), Size: int64(len(manifest)),
+		Platform: &v1.Platform{Architecture: arch, OS: "linux"},
+	}
+	if opts.Tag != "" {
+		desc.Annotations = map[string]string{v1.AnnotationRefName: opts.Tag}
+	}
 	index, err := json.Marshal(v1.Index{
 		Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: v1.MediaTypeImageIndex,
-		Manifests: []v1.Descriptor{{
-			MediaType: v1.MediaTypeImageManifest, Digest: digest.FromBytes(manifest), Size: int64(len(manifest)),
-			Platform:    &v1.Platform{Architecture: arch, OS: "linux"},
-			Annotations: map[string]string{v1.AnnotationRefName: opts.Tag},
-		}},
+		Manifests: []v1.Descriptor{desc},
 	})
 	if err != nil {
 		return err

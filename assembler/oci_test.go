@@ -110,7 +110,7 @@ func readOCI(t *testing.T, path string) ociImage {
 // (unpack to a runtime bundle, whose rootfs must hold the tree's files).
 func TestOCIArchive(t *testing.T) {
 	tree := richTree(t)
-	file := runOCI(t, tree, `{"filename": "image.tar", "architecture": "x86_64", "config": {"Cmd": ["/bin/true"]}}`)
+	file := runOCI(t, tree, `{"filename": "image.tar", "architecture": "x86_64", "tag": "latest", "config": {"Cmd": ["/bin/true"]}}`)
 	img := readOCI(t, file)
 	if img.config.Architecture != "amd64" || img.config.OS != "linux" || !img.config.Created.Equal(time.Unix(testEpoch, 0)) {
 		t.Errorf("config: %+v", img.config)
@@ -213,7 +213,7 @@ func TestOCIConfig(t *testing.T) {
 		arch, tag   string
 		annotations map[string]string
 	}{
-		{"defaults", `{}`, v1.ImageConfig{Cmd: []string{"sh"}, Env: defaultPath}, "amd64", "latest", nil},
+		{"defaults", `{}`, v1.ImageConfig{Cmd: []string{"sh"}, Env: defaultPath}, "amd64", "", nil},
 		{"all", `{"architecture": "aarch64", "tag": "v1.2", "annotations": {"org.example": "x"}, "config": {
 			"Cmd": [], "Entrypoint": ["/init"], "Env": ["A=1"], "ExposedPorts": ["80/tcp", "53/udp"],
 			"User": "1000:1000", "Labels": {"l": "v"}, "StopSignal": "SIGINT", "Volumes": ["/data"], "WorkingDir": "/srv"}}`,
@@ -223,7 +223,7 @@ func TestOCIConfig(t *testing.T) {
 				Labels: map[string]string{"l": "v"}, StopSignal: "SIGINT", Volumes: map[string]struct{}{"/data": {}}, WorkingDir: "/srv"},
 			"arm64", "v1.2", map[string]string{"org.example": "x"}},
 		{"osbuild spelling", `{"config": {"StopSiganl": "SIGKILL"}}`,
-			v1.ImageConfig{Cmd: []string{"sh"}, Env: defaultPath, StopSignal: "SIGKILL"}, "amd64", "latest", nil},
+			v1.ImageConfig{Cmd: []string{"sh"}, Env: defaultPath, StopSignal: "SIGKILL"}, "amd64", "", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var opts map[string]any

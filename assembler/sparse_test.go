@@ -234,7 +234,7 @@ func TestOCISparseUmoci(t *testing.T) {
 	requireTools(t, "umoci", "tar")
 	tree := t.TempDir()
 	want := sparseContent(t, filepath.Join(tree, "f"), true)
-	archive := runOCI(t, tree, `{"filename": "i.tar", "architecture": "amd64"}`)
+	archive := runOCI(t, tree, `{"filename": "i.tar", "architecture": "amd64", "tag": "latest"}`)
 	work := t.TempDir()
 	layout, bundle := filepath.Join(work, "layout"), filepath.Join(work, "bundle")
 	if err := os.Mkdir(layout, 0o755); err != nil {

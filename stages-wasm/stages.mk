@@ -3,5 +3,7 @@
 STAGES_OUT ?= out/stages
 
 .PHONY: hello-stages
-hello-stages: ## build the hello stages (Go, C, Rust) into STAGES_OUT
+# C and Rust are built when their wasm32-wasi toolchains are here; build.sh
+# notes each one it leaves out and what to install.
+hello-stages: ## build the example hello stages (Go; C and Rust when installed) into STAGES_OUT
 	stages-wasm/build.sh $(STAGES_OUT)

@@ -200,6 +200,7 @@ func TestBuildInvalidManifest(t *testing.T) {
 			"$.pipeline.stages[0].options.hostname"},
 		{"unknown stage", `{"pipeline": {"stages": [{"name": "org.example.nope"}]}}`, "$.pipeline.stages[0].name"},
 		{"syntax", `{"pipeline": `, "malformed JSON"},
+		{"osbuild v2", `{"version": "2", "pipelines": [{"name": "os", "stages": []}]}`, "kiln reads osbuild v1 manifests only"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := kiln(t, "build", "--store", t.TempDir(), writeManifest(t, tc.doc))
@@ -229,6 +230,45 @@ func TestBuildSourceChecksum(t *testing.T) {
 		t.Error("the wrong download was stored")
 	}
 	assertStoreClean(t, store)
+}
+
+// TestBuildRelativeFileSource (issue 11 item 8): file:dl/data.txt is read
+// from beside the manifest, not from kiln's working directory, and within
+// --allow-file-sources; file://dl/data.txt is refused saying what it means.
+func TestBuildRelativeFileSource(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "dl"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "dl", "data.txt"), []byte("beside the manifest\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.Sum256([]byte("beside the manifest\n"))
+	sum := "sha256:" + hex.EncodeToString(h[:])
+	doc := func(url string) []byte {
+		return []byte(`{
+	  "pipeline": {"stages": [{"name": "kiln.copy", "options": {"files": [{"source": "` + sum + `", "path": "/f"}]}}]},
+	  "sources": {"org.osbuild.files": {"urls": {"` + sum + `": "` + url + `"}}}}`)
+	}
+	m := filepath.Join(dir, "manifest.json")
+	if err := os.WriteFile(m, doc("file:dl/data.txt"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	store := t.TempDir()
+	r := kiln(t, "build", "--store", store, "--allow-file-sources", dir, "--output-directory", t.TempDir(), m)
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	if got, err := os.ReadFile(filepath.Join(store, "sources", "org.osbuild.files", sum)); err != nil || string(got) != "beside the manifest\n" {
+		t.Errorf("stored source %q, %v", got, err)
+	}
+	if err := os.WriteFile(m, doc("file://dl/data.txt"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = kiln(t, "build", "--store", t.TempDir(), m)
+	if want := `did you mean file:dl/data.txt (relative to the manifest) or file:///dl/data.txt?`; r.code != 2 || !strings.Contains(r.stderr, want) {
+		t.Errorf("exit %d, want 2 and %q in:\n%s", r.code, want, r.stderr)
+	}
 }
 
 func TestInspect(t *testing.T) {

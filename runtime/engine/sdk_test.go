@@ -24,20 +24,15 @@ func probe(t testing.TB, lang string) *Module {
 	var cmds [][]string
 	switch lang {
 	case "c":
-		if _, err := exec.LookPath("clang"); err != nil {
-			t.Skip("clang not installed (apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32)")
-		}
-		cmds = [][]string{{"clang", "--target=wasm32-wasi", "-O2", "-Wall", "-Werror", "-I", filepath.Join(sdk, "c"),
+		cmds = [][]string{{toolchain(t, "c"), "--target=wasm32-wasi", "-O2", "-Wall", "-Werror", "-I", filepath.Join(sdk, "c"),
 			"-o", out, "testdata/sdkprobe/probe.c", filepath.Join(sdk, "c", "kiln.c")}}
 	case "rust":
-		if _, err := os.Stat("/usr/bin/rustc"); err != nil {
-			t.Skip("Debian's rustc not installed (apt-get install rustc libstd-rust-dev-wasm32)")
-		}
+		rustc := toolchain(t, "rust")
 		rlib := filepath.Join(buildDir, "libkiln.rlib")
 		cmds = [][]string{
-			{"/usr/bin/rustc", "--target", "wasm32-wasi", "--edition", "2021", "-O", "--crate-type", "rlib",
+			{rustc, "--target", "wasm32-wasi", "--edition", "2021", "-O", "--crate-type", "rlib",
 				"--crate-name", "kiln", "-o", rlib, filepath.Join(sdk, "rust", "lib.rs")},
-			{"/usr/bin/rustc", "--target", "wasm32-wasi", "--edition", "2021", "-O", "--extern", "kiln=" + rlib,
+			{rustc, "--target", "wasm32-wasi", "--edition", "2021", "-O", "--extern", "kiln=" + rlib,
 				"-o", out, "testdata/sdkprobe/probe.rs"},
 		}
 	}

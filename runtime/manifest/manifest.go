@@ -131,6 +131,9 @@ func Parse(file string, data []byte) (*Manifest, error) {
 	if err := checkSyntax(file, data); err != nil {
 		return nil, err
 	}
+	if err := checkVersion(file, data); err != nil {
+		return nil, err
+	}
 	vs, err := compiled.Validate(data)
 	if err != nil {
 		return nil, &Error{File: file, Path: "$", Msg: err.Error()}
@@ -155,6 +158,35 @@ func Parse(file string, data []byte) (*Manifest, error) {
 		return nil, &Error{File: file, Path: path, Msg: "nothing to build: a manifest needs a pipeline with stages or an assembler"}
 	}
 	return &m, nil
+}
+
+// checkVersion refuses a manifest with a "version" key before the v1
+// schema sees it: osbuild v1 has none, and the schema's answer to an
+// osbuild v2 manifest ("additional properties 'version', 'pipelines' not
+// allowed") says neither what the file is nor what to do about it.
+func checkVersion(file string, data []byte) error {
+	var top struct {
+		Version json.RawMessage `json:"version"`
+	}
+	// Not an object: the schema says so, in its own words.
+	if json.Unmarshal(data, &top) != nil || top.Version == nil {
+		return nil
+	}
+	var v string
+	if json.Unmarshal(top.Version, &v) != nil {
+		v = "" // osbuild's versions are strings; 2 is not "2"
+	}
+	msg := fmt.Sprintf("manifest format version %s: kiln reads osbuild v1 manifests, which have no \"version\" key", top.Version)
+	switch v {
+	case "2":
+		msg = `this is an osbuild v2 manifest ("version": "2", "pipelines"); kiln reads osbuild v1 manifests ` +
+			`only, v2 is not supported yet. A v1 manifest has no "version" and one "pipeline" with "stages", ` +
+			`an optional "assembler" and an optional nested "build" pipeline; osbuild-mpp writes v1 from a ` +
+			`pre-processor file without "version" (or with "version": "1")`
+	case "1":
+		msg = `an osbuild v1 manifest has no "version" key (osbuild's v1 schema refuses it too): remove it`
+	}
+	return &Error{File: file, Path: "$.version", Msg: msg}
 }
 
 func (p *Pipeline) setPaths(prefix string) {

@@ -44,7 +44,7 @@ func TestParseInvalid(t *testing.T) {
 		{"not json", `{"pipeline": {`, []string{"m.json: line 1, column 15: malformed JSON"}},
 		{"syntax on line 3", "{\n \"pipeline\": {},\n \"sources\": [,]\n}", []string{"line 3, column"}},
 		{"array", `[]`, []string{"$: a manifest is a JSON object"}},
-		{"unknown top-level", `{"pipeline": {}, "version": "2"}`, []string{"$: ", "version"}},
+		{"unknown top-level", `{"pipeline": {}, "pipelines": []}`, []string{"$: ", "pipelines"}},
 		{"stage without name", `{"pipeline": {"stages": [{"options": {}}]}}`, []string{"$.pipeline.stages[0]: ", "name"}},
 		{"name not string", `{"pipeline": {"stages": [{"name": "a"}, {"name": 7}]}}`, []string{"$.pipeline.stages[1].name: ", "string"}},
 		{"options not object", `{"pipeline": {"stages": [{"name": "a", "options": [1]}]}}`, []string{"$.pipeline.stages[0].options: ", "object"}},
@@ -65,6 +65,47 @@ func TestParseInvalid(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q lacks %q", err, w)
 				}
+			}
+		})
+	}
+}
+
+// TestManifestVersionRefused (issue 11 item 10): an osbuild v2 manifest,
+// or any manifest with a "version", is refused at $.version with what kiln
+// reads and what to do, not with the v1 schema's "additional properties
+// 'version', 'pipelines' not allowed".
+func TestManifestVersionRefused(t *testing.T) {
+	v2, err := os.ReadFile("testdata/osbuild-v2.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, doc string
+		want      []string
+	}{
+		{"osbuild v2", string(v2), []string{"m.json: $.version: ", "osbuild v2 manifest",
+			"kiln reads osbuild v1 manifests only", "not supported yet", `one "pipeline"`, "osbuild-mpp"}},
+		{"v2 with a v1 pipeline", `{"version": "2", "pipeline": {"stages": [{"name": "org.osbuild.noop"}]}}`,
+			[]string{"$.version: ", "osbuild v2 manifest"}},
+		{"version 1", `{"version": "1", "pipeline": {"stages": [{"name": "org.osbuild.noop"}]}}`,
+			[]string{"$.version: ", `v1 manifest has no "version" key`, "remove it"}},
+		{"unknown version", `{"version": "3", "pipelines": []}`,
+			[]string{"$.version: ", `manifest format version "3"`, "osbuild v1"}},
+		{"version a number", `{"version": 2, "pipelines": []}`,
+			[]string{"$.version: ", "manifest format version 2: "}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("m.json", []byte(tc.doc))
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error %v does not wrap ErrInvalid", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), "additional properties") {
+				t.Errorf("error %q is the schema's, not the version's", err)
 			}
 		})
 	}

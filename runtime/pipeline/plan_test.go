@@ -36,7 +36,7 @@ func TestPlanRefusesMissingSource(t *testing.T) {
 		{"bad sources section", `{"pipeline": {"stages": [{"name": "test.fail"}]}, "sources": {"org.osbuild.curl": {}}}`,
 			[]string{`m.json: $.sources["org.osbuild.curl"]: unsupported source`}},
 		{"bad source URL", `{"pipeline": {"stages": [{"name": "test.fail"}]}, "sources": {"org.osbuild.files": {"urls": {"` + have + `": "file://host/etc/shadow"}}}}`,
-			[]string{`m.json: $.sources["org.osbuild.files"].urls["` + have + `"]: "file://host/etc/shadow": a file:// URL names a file on this machine`}},
+			[]string{`m.json: $.sources["org.osbuild.files"].urls["` + have + `"]: "file://host/etc/shadow": host part "host": did you mean file:host/etc/shadow (relative to the manifest) or file:///host/etc/shadow?`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := manifest.Parse("m.json", []byte(tc.doc))

@@ -11,7 +11,7 @@ import (
 // FuzzSources: Parse reads the untrusted sources section of a manifest.
 // It must never panic; what it accepts is sorted by checksum, each
 // checksum well formed and once, each URL of a fetchable scheme (a file://
-// URL an absolute path on this machine); and the files it returns, written
+// URL an absolute path on this machine, a file: URL a relative one); and the files it returns, written
 // back as a sources section, parse to the same files.
 func FuzzSources(f *testing.F) {
 	good := sum256("x")
@@ -20,6 +20,8 @@ func FuzzSources(f *testing.F) {
 		`{"org.osbuild.files": {"urls": {"` + good + `": {"url": "file:///x"}}}}`,
 		`{"org.osbuild.files": {"urls": {"` + good + `": "file://host/etc/shadow"}}}`,
 		`{"org.osbuild.files": {"urls": {"` + good + `": "file:relative"}}}`,
+		`{"org.osbuild.files": {"urls": {"` + good + `": "file:%2Fetc/passwd"}}}`,
+		`{"org.osbuild.files": {"urls": {"` + good + `": "file:../a%20b"}}}`,
 		`{"org.osbuild.files": {"urls": {"` + good + `": "http:///nohost"}}}`,
 		`{"org.osbuild.files": {"urls": {"sha256:abc": "file:///x"}}}`,
 		`{"org.osbuild.files": {"urls": {}}}`,
@@ -60,7 +62,12 @@ func FuzzSources(f *testing.F) {
 			}
 			switch u.Scheme {
 			case "file":
-				if (u.Host != "" && u.Host != "localhost") || !filepath.IsAbs(u.Path) {
+				if u.Opaque != "" {
+					// Relative to the manifest: a path that stays one.
+					if p, err := url.PathUnescape(u.Opaque); err != nil || p == "" || filepath.IsAbs(p) || u.Host != "" {
+						t.Fatalf("accepted relative file URL %q", file.URL)
+					}
+				} else if (u.Host != "" && u.Host != "localhost") || !filepath.IsAbs(u.Path) {
 					t.Fatalf("accepted file URL %q", file.URL)
 				}
 			case "http", "https":

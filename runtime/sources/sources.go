@@ -14,6 +14,13 @@
 // manifest's author chooses the path, so building someone else's manifest
 // lets it copy any such file into the build (with a checksum it must know
 // in advance: a mismatch never says what the file's checksum is).
+// A file URL without "//" and with a path that does not start with "/",
+// such as file:x.tar or file:dl/x.tar (RFC 3986's path-rootless form),
+// names a file relative to the manifest's directory (Fetcher.BaseDir), as
+// the relative reference x.tar would resolve against the manifest's own
+// URL file:///dir/manifest.json. file://work/x.tar is refused: "work" is
+// the URL's host, not a directory.
+//
 // Fetcher.FileRoots (kiln build --allow-file-sources) confines file://
 // sources to given directories, symlinks included. The path is opened
 // with O_PATH and its type checked on that descriptor before the file is
@@ -109,7 +116,8 @@ func Checksums(s string) []string {
 
 // Parse reads a manifest's sources section. It rejects source types kiln
 // does not know, malformed checksums and URLs of other schemes, file://
-// URLs naming a host or a relative path, and http(s) URLs without a host.
+// URLs naming a host, and http(s) URLs without a host. A relative file:
+// URL is accepted; Fetcher.BaseDir resolves it.
 func Parse(sources map[string]json.RawMessage) ([]File, error) {
 	var files []File
 	for _, typ := range sortedKeys(sources) {
@@ -175,14 +183,22 @@ func checkURL(s string) error {
 	}
 	switch u.Scheme {
 	case "file":
-		if u.Host != "" && u.Host != "localhost" {
-			return errors.New("a file:// URL names a file on this machine: file:///path (no host)")
-		}
-		if u.Opaque != "" || !filepath.IsAbs(u.Path) {
-			return errors.New("a file:// URL needs an absolute path: file:///path")
-		}
 		if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-			return errors.New("a file:// URL has no user, query or fragment")
+			return errors.New("a file URL has no user, query or fragment")
+		}
+		if u.Opaque != "" {
+			if _, err := relativePath(u); err != nil {
+				return err
+			}
+			return nil
+		}
+		if u.Host != "" && u.Host != "localhost" {
+			// file://work/x.tar: the writer most likely meant a path.
+			return fmt.Errorf("host part %q: did you mean file:%s%s (relative to the manifest) or file:///%s%s?",
+				u.Host, u.Host, u.EscapedPath(), u.Host, u.EscapedPath())
+		}
+		if !filepath.IsAbs(u.Path) {
+			return errors.New("a file:// URL needs an absolute path: file:///path (or file:path, relative to the manifest)")
 		}
 		return nil
 	case "http", "https":
@@ -192,6 +208,42 @@ func checkURL(s string) error {
 		return nil
 	}
 	return errors.New("not a file://, http:// or https:// URL")
+}
+
+// relativePath is the path of a relative file URL (file:x.tar, whose
+// path Go's url package leaves in Opaque), percent-decoded.
+func relativePath(u *url.URL) (string, error) {
+	p, err := url.PathUnescape(u.Opaque)
+	if err != nil {
+		return "", fmt.Errorf("a relative file URL with a bad escape: %w", err)
+	}
+	if p == "" || strings.ContainsRune(p, 0) {
+		return "", errors.New("a relative file URL needs a path: file:x.tar (relative to the manifest)")
+	}
+	if strings.HasPrefix(p, "/") {
+		return "", fmt.Errorf("file:%s is not relative once decoded: write file://%s", u.Opaque, p)
+	}
+	return p, nil
+}
+
+// filePath is the host path a file URL names: its path, or for a relative
+// one (file:x.tar) that path beneath BaseDir.
+func (f *Fetcher) filePath(u *url.URL) (string, error) {
+	if u.Opaque == "" {
+		return u.Path, nil
+	}
+	rel, err := relativePath(u)
+	if err != nil {
+		return "", err
+	}
+	if f.BaseDir == "" {
+		return "", fmt.Errorf("%w: a relative file URL (%s) is relative to the manifest's directory, and this manifest has none (read from standard input?): use file:///path", ErrNotAllowed, u)
+	}
+	base, err := filepath.Abs(f.BaseDir)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(base, rel), nil
 }
 
 // TempDir is a locked temporary directory; *store.TempDir is one.
@@ -228,6 +280,11 @@ type Fetcher struct {
 	// RESOLVE_BENEATH), so neither ".." nor a symlink leads out. Empty,
 	// file:// reads anything the invoking user can read.
 	FileRoots []string
+	// BaseDir is what a relative file URL (file:x.tar) is relative to:
+	// the manifest's directory. Empty (a manifest from standard input),
+	// such sources are refused. The resolved path is then confined by
+	// FileRoots and opened like any file:// source.
+	BaseDir string
 
 	backoff func(attempt int) time.Duration // tests shorten it
 }
@@ -278,10 +335,17 @@ func privateDir(dir string) error {
 // checks it again while resolving, against symlinks.
 func (f *Fetcher) allowed(file File) error {
 	u, err := url.Parse(file.URL)
-	if err != nil || u.Scheme != "file" || len(f.FileRoots) == 0 {
+	if err != nil || u.Scheme != "file" {
 		return nil
 	}
-	if _, _, err := f.root(u.Path); err != nil {
+	path, err := f.filePath(u)
+	if err != nil {
+		return fmt.Errorf("source %s from %s: %w", file.Checksum, file.URL, err)
+	}
+	if len(f.FileRoots) == 0 {
+		return nil
+	}
+	if _, _, err := f.root(path); err != nil {
 		return fmt.Errorf("source %s from %s: %w", file.Checksum, file.URL, err)
 	}
 	return nil
@@ -466,7 +530,11 @@ func (f *Fetcher) open(ctx context.Context, rawURL string) (io.ReadCloser, int64
 		return nil, 0, false, err
 	}
 	if u.Scheme == "file" {
-		fh, err := f.openFile(u.Path)
+		path, err := f.filePath(u)
+		if err != nil {
+			return nil, 0, false, err
+		}
+		fh, err := f.openFile(path)
 		if err != nil {
 			return nil, 0, false, err
 		}

@@ -180,11 +180,8 @@ func runBuild(cmd *cobra.Command, file string, f *buildFlags) error {
 	defer eng.Close()
 
 	stderr := cmd.ErrOrStderr()
-	total := countStages(plan)
-	prog := newProgress(stderr, mode, total)
-	if mode != "json" {
-		fmt.Fprintf(stderr, "kiln: building %s (%d stages) in %s\n", displayFile(file), total, st.Root())
-	}
+	prog := newProgress(stderr, mode, stageCount(plan))
+	prog.header(file, plan, st.Root())
 	start := time.Now()
 	res, err := pipeline.Run(ctx, plan, pipeline.Options{
 		Store: st, Engine: eng, Sources: files,
@@ -192,6 +189,7 @@ func runBuild(cmd *cobra.Command, file string, f *buildFlags) error {
 			Dir:       filepath.Join(st.Root(), "sources"),
 			Temp:      func() (sources.TempDir, error) { return st.NewTempDir("src") },
 			FileRoots: f.fileRoots,
+			BaseDir:   manifestDir(file),
 		},
 		Epoch: epoch, StageTimeout: f.stageTimeout,
 		Checkpoints: f.checkpoints, Exports: f.exports, OutputDir: f.outputDir, ExportMode: exportMode,
@@ -253,22 +251,20 @@ func asUsage(err error) error {
 	return err
 }
 
+// manifestDir is what file: sources are relative to: the manifest's
+// directory, none for standard input.
+func manifestDir(file string) string {
+	if file == "-" {
+		return ""
+	}
+	return filepath.Dir(file)
+}
+
 func displayFile(file string) string {
 	if file == "-" {
 		return "<stdin>"
 	}
 	return file
-}
-
-func countStages(p *pipeline.Plan) int {
-	n := len(p.Stages)
-	if p.Build != nil {
-		n += countStages(p.Build)
-	}
-	if p.Assembler != nil {
-		n++
-	}
-	return n
 }
 
 // showFailure prints the failed step's log, which says why it failed.

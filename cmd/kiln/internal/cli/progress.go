@@ -18,10 +18,10 @@ import (
 type progress struct {
 	w     io.Writer
 	mode  string
-	total int // stages in the build
+	total int // stages in the build (stageCount), the assembler not among them
 
 	mu      sync.Mutex
-	n       int             // steps reported so far
+	n       int             // stages reported so far
 	fetched map[string]bool // sources whose download was reported done
 	live    string          // the running step's line, redrawn by the ticker
 	started time.Time
@@ -36,6 +36,32 @@ func newProgress(w io.Writer, mode string, total int) *progress {
 		go p.tick()
 	}
 	return p
+}
+
+// stageCount is how many stages a build has, its build pipelines'
+// included. The assembler is not one of them: its line is unnumbered, so
+// counting it made the last stage [8/9] and the header say 9 stages.
+func stageCount(p *pipeline.Plan) int {
+	n := len(p.Stages)
+	if p.Build != nil {
+		n += stageCount(p.Build)
+	}
+	return n
+}
+
+// header is the line a human-readable build starts with.
+func (p *progress) header(file string, plan *pipeline.Plan, store string) {
+	if p.mode == "json" {
+		return
+	}
+	what := fmt.Sprintf("%d stages", p.total)
+	if p.total == 1 {
+		what = "1 stage"
+	}
+	if plan.Assembler != nil {
+		what += " and the " + plan.Assembler.Name + " assembler"
+	}
+	fmt.Fprintf(p.w, "kiln: building %s (%s) in %s\n", displayFile(file), what, store)
 }
 
 // tick redraws the live line, so a long stage shows it is alive.
@@ -77,7 +103,9 @@ func (p *progress) event(e pipeline.Event) {
 		p.live = "  " + stepLabel(e.Result, p.n+1, p.total) + "  running"
 		p.started = time.Now()
 	case pipeline.StageFinished, pipeline.AssemblerFinished:
-		p.n++
+		if e.Kind == pipeline.StageFinished {
+			p.n++
+		}
 		if p.live != "" && p.mode == "tty" {
 			fmt.Fprint(p.w, "\r\033[K")
 		}
