@@ -461,7 +461,32 @@ var systemdCases = []diffCase{
 	systemdCase("mask-missing", mergedUsr, `{"masked_services": ["nope.service"]}`, systemctl("mask", "nope.service")),
 	systemdCase("default-target", mergedUsr, `{"default_target": "graphical.target"}`, systemctl("set-default", "graphical.target")),
 	systemdCase("default-target-split-usr", splitUsr, `{"default_target": "multi-user.target"}`, systemctl("set-default", "multi-user.target")),
+
+	// Names without a suffix, as half of osbuild's generated manifests
+	// give them (issue 11 item 12); osbuild runs systemctl VERB -- NAME.
+	systemdCase("enable-no-suffix", mergedUsr, `{"enabled_services": ["foo", "getty@ttyS0"]}`,
+		systemctl("enable", "--", "foo"), systemctl("enable", "--", "getty@ttyS0")),
+	systemdCase("enable-template-no-suffix", mergedUsr, `{"enabled_services": ["getty@"]}`, systemctl("enable", "--", "getty@")),
+	systemdCase("enable-dotted-no-suffix", mergedUsr+`/usr/lib/systemd/system/foo.bar.service file 0644 0:0 "[Install]\nWantedBy=multi-user.target\n"`,
+		`{"enabled_services": ["foo.bar"]}`, systemctl("enable", "--", "foo.bar")),
+	systemdCase("disable-no-suffix", mergedUsr+enabledFoo, `{"disabled_services": ["foo"]}`, systemctl("disable", "--", "foo")),
+	systemdCase("mask-no-suffix", mergedUsr, `{"masked_services": ["static"]}`, systemctl("mask", "--", "static")),
+	systemdCase("default-target-no-suffix", mergedUsr, `{"default_target": "graphical"}`, systemctl("set-default", "graphical")),
+
+	// Disabling through an alias disables the real unit (issue 11 item
+	// 12): the alias enable made, a vendor alias, an instance's alias.
+	systemdCase("disable-alias", mergedUsr+enabledFoo, `{"disabled_services": ["foo-alias.service"]}`, systemctl("disable", "--", "foo-alias.service")),
+	systemdCase("disable-alias-no-suffix", mergedUsr+enabledFoo, `{"disabled_services": ["foo-alias"]}`, systemctl("disable", "--", "foo-alias")),
+	systemdCase("disable-vendor-alias", mergedUsr+enabledFoo+vendorAlias, `{"disabled_services": ["foo-vendor"]}`, systemctl("disable", "--", "foo-vendor")),
+	systemdCase("enable-vendor-alias", mergedUsr+vendorAlias, `{"enabled_services": ["foo-vendor.service"]}`, systemctl("enable", "--", "foo-vendor.service")),
+	systemdCase("disable-instance-through-alias", mergedUsr, `{"enabled_services": ["spec@one", "spec@two"], "disabled_services": ["spec-alt@one"]}`,
+		systemctl("enable", "--", "spec@one"), systemctl("enable", "--", "spec@two"), systemctl("disable", "--", "spec-alt@one")),
+	// Enabling through the alias link enable made is refused by both.
+	systemdCase("enable-linked-alias", mergedUsr+enabledFoo, `{"enabled_services": ["foo-alias"]}`, systemctl("enable", "--", "foo-alias")),
 }
+
+// vendorAlias is an alias the package ships: a symlink next to the unit.
+const vendorAlias = "/usr/lib/systemd/system/foo-vendor.service symlink -> foo.service\n"
 
 // TestDifferentialSystemd compares the systemd stage with systemctl --root.
 func TestDifferentialSystemd(t *testing.T) {
