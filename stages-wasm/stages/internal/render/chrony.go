@@ -50,12 +50,15 @@ type Chrony struct {
 // are kept in order.
 func EditChrony(conf string, o Chrony) (string, error) {
 	var servers, refclocks []string
-	for _, s := range o.Timeservers {
+	for i, s := range o.Timeservers {
+		if err := chronyWord(s); err != nil {
+			return "", fmt.Errorf("option \"timeservers[%d]\": %w", i, err)
+		}
 		servers = append(servers, "server "+s+" iburst")
 	}
 	for i, s := range o.Servers {
-		if s.Hostname == "" {
-			return "", fmt.Errorf("option \"servers[%d].hostname\": empty", i)
+		if err := chronyWord(s.Hostname); err != nil {
+			return "", fmt.Errorf("option \"servers[%d].hostname\": %w", i, err)
 		}
 		// osbuild's order: prefer, iburst, minpoll, maxpoll.
 		l := "server " + s.Hostname
@@ -87,6 +90,9 @@ func EditChrony(conf string, o Chrony) (string, error) {
 	if o.Leapsectz != nil {
 		replace["leapsectz"] = nil
 		if *o.Leapsectz != "" {
+			if err := chronyWord(*o.Leapsectz); err != nil {
+				return "", fmt.Errorf("option \"leapsectz\": %w", err)
+			}
 			replace["leapsectz"] = []string{"leapsectz " + *o.Leapsectz}
 		}
 	}
@@ -126,6 +132,17 @@ func EditChrony(conf string, o Chrony) (string, error) {
 		}
 	}
 	return strings.Join(append(head, out...), "\n") + "\n", nil
+}
+
+// chronyWord checks a value that goes into chrony.conf as one word: a
+// space would make the rest of it options of the directive, a line break
+// another directive, and chronyd would refuse the file or read it as
+// something else.
+func chronyWord(v string) error {
+	if v == "" || strings.ContainsAny(v, " \t\n\r\x00") {
+		return fmt.Errorf("%q is empty or holds a space or a line break", v)
+	}
+	return nil
 }
 
 // refclock writes a refclock line as chronyd reads it: the driver's

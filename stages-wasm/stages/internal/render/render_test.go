@@ -145,6 +145,21 @@ func TestChronyRefclockDriverOptions(t *testing.T) {
 	}
 }
 
+// TestChronyWords: a server name or zone holding a space or line break
+// would make chronyd read more than one word, or another directive.
+func TestChronyWords(t *testing.T) {
+	for _, o := range []Chrony{
+		{Timeservers: []string{""}},
+		{Timeservers: []string{"a.example\nrefclock SOCK /x"}},
+		{Servers: []ChronyServer{{Hostname: "a.example maxpoll 3"}}},
+		{Leapsectz: sp("right/UTC\nx")},
+	} {
+		if got, err := EditChrony("", o); err == nil {
+			t.Errorf("EditChrony(%+v) = %q; want an error", o, got)
+		}
+	}
+}
+
 func TestSysconfig(t *testing.T) {
 	var s Sysconfig
 	if err := json.Unmarshal([]byte(`{"kernel":{"update_default":true,"default_kernel":"kernel"},
