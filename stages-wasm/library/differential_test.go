@@ -40,7 +40,7 @@ type diffCase struct {
 // file lckpwdf(3) leaves.
 func diffIgnored(p string) bool {
 	switch p {
-	case "/etc/passwd-", "/etc/group-", "/etc/shadow-", "/etc/gshadow-", "/etc/.pwd.lock":
+	case "/etc/passwd-", "/etc/group-", "/etc/shadow-", "/etc/gshadow-", "/etc/subuid-", "/etc/subgid-", "/etc/.pwd.lock":
 		return true
 	}
 	return false
@@ -48,7 +48,8 @@ func diffIgnored(p string) bool {
 
 // accountsTree is a small Fedora-like base: system accounts, a user 1000,
 // login.defs as Fedora ships it (CREATE_HOME yes, as osbuild relies on)
-// and a skeleton with a file, a directory and a symlink.
+// and a skeleton with files of several modes, directories and a symlink
+// (useradd copies the modes, mkhomedir_helper masks them).
 const accountsTree = `
 /etc dir 0755 0:0
 /etc/passwd file 0644 0:0 "root:x:0:0:root:/root:/bin/bash\nbin:x:1:1:bin:/bin:/sbin/nologin\nalice:x:1000:1000::/home/alice:/bin/bash\n"
@@ -63,6 +64,9 @@ const accountsTree = `
 /etc/skel/.config dir 0755 0:0
 /etc/skel/.config/app file 0644 0:0 "x=1\n"
 /etc/skel/.link symlink -> .bashrc
+/etc/skel/.shared file 0664 0:0 "group-writable\n"
+/etc/skel/.config/run file 0775 0:0 "#!/bin/sh\n"
+/etc/skel/.private dir 0700 0:0
 /home dir 0755 0:0
 /home/alice dir 0700 1000:1000
 `
@@ -74,6 +78,18 @@ const fedoraDefs = `/etc/login.defs file 0644 0:0 "MAIL_DIR /var/spool/mail\nUMA
 // debianDefs is what Debian 12's login.defs sets that useradd reads.
 const debianDefs = `/etc/login.defs file 0644 0:0 "MAIL_DIR /var/mail\nPASS_MAX_DAYS 99999\nPASS_MIN_DAYS 0\nPASS_WARN_AGE 7\nUID_MIN 1000\nUID_MAX 60000\nGID_MIN 1000\nGID_MAX 60000\nUMASK 022\nUSERGROUPS_ENAB yes\nENCRYPT_METHOD SHA512\n"`
 
+// mailSpool asks useradd for mailboxes in /var/spool/mail (fedoraDefs'
+// MAIL_DIR), a directory of group mail as Fedora has it.
+const mailSpool = `/etc/default/useradd file 0644 0:0 "SHELL=/bin/bash\nCREATE_MAIL_SPOOL=yes\n"
+/var dir 0755 0:0
+/var/spool dir 0755 0:0
+/var/spool/mail dir 0775 0:12`
+
+// subIDs has a subuid file with alice's range and a gap after it, and an
+// empty subgid file.
+const subIDs = `/etc/subuid file 0644 0:0 "alice:100000:65536\nzed:300000:65536\n"
+/etc/subgid file 0644 0:0 ""`
+
 func accounts(extra ...string) string {
 	return accountsTree + fedoraDefs + strings.Join(extra, "\n")
 }
@@ -81,6 +97,14 @@ func accounts(extra ...string) string {
 // useradd is the command osbuild's users stage runs for a new user.
 func useradd(args ...string) []string {
 	return append([]string{"useradd", "--root", "{root}"}, args...)
+}
+
+// mkhomedirHelper is osbuild's ensure_homedir: mkhomedir_helper USER
+// run in the tree. The host's helper runs with the tree's /etc (passwd,
+// skel) and the home's parent directory of the tree bound over the host's,
+// in the mount namespace runTool gives each command.
+func mkhomedirHelper(user string, parent string) []string {
+	return []string{"sh", "-c", `set -e; mount --bind "$0/etc" /etc; mount --bind "$0$1" "$1"; exec mkhomedir_helper "$2"`, "{root}", parent, user}
 }
 
 // addKey is what osbuild's users stage does for a key: ~/.ssh made 0700
@@ -121,7 +145,7 @@ var accountCases = []diffCase{
 		tool:    [][]string{useradd("bob")}},
 	{name: "user-uid", tree: accounts(), stage: "org.osbuild.users",
 		options: `{"users": {"bob": {"uid": 1500}}}`,
-		tool:    [][]string{useradd("--uid", "1500", "bob")}},
+		tool:    [][]string{useradd("--uid", "1500", "-o", "bob")}},
 	{name: "user-gid", tree: accounts(), stage: "org.osbuild.users",
 		options: `{"users": {"bob": {"gid": 100}}}`,
 		tool:    [][]string{useradd("--gid", "100", "bob")}},
@@ -134,9 +158,27 @@ var accountCases = []diffCase{
 	{name: "user-group-name-taken", tree: accounts(), stage: "org.osbuild.users",
 		options: `{"users": {"wheel": {}}}`,
 		tool:    [][]string{useradd("wheel")}},
+	// osbuild passes -o with every --uid: a taken uid is shared.
 	{name: "user-uid-taken", tree: accounts(), stage: "org.osbuild.users",
 		options: `{"users": {"bob": {"uid": 1000}}}`,
-		tool:    [][]string{useradd("--uid", "1000", "bob")}},
+		tool:    [][]string{useradd("--uid", "1000", "-o", "bob")}},
+	// The installer image's second root (issue 11 item 13): uid 0 with
+	// -o, gid 0, root's existing home, an empty password.
+	{name: "user-uid-0-installer", tree: accounts("/root dir 0550 0:0"), stage: "org.osbuild.users",
+		options: `{"users": {"install": {"uid": 0, "gid": 0, "home": "/root", "shell": "/bin/sh", "password": ""}}}`,
+		tool: [][]string{useradd("--uid", "0", "-o", "--gid", "0", "--home-dir", "/root", "--create-home",
+			"--shell", "/bin/sh", "--password", "", "install")}},
+	{name: "user-uid-0-existing", tree: accounts("/root dir 0550 0:0"), stage: "org.osbuild.users",
+		options: `{"users": {"root": {"uid": 0, "password": "$6$r$h"}}}`,
+		tool:    [][]string{{"usermod", "--root", "{root}", "--password", "$6$r$h", "root"}}},
+	{name: "user-uid-other-existing", tree: accounts(), stage: "org.osbuild.users",
+		options: `{"users": {"alice": {"uid": 0}}}`,
+		tool:    [][]string{{"false"}}}, // osbuild: "can't set uid of existing user"
+	// home "" is useradd --no-create-home: the default home in passwd,
+	// no directory.
+	{name: "user-home-empty", tree: accounts(), stage: "org.osbuild.users",
+		options: `{"users": {"bob": {"home": ""}}}`,
+		tool:    [][]string{useradd("--no-create-home", "bob")}},
 	{name: "user-sparse-ids", tree: accounts(
 		`/etc/passwd file 0644 0:0 "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/bash\ncarol:x:1002:1002::/home/carol:/bin/bash\n"`,
 		`/etc/group file 0644 0:0 "root:x:0:\nwheel:x:10:\nalice:x:1000:\ncarol:x:1002:\n"`), stage: "org.osbuild.users",
@@ -169,7 +211,7 @@ var accountCases = []diffCase{
 		tool:    [][]string{useradd("bob")}},
 	{name: "user-two", tree: accounts(), stage: "org.osbuild.users",
 		options: `{"users": {"bob": {}, "carl": {"uid": 1001}}}`,
-		tool:    [][]string{useradd("bob"), useradd("--uid", "1001", "carl")}},
+		tool:    [][]string{useradd("bob"), useradd("--uid", "1001", "-o", "carl")}},
 	{name: "user-key", tree: accounts(), stage: "org.osbuild.users",
 		options: `{"users": {"bob": {"key": "ssh-ed25519 AAAA bob@a"}}}`,
 		tool:    [][]string{useradd("bob"), addKey("/home/bob", "1001:1001", "ssh-ed25519 AAAA bob@a")}},
@@ -177,9 +219,59 @@ var accountCases = []diffCase{
 		options: `{"users": {"alice": {"groups": ["wheel"], "description": "Alice A", "shell": "/bin/zsh", "password": "$6$x$y"}}}`,
 		tool: [][]string{{"usermod", "--root", "{root}", "--groups", "wheel", "--comment", "Alice A",
 			"--shell", "/bin/zsh", "--password", "$6$x$y", "alice"}}},
-	{name: "modify-home", tree: accounts(), stage: "org.osbuild.users",
+	// osbuild runs mkhomedir_helper in the tree for an existing user
+	// whose home is missing (issue 11 item 13).
+	{name: "modify-home", tree: accounts("/srv dir 0755 0:0"), stage: "org.osbuild.users",
 		options: `{"users": {"alice": {"home": "/srv/alice"}}}`,
-		tool:    [][]string{{"usermod", "--root", "{root}", "--home", "/srv/alice", "alice"}}},
+		tool:    [][]string{{"usermod", "--root", "{root}", "--home", "/srv/alice", "alice"}, mkhomedirHelper("alice", "/srv")}},
+	// osbuild's test moves root's home to /var/roothome. Debian's
+	// usermod 4.13 refuses to change root's home under --root (it counts
+	// itself as root's process), so the tree has the new home in passwd
+	// already and the stage's usermod is a no-op; mkhomedir_helper makes it.
+	{name: "modify-root-home", tree: accounts("/root dir 0550 0:0", "/var dir 0755 0:0",
+		`/etc/passwd file 0644 0:0 "root:x:0:0:root:/var/roothome:/bin/bash\nbin:x:1:1:bin:/bin:/sbin/nologin\nalice:x:1000:1000::/home/alice:/bin/bash\n"`), stage: "org.osbuild.users",
+		options: `{"users": {"root": {"home": "/var/roothome"}}}`,
+		tool:    [][]string{mkhomedirHelper("root", "/var")}},
+	{name: "modify-home-missing", tree: accounts(
+		`/etc/passwd file 0644 0:0 "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice2:/bin/bash\n"`), stage: "org.osbuild.users",
+		options: `{"users": {"alice": {"home": ""}}}`,
+		tool:    [][]string{mkhomedirHelper("alice", "/home")}},
+	{name: "modify-home-exists", tree: accounts("/srv dir 0755 0:0", "/srv/alice dir 0750 1000:1000"), stage: "org.osbuild.users",
+		options: `{"users": {"alice": {"home": "/srv/alice"}}}`,
+		tool:    [][]string{{"usermod", "--root", "{root}", "--home", "/srv/alice", "alice"}, mkhomedirHelper("alice", "/srv")}},
+	// useradd's mailbox (CREATE_MAIL_SPOOL) and subordinate ids, which
+	// osbuild's users test shows in its tree difference.
+	{name: "user-mail-spool", tree: accounts(mailSpool, `/etc/group file 0644 0:0 "root:x:0:\nmail:x:12:\nalice:x:1000:\n"`), stage: "org.osbuild.users",
+		options: `{"users": {"bob": {}, "nohome": {"home": ""}}}`,
+		tool:    [][]string{useradd("bob"), useradd("--no-create-home", "nohome")}},
+	{name: "user-mail-spool-no-mail-group", tree: accounts(mailSpool), stage: "org.osbuild.users",
+		options: `{"users": {"bob": {}}}`,
+		tool:    [][]string{useradd("bob")}},
+	{name: "user-mail-spool-missing-dir", tree: accounts(`/etc/default/useradd file 0644 0:0 "SHELL=/bin/bash\nCREATE_MAIL_SPOOL=yes\n"`), stage: "org.osbuild.users",
+		options: `{"users": {"bob": {}}}`,
+		tool:    [][]string{useradd("bob")}},
+	{name: "user-subids", tree: accounts(subIDs), stage: "org.osbuild.users",
+		options: `{"users": {"bob": {}, "carl": {"uid": 1500}}}`,
+		tool:    [][]string{useradd("bob"), useradd("--uid", "1500", "-o", "carl")}},
+	{name: "user-subids-uid-outside-range", tree: accounts(subIDs), stage: "org.osbuild.users",
+		options: `{"users": {"svc": {"uid": 500}}}`,
+		tool:    [][]string{useradd("--uid", "500", "-o", "svc")}},
+	{name: "user-subids-uid-0", tree: accounts(subIDs, "/root dir 0550 0:0"), stage: "org.osbuild.users",
+		options: `{"users": {"install": {"uid": 0, "gid": 0, "home": "/root"}}}`,
+		tool:    [][]string{useradd("--uid", "0", "-o", "--gid", "0", "--home-dir", "/root", "--create-home", "install")}},
+	{name: "user-subids-login-defs", tree: accounts(subIDs,
+		`/etc/login.defs file 0644 0:0 "CREATE_HOME yes\nUSERGROUPS_ENAB yes\nSUB_UID_MIN 5000\nSUB_UID_COUNT 1000\nSUB_GID_COUNT 0\n"`), stage: "org.osbuild.users",
+		options: `{"users": {"bob": {}}}`,
+		tool:    [][]string{useradd("bob")}},
+	// osbuild appends the key after the keys.
+	{name: "user-keys-then-key", tree: accounts(), stage: "org.osbuild.users",
+		options: `{"users": {"bob": {"key": "ssh-ed25519 K0 k0", "keys": ["ssh-ed25519 K1 k1", "ssh-ed25519 K2 k2"]}}}`,
+		tool:    [][]string{useradd("bob"), addKey("/home/bob", "1001:1001", "ssh-ed25519 K1 k1\nssh-ed25519 K2 k2\nssh-ed25519 K0 k0")}},
+	// A key pasted with its line break: osbuild writes it and then a
+	// blank line; kiln writes the line once (docs/stages.md).
+	{name: "user-key-trailing-newline", tree: accounts(), stage: "org.osbuild.users",
+		options: `{"users": {"bob": {"key": "ssh-ed25519 AAAA bob@a\n"}}}`,
+		tool:    [][]string{useradd("bob"), addKey("/home/bob", "1001:1001", "ssh-ed25519 AAAA bob@a")}},
 	{name: "modify-key", tree: accounts(), stage: "org.osbuild.users",
 		options: `{"users": {"alice": {"key": "ssh-rsa BBBB alice@b"}}}`,
 		tool:    [][]string{addKey("/home/alice", "1000:1000", "ssh-rsa BBBB alice@b")}},
@@ -188,7 +280,7 @@ var accountCases = []diffCase{
 // TestDifferentialAccounts compares the groups and users stages with
 // shadow-utils' groupadd, useradd and usermod.
 func TestDifferentialAccounts(t *testing.T) {
-	needTools(t, "useradd", "groupadd", "usermod", "unshare")
+	needTools(t, "useradd", "groupadd", "usermod", "mkhomedir_helper", "unshare")
 	runDiffCases(t, accountCases)
 }
 
@@ -206,7 +298,7 @@ func needTools(t *testing.T, tools ...string) {
 	}
 }
 
-var debPackage = map[string]string{"useradd": "passwd", "groupadd": "passwd", "usermod": "passwd", "systemctl": "systemd", "unshare": "util-linux"}
+var debPackage = map[string]string{"mkhomedir_helper": "libpam-modules-bin", "useradd": "passwd", "groupadd": "passwd", "usermod": "passwd", "systemctl": "systemd", "unshare": "util-linux"}
 
 func runDiffCases(t *testing.T, cases []diffCase) {
 	stages, _ := builtLibrary(t)
@@ -466,7 +558,32 @@ var systemdCases = []diffCase{
 	systemdCase("mask-missing", mergedUsr, `{"masked_services": ["nope.service"]}`, systemctl("mask", "nope.service")),
 	systemdCase("default-target", mergedUsr, `{"default_target": "graphical.target"}`, systemctl("set-default", "graphical.target")),
 	systemdCase("default-target-split-usr", splitUsr, `{"default_target": "multi-user.target"}`, systemctl("set-default", "multi-user.target")),
+
+	// Names without a suffix, as half of osbuild's generated manifests
+	// give them (issue 11 item 12); osbuild runs systemctl VERB -- NAME.
+	systemdCase("enable-no-suffix", mergedUsr, `{"enabled_services": ["foo", "getty@ttyS0"]}`,
+		systemctl("enable", "--", "foo"), systemctl("enable", "--", "getty@ttyS0")),
+	systemdCase("enable-template-no-suffix", mergedUsr, `{"enabled_services": ["getty@"]}`, systemctl("enable", "--", "getty@")),
+	systemdCase("enable-dotted-no-suffix", mergedUsr+`/usr/lib/systemd/system/foo.bar.service file 0644 0:0 "[Install]\nWantedBy=multi-user.target\n"`,
+		`{"enabled_services": ["foo.bar"]}`, systemctl("enable", "--", "foo.bar")),
+	systemdCase("disable-no-suffix", mergedUsr+enabledFoo, `{"disabled_services": ["foo"]}`, systemctl("disable", "--", "foo")),
+	systemdCase("mask-no-suffix", mergedUsr, `{"masked_services": ["static"]}`, systemctl("mask", "--", "static")),
+	systemdCase("default-target-no-suffix", mergedUsr, `{"default_target": "graphical"}`, systemctl("set-default", "graphical")),
+
+	// Disabling through an alias disables the real unit (issue 11 item
+	// 12): the alias enable made, a vendor alias, an instance's alias.
+	systemdCase("disable-alias", mergedUsr+enabledFoo, `{"disabled_services": ["foo-alias.service"]}`, systemctl("disable", "--", "foo-alias.service")),
+	systemdCase("disable-alias-no-suffix", mergedUsr+enabledFoo, `{"disabled_services": ["foo-alias"]}`, systemctl("disable", "--", "foo-alias")),
+	systemdCase("disable-vendor-alias", mergedUsr+enabledFoo+vendorAlias, `{"disabled_services": ["foo-vendor"]}`, systemctl("disable", "--", "foo-vendor")),
+	systemdCase("enable-vendor-alias", mergedUsr+vendorAlias, `{"enabled_services": ["foo-vendor.service"]}`, systemctl("enable", "--", "foo-vendor.service")),
+	systemdCase("disable-instance-through-alias", mergedUsr, `{"enabled_services": ["spec@one", "spec@two"], "disabled_services": ["spec-alt@one"]}`,
+		systemctl("enable", "--", "spec@one"), systemctl("enable", "--", "spec@two"), systemctl("disable", "--", "spec-alt@one")),
+	// Enabling through the alias link enable made is refused by both.
+	systemdCase("enable-linked-alias", mergedUsr+enabledFoo, `{"enabled_services": ["foo-alias"]}`, systemctl("enable", "--", "foo-alias")),
 }
+
+// vendorAlias is an alias the package ships: a symlink next to the unit.
+const vendorAlias = "/usr/lib/systemd/system/foo-vendor.service symlink -> foo.service\n"
 
 // TestDifferentialSystemd compares the systemd stage with systemctl --root.
 func TestDifferentialSystemd(t *testing.T) {

@@ -16,6 +16,8 @@ const (
 	groupFile   = "/etc/group"
 	shadowFile  = "/etc/shadow"
 	gshadowFile = "/etc/gshadow"
+	subuidFile  = "/etc/subuid"
+	subgidFile  = "/etc/subgid"
 )
 
 // loadDB reads the tree's account files, login.defs and default/useradd.
@@ -27,7 +29,8 @@ func loadDB() (*accounts.DB, error) {
 		path     string
 		tab      **accounts.Table
 		required bool
-	}{{passwdFile, &db.Passwd, true}, {groupFile, &db.Group, true}, {shadowFile, &db.Shadow, false}, {gshadowFile, &db.Gshadow, false}} {
+	}{{passwdFile, &db.Passwd, true}, {groupFile, &db.Group, true}, {shadowFile, &db.Shadow, false}, {gshadowFile, &db.Gshadow, false},
+		{subuidFile, &db.SubUID, false}, {subgidFile, &db.SubGID, false}} {
 		text, ok, err := readOptional(f.path)
 		if err != nil {
 			return nil, err
@@ -56,7 +59,8 @@ func saveDB(db *accounts.DB) error {
 		path string
 		tab  *accounts.Table
 		mode os.FileMode
-	}{{passwdFile, db.Passwd, 0o644}, {groupFile, db.Group, 0o644}, {shadowFile, db.Shadow, 0}, {gshadowFile, db.Gshadow, 0}} {
+	}{{passwdFile, db.Passwd, 0o644}, {groupFile, db.Group, 0o644}, {shadowFile, db.Shadow, 0}, {gshadowFile, db.Gshadow, 0},
+		{subuidFile, db.SubUID, 0o644}, {subgidFile, db.SubGID, 0o644}} {
 		if !f.tab.Changed() || !f.tab.Present {
 			continue
 		}

@@ -30,9 +30,13 @@ type systemdOptions struct {
 // enable, disable, mask, generators, default target.
 func init() {
 	sdk.Register("org.osbuild.systemd", func(o systemdOptions) error {
-		e := &unitfile.Enabler{Find: findUnit}
+		e := &unitfile.Enabler{Find: findUnitToEnable}
 		for i, u := range o.Enabled {
-			if err := e.Enable(u); err != nil {
+			n, err := unitfile.Mangle(u, ".service")
+			if err != nil {
+				return fmt.Errorf("option \"enabled_services[%d]\": %w", i, err)
+			}
+			if err := e.Enable(n.String()); err != nil {
 				return fmt.Errorf("option \"enabled_services[%d]\": %w", i, err)
 			}
 		}
@@ -50,10 +54,11 @@ func init() {
 			}
 		}
 		for i, u := range o.Masked {
-			if _, err := unitfile.ParseName(u); err != nil {
+			n, err := unitfile.Mangle(u, ".service")
+			if err != nil {
 				return fmt.Errorf("option \"masked_services[%d]\": %w", i, err)
 			}
-			if err := mask(path.Join(unitfile.ConfigDir, u)); err != nil {
+			if err := mask(path.Join(unitfile.ConfigDir, n.String())); err != nil {
 				return fmt.Errorf("option \"masked_services[%d]\": %w", i, err)
 			}
 		}
@@ -102,6 +107,20 @@ func findUnit(name string) (string, string, error) {
 	return "", "", fmt.Errorf("%w in %s", unitfile.ErrNotFound, strings.Join(unitfile.SearchPath, ", "))
 }
 
+// findUnitToEnable is findUnit for enabling: as systemctl enable, it
+// refuses a unit whose file in /etc/systemd/system or /run/systemd/system
+// is a symlink (an alias enable made, or a unit `systemctl link` linked):
+// enabling goes through the unit's own name.
+func findUnitToEnable(name string) (string, string, error) {
+	for _, dir := range unitfile.SearchPath[:2] {
+		p := path.Join(dir, name)
+		if target, err := os.Readlink(p); err == nil && target != "/dev/null" {
+			return "", "", fmt.Errorf("refusing to operate on linked unit file %s -> %s, as systemctl does; enable the unit by its own name", p, target)
+		}
+	}
+	return findUnit(name)
+}
+
 // makeUnitLink creates one symlink; one already pointing at the same
 // target is fine, anything else in the way is an error, as systemctl says.
 func makeUnitLink(l unitfile.Link) error {
@@ -138,19 +157,21 @@ func sameFile(dir, a, b string) bool {
 }
 
 // disableUnit removes the symlinks under /etc/systemd/system that
-// `systemctl disable` removes: those named after the unit or the units its
+// `systemctl disable` removes: those named after the unit (the real unit
+// when the name is an alias, as systemctl resolves it) or the units its
 // Also= names, instances of them when they are templates, and links to a
 // file of those names. As in systemctl, a masked unit is left alone and a
 // unit without a file only has its links of that name removed; both are
 // warnings, not errors. The directories left empty go too.
-func disableUnit(name string) error {
-	n, err := unitfile.ParseName(name)
+func disableUnit(given string) error {
+	n, err := unitfile.Mangle(given, ".service")
 	if err != nil {
 		return err
 	}
-	_, text, err := findUnit(name)
+	name := n.String()
+	file, text, err := findUnit(name)
 	if errors.Is(err, unitfile.ErrNotFound) && n.Template && n.Instance != "" {
-		_, text, err = findUnit(n.TemplateName())
+		file, text, err = findUnit(n.TemplateName())
 	}
 	marked := []string{name}
 	switch {
@@ -162,6 +183,10 @@ func disableUnit(name string) error {
 	case err != nil:
 		return fmt.Errorf("unit %s: %w", name, err)
 	default:
+		// Only the resolved name is marked, as in systemctl 252: disabling
+		// the alias spec-alt@one of spec@one removes spec@one's links and
+		// leaves the alias link itself (it leads to spec@.service).
+		marked = []string{unitfile.Resolved(n, file).String()}
 		marked = append(marked, unitfile.ParseInstall(text).Also...)
 	}
 	var removed []string
@@ -233,11 +258,12 @@ func mask(p string) error {
 }
 
 // setDefault points default.target at the target's unit file.
-func setDefault(target string) error {
-	n, err := unitfile.ParseName(target)
+func setDefault(given string) error {
+	n, err := unitfile.Mangle(given, ".target")
 	if err != nil {
 		return err
 	}
+	target := n.String()
 	if n.Suffix != ".target" {
 		return fmt.Errorf("%s is not a .target unit", target)
 	}

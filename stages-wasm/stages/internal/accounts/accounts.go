@@ -11,8 +11,9 @@ import (
 // DB is the four account files of a tree.
 type DB struct {
 	Passwd, Group, Shadow, Gshadow *Table
-	Defs                           Defs // /etc/login.defs
-	Useradd                        Defs // /etc/default/useradd
+	SubUID, SubGID                 *Table // /etc/subuid, /etc/subgid; nil or not Present: none
+	Defs                           Defs   // /etc/login.defs
+	Useradd                        Defs   // /etc/default/useradd
 	// Today is the day number (days since 1970-01-01) useradd writes as
 	// the last password change: SOURCE_DATE_EPOCH's day in kiln.
 	Today int
@@ -80,13 +81,28 @@ type User struct {
 	Shell       *string
 	Password    *string // crypt(3) hash
 	ExpireDate  *int    // days since 1970-01-01
+	// NonUnique lets a new user share a uid another user has (useradd
+	// -o), as osbuild's stage always asks with --uid: the installer
+	// image's second uid-0 user is made so.
+	NonUnique bool
 }
 
 // Account is the state of a user after AddUser or ModifyUser.
 type Account struct {
 	UID, GID int
 	Home     string
-	Created  bool // a new user: its home is to be made
+	Created  bool  // a new user: its home is to be made
+	Mail     *Mail // the mailbox useradd makes, if it makes one
+}
+
+// Mail is a new user's empty mailbox, as useradd makes it when
+// /etc/default/useradd says CREATE_MAIL_SPOOL=yes: MAIL_DIR/NAME, the
+// user's, in group mail with 0660, or the user's group with 0600 when
+// there is no group mail.
+type Mail struct {
+	Path     string
+	UID, GID int
+	Mode     uint32
 }
 
 // AddUser adds u as useradd does, or, when u exists, modifies it as
@@ -106,7 +122,7 @@ func (db *DB) AddUser(u User) (Account, error) {
 		if !ValidID(uid) {
 			return Account{}, fmt.Errorf("user %q: uid %d is not in 0..%d", u.Name, uid, MaxID)
 		}
-		if other, taken := uids[uid]; taken {
+		if other, taken := uids[uid]; taken && !u.NonUnique {
 			return Account{}, fmt.Errorf("user %q: uid %d is taken by user %q", u.Name, uid, other)
 		}
 	} else {
@@ -129,10 +145,12 @@ func (db *DB) AddUser(u User) (Account, error) {
 		if f, _ := db.Group.Find(u.Name, 4); f != nil {
 			return Account{}, fmt.Errorf("user %q: a group of that name exists; give its gid to use it", u.Name)
 		}
-		// useradd gives the user's own group the uid's number when free.
+		// useradd gives the user's own group the uid's number when it is
+		// free and in GID_MIN..GID_MAX (find_new_gid's preferred gid).
 		gids := db.Group.ids(2)
 		gid = uid
-		if _, taken := gids[gid]; taken {
+		_, taken := gids[gid]
+		if taken || gid < db.Defs.Int("GID_MIN", 1000) || gid > db.Defs.Int("GID_MAX", 60000) {
 			var ok bool
 			if gid, ok = nextID(gids, db.Defs.Int("GID_MIN", 1000), db.Defs.Int("GID_MAX", 60000)); !ok {
 				return Account{}, fmt.Errorf("user %q: no free gid for its group", u.Name)
@@ -175,7 +193,26 @@ func (db *DB) AddUser(u User) (Account, error) {
 			inactive, expire, ""})
 	}
 	db.setGroups(u.Name, u.Groups)
-	return Account{UID: uid, GID: gid, Home: home, Created: true}, nil
+	if err := db.addSubIDs(u.Name, uid, u.UID != nil); err != nil {
+		return Account{}, err
+	}
+	acc := Account{UID: uid, GID: gid, Home: home, Created: true}
+	if db.Useradd.Bool("CREATE_MAIL_SPOOL", false) {
+		// useradd 4.13 without MAIL_DIR looks at MAIL_FILE (a mailbox
+		// in the home, which it does not make) and else uses /var/mail.
+		spool, ok := db.Defs["MAIL_DIR"]
+		if _, inHome := db.Defs["MAIL_FILE"]; !ok && !inHome {
+			spool, ok = "/var/mail", true
+		}
+		if ok && strings.HasPrefix(spool, "/") && !strings.ContainsAny(spool, "\x00") {
+			m := &Mail{Path: strings.TrimSuffix(spool, "/") + "/" + u.Name, UID: uid, GID: gid, Mode: 0o600}
+			if mg, found := db.LookupGroup("mail"); found {
+				m.GID, m.Mode = mg, 0o660
+			}
+			acc.Mail = m
+		}
+	}
+	return acc, nil
 }
 
 // defStr is a numeric login.defs value as useradd copies it into shadow:
@@ -339,4 +376,98 @@ func deref[T any](p *T, def T) T {
 		return def
 	}
 	return *p
+}
+
+// addSubIDs gives a new user ranges in /etc/subuid and /etc/subgid as
+// useradd 4.13 does: only when the file is in the tree and
+// SUB_UID_COUNT (SUB_GID_COUNT) is not 0, for a uid in UID_MIN..UID_MAX or
+// one useradd chose itself (a uid given outside the range gets none), the
+// lowest free range of that size from SUB_UID_MIN up to SUB_UID_MAX.
+func (db *DB) addSubIDs(name string, uid int, given bool) error {
+	// useradd tests "no uid given" as uid 0, so a given uid 0 (the
+	// installer's second root) gets ranges too.
+	if given && uid != 0 && (uid < db.Defs.Int("UID_MIN", 1000) || uid > db.Defs.Int("UID_MAX", 60000)) {
+		return nil
+	}
+	for _, s := range []struct {
+		tab  *Table
+		kind string
+	}{{db.SubUID, "UID"}, {db.SubGID, "GID"}} {
+		if s.tab == nil || !s.tab.Present {
+			continue
+		}
+		count := clampID(db.Defs.Int("SUB_"+s.kind+"_COUNT", 65536))
+		if count <= 0 {
+			continue
+		}
+		if f, _ := s.tab.Find(name, 3); f != nil {
+			continue // useradd leaves an entry the user already has
+		}
+		lo, hi := clampID(db.Defs.Int("SUB_"+s.kind+"_MIN", 100000)), clampID(db.Defs.Int("SUB_"+s.kind+"_MAX", 600100000))
+		s.tab.sortRanges()
+		start, ok := s.tab.freeRange(lo, hi, count)
+		if !ok {
+			return fmt.Errorf("user %q: no free range of %d subordinate %ss in %d..%d", name, count, strings.ToLower(s.kind), lo, hi)
+		}
+		s.tab.Append([]string{name, strconv.Itoa(start), strconv.Itoa(count)})
+	}
+	return nil
+}
+
+// freeRange is the lowest start in lo..hi of count ids that overlap no
+// range of the subordinate id file.
+func (t *Table) freeRange(lo, hi, count int) (int, bool) {
+	type span struct{ start, end int } // end exclusive
+	var used []span
+	for _, l := range t.lines {
+		f := strings.Split(l, ":")
+		if strings.HasPrefix(l, "#") || len(f) < 3 {
+			continue
+		}
+		s, err1 := strconv.Atoi(f[1])
+		n, err2 := strconv.Atoi(f[2])
+		if err1 != nil || err2 != nil || n <= 0 {
+			continue
+		}
+		used = append(used, span{s, s + n})
+	}
+	slices.SortFunc(used, func(a, b span) int { return a.start - b.start })
+	start := lo
+	for _, u := range used {
+		if u.start >= start+count {
+			break
+		}
+		start = max(start, u.end)
+	}
+	return start, start+count-1 <= hi
+}
+
+// sortRanges orders the entries of a subordinate id file by their first
+// id, as shadow-utils sorts the file before it looks for a free range (and
+// so writes it sorted, the new entry last). Lines that are no entry keep
+// their places.
+func (t *Table) sortRanges() {
+	type entry struct {
+		start int
+		line  string
+	}
+	var slots []int
+	var entries []entry
+	for i, l := range t.lines {
+		f := strings.Split(l, ":")
+		if strings.HasPrefix(l, "#") || len(f) < 3 {
+			continue
+		}
+		s, err := strconv.Atoi(f[1])
+		if err != nil {
+			continue
+		}
+		slots, entries = append(slots, i), append(entries, entry{s, l})
+	}
+	slices.SortStableFunc(entries, func(a, b entry) int { return a.start - b.start })
+	for k, i := range slots {
+		if t.lines[i] != entries[k].line {
+			t.lines[i], t.changed = entries[k].line, true
+		}
+	}
 }

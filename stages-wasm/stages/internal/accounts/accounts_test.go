@@ -205,3 +205,64 @@ func TestParseDefs(t *testing.T) {
 		t.Errorf("ParseDefs = %v", d)
 	}
 }
+
+// TestSubIDRanges: a new user gets the lowest free range of subordinate
+// ids, the file sorted as shadow-utils writes it; a uid given outside
+// UID_MIN..UID_MAX gets none unless it is 0; a full range is an error.
+func TestSubIDRanges(t *testing.T) {
+	for _, tt := range []struct {
+		name, subuid string
+		uid          *int
+		defs         string
+		want         string
+		wantErr      string
+	}{
+		{name: "gap", subuid: "a:100000:65536\nz:300000:65536\n", want: "a:100000:65536\nz:300000:65536\nbob:165536:65536\n"},
+		{name: "sorted", subuid: "z:300000:65536\na:100000:65536\n", want: "a:100000:65536\nz:300000:65536\nbob:165536:65536\n"},
+		{name: "overlapping", subuid: "a:100000:70000\nb:150000:10000\n", want: "a:100000:70000\nb:150000:10000\nbob:170000:65536\n"},
+		{name: "system-uid", subuid: "", uid: ptr(500), want: ""},
+		{name: "uid-0", subuid: "", uid: ptr(0), want: "bob:100000:65536\n"},
+		{name: "full", subuid: "a:100000:10\n", defs: "SUB_UID_MAX 100100\n", wantErr: "no free range"},
+		{name: "count-0", subuid: "", defs: "SUB_UID_COUNT 0\n", want: ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			db := newDB()
+			db.Defs = ParseDefs(defs + tt.defs)
+			db.SubUID = ParseTable(tt.subuid, true)
+			_, err := db.AddUser(User{Name: "bob", UID: tt.uid, NonUnique: true})
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := db.SubUID.String(); got != tt.want {
+				t.Errorf("subuid = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestMailbox: CREATE_MAIL_SPOOL=yes gives a new user MAIL_DIR/NAME, in
+// group mail 0660 or its own group 0600 without one.
+func TestMailbox(t *testing.T) {
+	db := newDB()
+	db.Defs = ParseDefs(defs + "MAIL_DIR /var/spool/mail\n")
+	db.Useradd = ParseDefs("CREATE_MAIL_SPOOL=yes\n")
+	acc, err := db.AddUser(User{Name: "bob"})
+	if err != nil || acc.Mail == nil || *acc.Mail != (Mail{Path: "/var/spool/mail/bob", UID: 1001, GID: 1001, Mode: 0o600}) {
+		t.Fatalf("mail = %+v, %v", acc.Mail, err)
+	}
+	db.Group.Append([]string{"mail", "x", "12", ""})
+	acc, err = db.AddUser(User{Name: "carl"})
+	if err != nil || acc.Mail == nil || *acc.Mail != (Mail{Path: "/var/spool/mail/carl", UID: 1002, GID: 12, Mode: 0o660}) {
+		t.Fatalf("mail = %+v, %v", acc.Mail, err)
+	}
+	db.Useradd = ParseDefs("")
+	if acc, err := db.AddUser(User{Name: "dora"}); err != nil || acc.Mail != nil {
+		t.Fatalf("mail without CREATE_MAIL_SPOOL = %+v, %v", acc.Mail, err)
+	}
+}

@@ -50,25 +50,29 @@ type Chrony struct {
 // are kept in order.
 func EditChrony(conf string, o Chrony) (string, error) {
 	var servers, refclocks []string
-	for _, s := range o.Timeservers {
+	for i, s := range o.Timeservers {
+		if err := chronyWord(s); err != nil {
+			return "", fmt.Errorf("option \"timeservers[%d]\": %w", i, err)
+		}
 		servers = append(servers, "server "+s+" iburst")
 	}
 	for i, s := range o.Servers {
-		if s.Hostname == "" {
-			return "", fmt.Errorf("option \"servers[%d].hostname\": empty", i)
+		if err := chronyWord(s.Hostname); err != nil {
+			return "", fmt.Errorf("option \"servers[%d].hostname\": %w", i, err)
 		}
+		// osbuild's order: prefer, iburst, minpoll, maxpoll.
 		l := "server " + s.Hostname
+		if s.Prefer {
+			l += " prefer"
+		}
+		if s.Iburst == nil || *s.Iburst {
+			l += " iburst"
+		}
 		if s.Minpoll != nil {
 			l += " minpoll " + strconv.Itoa(*s.Minpoll)
 		}
 		if s.Maxpoll != nil {
 			l += " maxpoll " + strconv.Itoa(*s.Maxpoll)
-		}
-		if s.Iburst == nil || *s.Iburst {
-			l += " iburst"
-		}
-		if s.Prefer {
-			l += " prefer"
 		}
 		servers = append(servers, l)
 	}
@@ -86,6 +90,9 @@ func EditChrony(conf string, o Chrony) (string, error) {
 	if o.Leapsectz != nil {
 		replace["leapsectz"] = nil
 		if *o.Leapsectz != "" {
+			if err := chronyWord(*o.Leapsectz); err != nil {
+				return "", fmt.Errorf("option \"leapsectz\": %w", err)
+			}
 			replace["leapsectz"] = []string{"leapsectz " + *o.Leapsectz}
 		}
 	}
@@ -127,54 +134,80 @@ func EditChrony(conf string, o Chrony) (string, error) {
 	return strings.Join(append(head, out...), "\n") + "\n", nil
 }
 
+// chronyWord checks a value that goes into chrony.conf as one word: a
+// space would make the rest of it options of the directive, a line break
+// another directive, and chronyd would refuse the file or read it as
+// something else.
+func chronyWord(v string) error {
+	if v == "" || strings.ContainsAny(v, " \t\n\r\x00") {
+		return fmt.Errorf("%q is empty or holds a space or a line break", v)
+	}
+	return nil
+}
+
+// refclock writes a refclock line as chronyd reads it: the driver's
+// options follow its parameter, each after a ':' ("PPS /dev/pps0:clear",
+// "SHM 0:perm=0660", "PHC /dev/ptp0:nocrossts:extpps"). chronyd cuts the
+// parameter at every ':' and takes each piece as one option; after a space
+// "clear" or "perm" is a refclock option chronyd does not know, and it
+// refuses the file. osbuild joins PHC's options with ',', which chronyd
+// reads as one unknown option when the driver starts; kiln does not follow
+// it there.
 func refclock(r Refclock) (string, error) {
 	d := r.Driver
-	var l string
+	var param string
+	var opts []string
 	switch d.Name {
 	case "PPS":
 		if d.Device == "" {
 			return "", fmt.Errorf("PPS needs a device")
 		}
-		l = "refclock PPS " + d.Device
+		param = d.Device
 		if d.Clear {
-			l += " clear"
+			opts = append(opts, "clear")
 		}
 	case "SHM":
 		if d.Segment == nil {
 			return "", fmt.Errorf("SHM needs a segment")
 		}
-		l = "refclock SHM " + strconv.Itoa(*d.Segment)
+		param = strconv.Itoa(*d.Segment)
 		if d.Perm != "" {
-			l += " perm " + d.Perm
+			opts = append(opts, "perm="+d.Perm)
 		}
 	case "SOCK":
 		if d.Path == "" {
 			return "", fmt.Errorf("SOCK needs a path")
 		}
-		l = "refclock SOCK " + d.Path
+		param = d.Path
 	case "PHC":
 		if d.Path == "" {
 			return "", fmt.Errorf("PHC needs a path")
 		}
-		l = "refclock PHC " + d.Path
+		param = d.Path
 		if d.NoCrossTS {
-			l += ":nocrossts"
+			opts = append(opts, "nocrossts")
 		}
 		if d.ExtPPS {
-			l += ":extpps"
+			opts = append(opts, "extpps")
 		}
 		if d.Pin != nil {
-			l += ":pin=" + strconv.Itoa(*d.Pin)
+			opts = append(opts, "pin="+strconv.Itoa(*d.Pin))
 		}
 		if d.Channel != nil {
-			l += ":channel=" + strconv.Itoa(*d.Channel)
+			opts = append(opts, "channel="+strconv.Itoa(*d.Channel))
 		}
 		if d.Clear {
-			l += ":clear"
+			opts = append(opts, "clear")
 		}
 	default:
 		return "", fmt.Errorf("unknown driver %q (want PPS, SHM, SOCK or PHC)", d.Name)
 	}
+	// A ':' or a space in the parameter would split it into options or
+	// words chronyd reads as something else.
+	if strings.ContainsAny(param, ": \t\n\r\x00") {
+		return "", fmt.Errorf("%s parameter %q holds a ':', a space or a line break", d.Name, param)
+	}
+	l := "refclock " + d.Name + " " + strings.Join(append([]string{param}, opts...), ":")
 	if r.Poll != nil {
 		l += " poll " + strconv.Itoa(*r.Poll)
 	}

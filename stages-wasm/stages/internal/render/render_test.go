@@ -97,13 +97,66 @@ func TestEditChrony(t *testing.T) {
 		Leapsectz:   sp(""),
 		Refclocks:   []Refclock{rc},
 	})
-	want := "refclock PPS /dev/pps0 poll 3 offset 0.5\n# Use public servers\nserver a.example iburst\nserver b.example minpoll 4 iburst prefer\ndriftfile /var/lib/chrony/drift\n"
+	want := "refclock PPS /dev/pps0 poll 3 offset 0.5\n# Use public servers\nserver a.example iburst\nserver b.example prefer iburst minpoll 4\ndriftfile /var/lib/chrony/drift\n"
 	if err != nil || got != want {
 		t.Errorf("EditChrony =\n%s%v\nwant\n%s", got, err, want)
 	}
 	unchanged, err := EditChrony(conf, Chrony{})
 	if err != nil || unchanged != conf {
 		t.Errorf("EditChrony with no options changed the file: %q", unchanged)
+	}
+}
+
+// TestChronyRefclockDriverOptions pins the refclock lines chronyd 4.3
+// accepts: driver options hang off the parameter after ':' (issue 11 item
+// 11: "PPS /dev/pps0 clear" and "SHM 0 perm 0660" made chronyd refuse the
+// whole file).
+func TestChronyRefclockDriverOptions(t *testing.T) {
+	var pps, shm, sock, phc, bad Refclock
+	pps.Driver.Name, pps.Driver.Device, pps.Driver.Clear = "PPS", "/dev/pps0", true
+	shm.Driver.Name, shm.Driver.Segment, shm.Driver.Perm = "SHM", ip(0), "0660"
+	sock.Driver.Name, sock.Driver.Path, sock.Dpoll = "SOCK", "/run/chrony.sock", ip(-2)
+	phc.Driver.Name, phc.Driver.Path, phc.Driver.NoCrossTS, phc.Driver.ExtPPS = "PHC", "/dev/ptp0", true, true
+	phc.Driver.Pin, phc.Driver.Channel, phc.Driver.Clear = ip(1), ip(2), true
+	bad.Driver.Name, bad.Driver.Device = "PPS", "/dev/pps0:clear"
+	for _, c := range []struct {
+		name string
+		rc   Refclock
+		want string
+	}{
+		{"pps-clear", pps, "refclock PPS /dev/pps0:clear"},
+		{"shm-perm", shm, "refclock SHM 0:perm=0660"},
+		{"sock", sock, "refclock SOCK /run/chrony.sock dpoll -2"},
+		{"phc-all", phc, "refclock PHC /dev/ptp0:nocrossts:extpps:pin=1:channel=2:clear"},
+		{"colon-in-device", bad, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := EditChrony("", Chrony{Refclocks: []Refclock{c.rc}})
+			if c.want == "" {
+				if err == nil {
+					t.Fatalf("EditChrony = %q; want an error", got)
+				}
+				return
+			}
+			if err != nil || got != c.want+"\n" {
+				t.Errorf("EditChrony = %q, %v; want %q", got, err, c.want+"\n")
+			}
+		})
+	}
+}
+
+// TestChronyWords: a server name or zone holding a space or line break
+// would make chronyd read more than one word, or another directive.
+func TestChronyWords(t *testing.T) {
+	for _, o := range []Chrony{
+		{Timeservers: []string{""}},
+		{Timeservers: []string{"a.example\nrefclock SOCK /x"}},
+		{Servers: []ChronyServer{{Hostname: "a.example maxpoll 3"}}},
+		{Leapsectz: sp("right/UTC\nx")},
+	} {
+		if got, err := EditChrony("", o); err == nil {
+			t.Errorf("EditChrony(%+v) = %q; want an error", o, got)
+		}
 	}
 }
 

@@ -109,6 +109,26 @@ type Name struct {
 	Template                 bool // has an "@"
 }
 
+// unitTypes are the suffixes systemd knows.
+var unitTypes = []string{".service", ".socket", ".target", ".timer", ".path", ".mount", ".automount",
+	".swap", ".slice", ".scope", ".device"}
+
+// Mangle completes a unit name as systemctl does before enable, disable
+// and mask (suffix ".service") or set-default (".target"): a name without
+// a known unit type gets the suffix, so "sshd" is "sshd.service" and
+// "foo.bar" is "foo.bar.service". The result is parsed; systemctl's other
+// manglings (paths into .mount or .device units, escaping) are refused
+// with ParseName's error rather than guessed.
+func Mangle(s, suffix string) (Name, error) {
+	if s == "" || strings.ContainsAny(s, "/\x00") {
+		return ParseName(s)
+	}
+	if dot := strings.LastIndexByte(s, '.'); dot < 0 || !slices.Contains(unitTypes, s[dot:]) {
+		s += suffix
+	}
+	return ParseName(s)
+}
+
 // ParseName splits a unit name and checks it has a known unit type.
 func ParseName(s string) (Name, error) {
 	if s == "" || strings.ContainsAny(s, "/\x00") {
@@ -119,10 +139,7 @@ func ParseName(s string) (Name, error) {
 		return Name{}, fmt.Errorf("unit name %q has no type suffix (.service, .target, ...)", s)
 	}
 	n := Name{Suffix: s[dot:]}
-	switch n.Suffix {
-	case ".service", ".socket", ".target", ".timer", ".path", ".mount", ".automount",
-		".swap", ".slice", ".scope", ".device":
-	default:
+	if !slices.Contains(unitTypes, n.Suffix) {
 		return Name{}, fmt.Errorf("unit name %q: unknown unit type %q", s, n.Suffix)
 	}
 	base := s[:dot]
@@ -146,6 +163,24 @@ func (n Name) String() string {
 
 // TemplateName is the template a (possibly instantiated) unit comes from.
 func (n Name) TemplateName() string { return n.Prefix + "@" + n.Suffix }
+
+// Resolved is the unit that the name n stands for when its file is file:
+// an alias (a symlink, in /etc or a vendor directory, to a file of another
+// name) stands for the unit of the file's name, an instance of an aliased
+// template for the same instance of the real template. systemctl enables
+// and disables that unit: its links are named after it, and disabling an
+// alias removes the real unit's links. A file whose name is no unit of
+// n's type leaves n as it is.
+func Resolved(n Name, file string) Name {
+	r, err := ParseName(path.Base(file))
+	if err != nil || r.Suffix != n.Suffix || r.Template != n.Template {
+		return n
+	}
+	if r.Template && r.Instance == "" {
+		r.Instance = n.Instance
+	}
+	return r
+}
 
 // Link is one symlink to create: Path -> Target.
 type Link struct{ Path, Target string }
@@ -192,6 +227,7 @@ func (e *Enabler) enable(name string, depth int) error {
 	if err != nil {
 		return fmt.Errorf("unit %s: %w", name, err)
 	}
+	n = Resolved(n, file)
 	in := ParseInstall(text)
 	if !in.Present || len(in.WantedBy)+len(in.RequiredBy)+len(in.UpheldBy)+len(in.Alias)+len(in.Also) == 0 {
 		e.Warnings = append(e.Warnings, fmt.Sprintf("unit %s has no [Install] settings (it is static or pulled in by another unit); nothing to enable", name))

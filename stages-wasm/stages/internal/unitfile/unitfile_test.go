@@ -116,3 +116,78 @@ func TestDisableRemoves(t *testing.T) {
 		}
 	}
 }
+
+// TestMangleSuffixless: systemctl reads "sshd" as sshd.service (and
+// set-default "graphical" as graphical.target); osbuild's manifests
+// often give names so (issue 11 item 12).
+func TestMangleSuffixless(t *testing.T) {
+	for _, tt := range []struct{ in, suffix, want, wantErr string }{
+		{in: "sshd", suffix: ".service", want: "sshd.service"},
+		{in: "sshd.service", suffix: ".service", want: "sshd.service"},
+		{in: "-.mount", suffix: ".service", want: "-.mount"},
+		{in: "foo.bar", suffix: ".service", want: "foo.bar.service"},
+		{in: "getty@", suffix: ".service", want: "getty@.service"},
+		{in: "getty@tty1", suffix: ".service", want: "getty@tty1.service"},
+		{in: "graphical", suffix: ".target", want: "graphical.target"},
+		{in: "", suffix: ".service", wantErr: "not a unit name"},
+		{in: "../x", suffix: ".service", wantErr: "not a unit name"},
+		{in: "@x", suffix: ".service", wantErr: "empty prefix"},
+	} {
+		n, err := Mangle(tt.in, tt.suffix)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("Mangle(%q) = %v, %v; want error %q", tt.in, n, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || n.String() != tt.want {
+			t.Errorf("Mangle(%q, %q) = %q, %v; want %q", tt.in, tt.suffix, n.String(), err, tt.want)
+		}
+	}
+}
+
+// TestEnableThroughVendorAlias: a name that is a symlink in the vendor
+// directory to another unit's file enables that unit, under its own
+// name, as systemctl does (openssh.service -> sshd.service).
+func TestEnableThroughVendorAlias(t *testing.T) {
+	const lib = "/usr/lib/systemd/system/"
+	e := &Enabler{Find: func(name string) (string, string, error) {
+		switch name {
+		case "openssh.service":
+			return lib + "sshd.service", "[Install]\nWantedBy=multi-user.target\n", nil
+		case "alt@.service":
+			return lib + "spec@.service", "[Install]\nWantedBy=multi-user.target\n", nil
+		}
+		return "", "", ErrNotFound
+	}}
+	for _, u := range []string{"openssh.service", "alt@one.service"} {
+		if err := e.Enable(u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []Link{
+		{ConfigDir + "/multi-user.target.wants/sshd.service", lib + "sshd.service"},
+		{ConfigDir + "/multi-user.target.wants/spec@one.service", lib + "spec@.service"},
+	}
+	if !reflect.DeepEqual(e.Links, want) {
+		t.Errorf("links = %v, want %v", e.Links, want)
+	}
+}
+
+func TestResolved(t *testing.T) {
+	for _, tt := range []struct{ name, file, want string }{
+		{"foo-alias.service", "/usr/lib/systemd/system/foo.service", "foo.service"},
+		{"spec-alt@one.service", "/usr/lib/systemd/system/spec@.service", "spec@one.service"},
+		{"foo.service", "/usr/lib/systemd/system/foo.service", "foo.service"},
+		{"foo.socket", "/usr/lib/systemd/system/foo.service", "foo.socket"},
+		{"plain.service", "/usr/lib/systemd/system/tmpl@.service", "plain.service"},
+	} {
+		n, err := ParseName(tt.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := Resolved(n, tt.file).String(); got != tt.want {
+			t.Errorf("Resolved(%s, %s) = %s, want %s", tt.name, tt.file, got, tt.want)
+		}
+	}
+}
