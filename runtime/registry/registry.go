@@ -243,6 +243,9 @@ func (r *Registry) addUserDir(dir string) error {
 // Lookup returns the stage or assembler called name. The error for a name
 // nothing provides wraps ErrUnknown and says where to look.
 func (r *Registry) Lookup(kind Kind, name string) (*Entry, error) {
+	if kind != Stage && kind != Assembler {
+		return nil, fmt.Errorf("registry: lookup of %q: no kind %d", name, int(kind))
+	}
 	if e, ok := r.entries[kind][name]; ok {
 		return e, nil
 	}
@@ -254,6 +257,9 @@ func (r *Registry) Lookup(kind Kind, name string) (*Entry, error) {
 
 // Entries returns every entry of kind, sorted by name.
 func (r *Registry) Entries(kind Kind) []*Entry {
+	if kind != Stage && kind != Assembler {
+		return nil
+	}
 	out := make([]*Entry, 0, len(r.entries[kind]))
 	for _, e := range r.entries[kind] {
 		out = append(out, e)
