@@ -13,8 +13,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 
 	"github.com/kilnbuild/kiln/stages-wasm/sdk"
 )
@@ -51,30 +49,22 @@ type Input struct {
 // its input (not an I/O error).
 var ErrFailed = errors.New("assembler failed")
 
-var registry = map[string]Assembler{}
-
-// register adds a built-in assembler; called from init functions.
-func register(a Assembler) {
-	if _, dup := registry[a.Name()]; dup {
-		panic("assembler registered twice: " + a.Name())
-	}
-	registry[a.Name()] = a
+// Validator is implemented by assemblers whose options need more than
+// their schema to check (a value the schema allows but kiln refuses, such
+// as qemu's bootloader, or options that depend on each other). The
+// pipeline calls it when it makes the plan, so that such options are
+// refused before any stage runs; Assemble checks them again. Validate
+// returns what Assemble would return for the same options (an error
+// wrapping ErrFailed that names the option), without touching any file.
+type Validator interface {
+	Validate(options json.RawMessage) error
 }
 
-// Lookup returns the built-in assembler name.
-func Lookup(name string) (Assembler, bool) {
-	a, ok := registry[name]
-	return a, ok
-}
-
-// All returns every built-in assembler, sorted by name.
-func All() []Assembler {
-	all := make([]Assembler, 0, len(registry))
-	for _, a := range registry {
-		all = append(all, a)
-	}
-	slices.SortFunc(all, func(a, b Assembler) int { return strings.Compare(a.Name(), b.Name()) })
-	return all
+// Builtins returns kiln's assemblers, sorted by name. It is a list and
+// not a registry: runtime/registry resolves assembler names, beside the
+// stages, through one lookup.
+func Builtins() []Assembler {
+	return []Assembler{failing{}, noop{}, ociArchive{}, qemu{}, rawfs{}, tarAssembler{}}
 }
 
 // decode reads the options into v exactly as a stage's are read

@@ -61,7 +61,7 @@ func BenchmarkTar(b *testing.B) {
 			if _, err := exec.LookPath(tc.compression); err != nil {
 				b.Skipf("needs %s", tc.compression)
 			}
-			a, _ := Lookup("org.osbuild.tar")
+			a, _ := lookup("org.osbuild.tar")
 			var kiln, gnu time.Duration
 			var kilnSize, gnuSize int64
 			for i := 0; b.Loop(); i++ {

@@ -95,7 +95,7 @@ func TestHostileOptionInjection(t *testing.T) {
 		{"oci tag", "org.osbuild.oci-archive", `{"filename": "i.tar", "architecture": "amd64", "tag": "-x"}`, "tag"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			a, _ := Lookup(c.assembler)
+			a, _ := lookup(c.assembler)
 			vs := schemaViolations(t, a, c.opts)
 			if len(vs) == 0 {
 				t.Errorf("the schema accepts %s", c.opts)
@@ -122,7 +122,7 @@ func TestHostileOptionInjection(t *testing.T) {
 
 // TestHostileOptionsAccepted: the patterns still take what manifests use.
 func TestHostileOptionsAccepted(t *testing.T) {
-	qemu, _ := Lookup("org.osbuild.qemu")
+	qemu, _ := lookup("org.osbuild.qemu")
 	for _, opts := range []string{
 		`{"format": "qcow2", "filename": "disk.qcow2", "size": 33554432, "ptuuid": "0x14fc63d2", "root_fs_uuid": "` + testUUID + `", "qcow2_compat": "0.10"}`,
 		`{"format": "qcow2", "filename": "disk.qcow2", "size": 33554432, "ptuuid": "0x14fc63d2", "root_fs_uuid": "` + testUUID + `", "qcow2_compat": "1.1"}`,
@@ -361,7 +361,7 @@ func sparseBombTree(t *testing.T, tail bool) (tree, bomb string) {
 func TestRawfsSparseBomb(t *testing.T) {
 	requireTools(t, "mkfs.ext4", "debugfs", "e2fsck")
 	tree, bomb := sparseBombTree(t, false)
-	a, _ := Lookup("org.osbuild.rawfs")
+	a, _ := lookup("org.osbuild.rawfs")
 	err := a.Assemble(t.Context(), Input{Tree: tree, Output: t.TempDir(), Epoch: testEpoch,
 		Options: json.RawMessage(`{"filename": "x", "root_fs_uuid": "` + testUUID + `", "size": 16777216}`)})
 	if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), bomb) || !strings.Contains(err.Error(), "more than a file in this ext4 filesystem can hold") {
@@ -381,7 +381,7 @@ func TestRawfsTooSmall(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(tree, "big"), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	a, _ := Lookup("org.osbuild.rawfs")
+	a, _ := lookup("org.osbuild.rawfs")
 	err := a.Assemble(t.Context(), Input{Tree: tree, Output: t.TempDir(), Epoch: testEpoch,
 		Options: json.RawMessage(`{"filename": "x", "root_fs_uuid": "` + testUUID + `", "size": 8388608}`)})
 	if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), `option "size": the tree does not fit in a filesystem of 8388608 bytes`) {
@@ -443,7 +443,7 @@ func TestExampleOptionsAccepted(t *testing.T) {
 		if err := json.Unmarshal(b, &m); err != nil || m.Pipeline.Assembler == nil {
 			continue
 		}
-		a, ok := Lookup(m.Pipeline.Assembler.Name)
+		a, ok := lookup(m.Pipeline.Assembler.Name)
 		if !ok {
 			continue
 		}

@@ -5,11 +5,6 @@ import (
 	"fmt"
 )
 
-func init() {
-	register(noop{})
-	register(failing{})
-}
-
 // noop produces no output: a pipeline that only wants its tree (exported
 // with --export) or only checks that its stages run.
 type noop struct{}

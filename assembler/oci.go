@@ -19,8 +19,6 @@ import (
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-func init() { register(ociArchive{}) }
-
 // ociArchive writes the tree as a one-layer OCI image in an OCI image
 // layout, packed in a tar archive (what `podman pull oci-archive:` and
 // `skopeo copy oci-archive:` read).

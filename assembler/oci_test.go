@@ -24,7 +24,7 @@ const testEpoch = 1700000000
 func runOCI(t *testing.T, tree, opts string) string {
 	t.Helper()
 	out := t.TempDir()
-	a, _ := Lookup("org.osbuild.oci-archive")
+	a, _ := lookup("org.osbuild.oci-archive")
 	if err := a.Assemble(t.Context(), Input{Tree: tree, Output: out, Options: json.RawMessage(opts), Epoch: testEpoch}); err != nil {
 		t.Fatal(err)
 	}

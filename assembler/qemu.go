@@ -12,8 +12,6 @@ import (
 	"github.com/kilnbuild/kiln/store/treecopy"
 )
 
-func init() { register(qemu{}) }
-
 // qemu writes a partitioned disk image: the partition table (go-diskfs),
 // one ext4 filesystem per partition made from the part of the tree under
 // its mountpoint, then qemu-img converts the raw disk to the format asked
@@ -227,6 +225,12 @@ func (a qemu) options(in Input) (qemuOptions, error) {
 		}
 	}
 	return opts, nil
+}
+
+// Validate implements Validator: the plan refuses what options would.
+func (a qemu) Validate(options json.RawMessage) error {
+	_, err := a.options(Input{Options: options})
+	return err
 }
 
 func (a qemu) Assemble(ctx context.Context, in Input) (err error) {

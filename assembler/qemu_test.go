@@ -189,7 +189,7 @@ func TestQemuMountpointSymlink(t *testing.T) {
 		if err := os.Symlink(link, filepath.Join(tree, "data")); err != nil {
 			t.Fatal(err)
 		}
-		a, _ := Lookup("org.osbuild.qemu")
+		a, _ := lookup("org.osbuild.qemu")
 		opts := `{"filename": "d", "size": 67108864, "format": "raw", "pttype": "gpt", "ptuuid": "d209c89e-ea5e-4fbd-b161-b461cce297e0",
 		  "partitions": [{"size": 40960, "filesystem": {"type": "ext4", "uuid": "` + testUUID + `", "mountpoint": "/"}},
 		                 {"filesystem": {"type": "ext4", "uuid": "0194fdc2-fa2f-4cc0-81d3-ff12045b73c8", "mountpoint": "/data"}}]}`

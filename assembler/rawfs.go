@@ -2,11 +2,10 @@ package assembler
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 )
-
-func init() { register(rawfs{}) }
 
 // rawfs writes the tree as a filesystem image: ext4, made by mkfs.ext4 -d
 // and made reproducible (see makeExt4).
@@ -36,28 +35,47 @@ func (rawfs) Schema() []byte {
 }`)
 }
 
+type rawfsOptions struct {
+	Filename   string `json:"filename"`
+	RootFSUUID string `json:"root_fs_uuid"`
+	Size       int64  `json:"size"`
+	FSType     string `json:"fs_type"`
+}
+
+func (a rawfs) options(in Input) (rawfsOptions, error) {
+	opts := rawfsOptions{FSType: "ext4"}
+	if err := decode(in, a.Name(), &opts); err != nil {
+		return opts, err
+	}
+	if opts.FSType != "ext4" {
+		return opts, errOption(a.Name(), "fs_type", "%q is not supported: kiln makes ext4 filesystems only", opts.FSType)
+	}
+	if err := checkUUID(a.Name(), "root_fs_uuid", opts.RootFSUUID); err != nil {
+		return opts, err
+	}
+	if err := checkImageSize(a.Name(), opts.Size); err != nil {
+		return opts, err
+	}
+	if !filenameRE.MatchString(opts.Filename) {
+		return opts, errOption(a.Name(), "filename", "%q must be a plain file name (%s)", opts.Filename, filenamePattern)
+	}
+	return opts, nil
+}
+
+// Validate implements Validator: the plan refuses what options would.
+func (a rawfs) Validate(options json.RawMessage) error {
+	_, err := a.options(Input{Options: options})
+	return err
+}
+
 func (a rawfs) Assemble(ctx context.Context, in Input) (err error) {
 	discard, err := guardOutput(a.Name(), in.Output)
 	if err != nil {
 		return err
 	}
 	defer discard(&err)
-	opts := struct {
-		Filename   string `json:"filename"`
-		RootFSUUID string `json:"root_fs_uuid"`
-		Size       int64  `json:"size"`
-		FSType     string `json:"fs_type"`
-	}{FSType: "ext4"}
-	if err := decode(in, a.Name(), &opts); err != nil {
-		return err
-	}
-	if opts.FSType != "ext4" {
-		return errOption(a.Name(), "fs_type", "%q is not supported: kiln makes ext4 filesystems only", opts.FSType)
-	}
-	if err := checkUUID(a.Name(), "root_fs_uuid", opts.RootFSUUID); err != nil {
-		return err
-	}
-	if err := checkImageSize(a.Name(), opts.Size); err != nil {
+	opts, err := a.options(in)
+	if err != nil {
 		return err
 	}
 	f, err := outputFile(a.Name(), in.Output, opts.Filename)

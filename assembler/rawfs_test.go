@@ -53,7 +53,7 @@ func runRawfs(t *testing.T, tree, opts string) string {
 func runImage(t *testing.T, name, tree, opts string) string {
 	t.Helper()
 	out := t.TempDir()
-	a, _ := Lookup(name)
+	a, _ := lookup(name)
 	if err := a.Assemble(t.Context(), Input{Tree: tree, Output: out, Options: json.RawMessage(opts), Epoch: testEpoch}); err != nil {
 		t.Fatal(err)
 	}

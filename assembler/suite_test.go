@@ -33,11 +33,13 @@ var ext4Tools = []string{"mkfs.ext4", "debugfs", "e2fsck"}
 
 func lookup(t *testing.T, name string) assembler.Assembler {
 	t.Helper()
-	a, ok := assembler.Lookup(name)
-	if !ok {
-		t.Fatalf("no assembler %s", name)
+	for _, a := range assembler.Builtins() {
+		if a.Name() == name {
+			return a
+		}
 	}
-	return a
+	t.Fatalf("no assembler %s", name)
+	return nil
 }
 
 // configs are every assembler's cases and bad options. org.osbuild.error,

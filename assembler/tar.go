@@ -12,8 +12,6 @@ import (
 	"github.com/ulikunitz/xz"
 )
 
-func init() { register(tarAssembler{}) }
-
 // tarAssembler writes the tree as one tarball, optionally compressed.
 type tarAssembler struct{}
 

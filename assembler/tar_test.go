@@ -26,7 +26,7 @@ func requireRoot(t testing.TB) {
 
 func runTar(t *testing.T, tree, out string, opts string) string {
 	t.Helper()
-	a, _ := Lookup("org.osbuild.tar")
+	a, _ := lookup("org.osbuild.tar")
 	err := a.Assemble(t.Context(), Input{Tree: tree, Output: out, Options: json.RawMessage(opts), Epoch: 1700000000})
 	if err != nil {
 		t.Fatal(err)

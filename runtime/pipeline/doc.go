@@ -3,6 +3,10 @@
 // stage ids, fetches sources, and runs the stages that the store does not
 // already hold, one after another in one object's write context.
 //
+// Build is the one entry point for a whole build (kiln build maps its
+// flags onto a BuildConfig); MakePlan is its planning half, which kiln
+// inspect shows, and Run its running half.
+//
 // # Ids
 //
 // A stage's id is a SHA-256 over the stage name, the digest of the module

@@ -13,9 +13,10 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/kilnbuild/kiln/assembler"
 	"github.com/kilnbuild/kiln/runtime/engine"
 	"github.com/kilnbuild/kiln/runtime/manifest"
-	"github.com/kilnbuild/kiln/runtime/schema"
+	"github.com/kilnbuild/kiln/runtime/registry"
 	"github.com/kilnbuild/kiln/runtime/sources"
 	"github.com/kilnbuild/kiln/store"
 	"github.com/kilnbuild/kiln/store/mountns"
@@ -53,40 +54,53 @@ func guest(t *testing.T) *engine.Module {
 	return guestMod
 }
 
-// testStages provides the guest's stages; test.write has a schema, the
-// others run unvalidated.
-type testStages struct{ m map[string]*StageInfo }
-
-func newTestStages(t *testing.T) testStages {
+// newTestRegistry provides the guest's stages, through the registry as
+// kiln's own: test.write has a schema, the others run unvalidated.
+// Extra stages (on the guest's module) are added.
+func newTestRegistry(t *testing.T, extra ...registry.BuiltinStage) *registry.Registry {
 	mod := guest(t)
-	s, err := schema.Compile("test:write", []byte(`{"type": "object", "additionalProperties": false,
-	  "required": ["path"], "properties": {"path": {"type": "string"}, "content": {"type": "string"}}}`))
+	stage := func(name, schema string) registry.BuiltinStage {
+		s := registry.BuiltinStage{Name: name, Summary: "test", Module: mod, ModuleName: "guest.wasm"}
+		if schema != "" {
+			s.Schema = []byte(schema)
+		}
+		return s
+	}
+	stages := []registry.BuiltinStage{
+		stage("test.write", `{"type": "object", "additionalProperties": false,
+	  "required": ["path"], "properties": {"path": {"type": "string"}, "content": {"type": "string"}}}`),
+		stage("test.copy", ""), stage("test.fail", ""), stage("test.ls", ""),
+	}
+	for _, x := range extra {
+		x.Module, x.ModuleName = mod, "guest.wasm"
+		stages = append(stages, x)
+	}
+	reg, err := registry.NewFrom(registry.Builtins{Stages: stages, Assemblers: assembler.Builtins()}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return testStages{map[string]*StageInfo{
-		"test.write": {Name: "test.write", Module: mod, Schema: s, Origin: "built-in"},
-		"test.copy":  {Name: "test.copy", Module: mod, Origin: "built-in"},
-		"test.fail":  {Name: "test.fail", Module: mod, Origin: "built-in"},
-		"test.ls":    {Name: "test.ls", Module: mod, Origin: "built-in"},
-	}}
+	return reg
 }
 
-func (s testStages) Lookup(name string) (*StageInfo, error) {
-	if i, ok := s.m[name]; ok {
-		return i, nil
+// sel is p with the stages checkpoints and exports select committed and
+// exported (the ids stay).
+func sel(t *testing.T, p *Plan, checkpoints, exports []string) *Plan {
+	t.Helper()
+	q := *p
+	if err := q.selectCommits(checkpoints, exports); err != nil {
+		t.Fatal(err)
 	}
-	return nil, fmt.Errorf("%w %q", ErrUnknownStage, name)
+	return &q
 }
 
 const testEpoch = 1700000000
 
 type env struct {
-	t      *testing.T
-	st     *store.Store
-	eng    *engine.Engine
-	stages testStages
-	out    string
+	t   *testing.T
+	st  *store.Store
+	eng *engine.Engine
+	reg *registry.Registry
+	out string
 }
 
 func newEnv(t *testing.T) *env {
@@ -100,7 +114,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { eng.Close() })
-	return &env{t: t, st: st, eng: eng, stages: newTestStages(t), out: t.TempDir()}
+	return &env{t: t, st: st, eng: eng, reg: newTestRegistry(t), out: t.TempDir()}
 }
 
 func (e *env) plan(doc string) *Plan {
@@ -109,7 +123,7 @@ func (e *env) plan(doc string) *Plan {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	p, err := NewPlan("test.json", m, e.stages, testEpoch)
+	p, err := NewPlan("test.json", m, e.reg, PlanConfig{Epoch: testEpoch})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -117,7 +131,7 @@ func (e *env) plan(doc string) *Plan {
 }
 
 func (e *env) run(p *Plan, mod func(*Options)) (*Result, error) {
-	opts := Options{Store: e.st, Engine: e.eng, OutputDir: e.out, Epoch: testEpoch}
+	opts := Options{Store: e.st, Engine: e.eng, OutputDir: e.out}
 	if mod != nil {
 		mod(&opts)
 	}
@@ -148,8 +162,7 @@ func TestCaching(t *testing.T) {
 	p := e.plan(writes("a", "b", "c"))
 	// Stage 0 is checkpointed (by an id prefix), so a change after it can
 	// start from its stored result.
-	res, err := e.run(p, func(o *Options) {
-		o.Exports, o.Checkpoints = []string{p.TreeID}, []string{p.Stages[0].ID[:12]}
+	res, err := e.run(sel(t, p, []string{p.Stages[0].ID[:12]}, []string{p.TreeID}), func(o *Options) {
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -165,7 +178,7 @@ func TestCaching(t *testing.T) {
 		t.Fatalf("exported tree: %q %v", first, err)
 	}
 
-	res, err = e.run(p, func(o *Options) { o.Exports = []string{p.TreeID} })
+	res, err = e.run(sel(t, p, nil, []string{p.TreeID}), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +218,7 @@ func TestBadOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = NewPlan("bad.json", m, e.stages, testEpoch)
+	_, err = NewPlan("bad.json", m, e.reg, PlanConfig{Epoch: testEpoch})
 	if !errors.Is(err, manifest.ErrInvalid) {
 		t.Fatalf("NewPlan = %v, want ErrInvalid", err)
 	}
@@ -265,15 +278,11 @@ func TestBuildPipelineAndSources(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := NewPlan("m.json", m, e.stages, testEpoch)
+	p, err := NewPlan("m.json", m, e.reg, PlanConfig{Epoch: testEpoch})
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, err := sources.Parse(m.Sources)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fetcher := &sources.Fetcher{Dir: filepath.Join(e.st.Root(), "sources"),
+	fetcher := &sources.Fetcher{Dir: SourcesDir(e.st.Root()),
 		Temp: func() (sources.TempDir, error) { return e.st.NewTempDir("src") }}
 	// Another build fetched this one; this build's stages must not see it.
 	other := sha256.Sum256([]byte("other"))
@@ -284,9 +293,7 @@ func TestBuildPipelineAndSources(t *testing.T) {
 	if err := os.WriteFile(otherPath, []byte("other"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	res, err := e.run(p, func(o *Options) {
-		o.Sources, o.Fetcher, o.Exports = files, fetcher, []string{p.TreeID}
-	})
+	res, err := e.run(sel(t, p, nil, []string{p.TreeID}), func(o *Options) { o.Fetcher = fetcher })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +338,7 @@ func TestStoredAssemblerNotRerun(t *testing.T) {
 	if err != nil || res.Assembler == nil || res.Assembler.Cached {
 		t.Fatalf("first build: %v, assembler %+v", err, res.Assembler)
 	}
-	res, err = e.run(p, func(o *Options) { o.Exports = []string{p.TreeID} })
+	res, err = e.run(sel(t, p, nil, []string{p.TreeID}), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,11 +353,11 @@ func TestEpochInIDs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := NewPlan("m.json", m, e.stages, 0)
+	a, err := NewPlan("m.json", m, e.reg, PlanConfig{Epoch: 0})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := NewPlan("m.json", m, e.stages, 1)
+	b, err := NewPlan("m.json", m, e.reg, PlanConfig{Epoch: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,10 +371,10 @@ func TestEpochInIDs(t *testing.T) {
 func TestExportBeforeStoredStage(t *testing.T) {
 	e := newEnv(t)
 	p := e.plan(writes("a", "b", "c"))
-	if _, err := e.run(p, func(o *Options) { o.Checkpoints = []string{p.Stages[1].ID} }); err != nil {
+	if _, err := e.run(sel(t, p, []string{p.Stages[1].ID}, nil), nil); err != nil {
 		t.Fatal(err)
 	}
-	res, err := e.run(p, func(o *Options) { o.Exports = []string{p.Stages[0].ID} })
+	res, err := e.run(sel(t, p, nil, []string{p.Stages[0].ID}), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -386,8 +393,8 @@ func TestExportBeforeStoredStage(t *testing.T) {
 func TestDamagedObjectRebuilt(t *testing.T) {
 	e := newEnv(t)
 	p := e.plan(writes("a", "b"))
-	all := func(o *Options) { o.Exports, o.Checkpoints = []string{p.TreeID}, []string{"*"} }
-	if _, err := e.run(p, all); err != nil {
+	all := sel(t, p, []string{"*"}, []string{p.TreeID})
+	if _, err := e.run(all, nil); err != nil {
 		t.Fatal(err)
 	}
 	refs, err := e.st.Refs()
@@ -403,7 +410,7 @@ func TestDamagedObjectRebuilt(t *testing.T) {
 	if err := os.RemoveAll(filepath.Join(e.out, p.TreeID)); err != nil {
 		t.Fatal(err)
 	}
-	res, err := e.run(p, all)
+	res, err := e.run(all, nil)
 	if err != nil {
 		t.Fatalf("build beside damaged objects: %v", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/kilnbuild/kiln/assembler"
 	"github.com/kilnbuild/kiln/runtime/engine"
 	"github.com/kilnbuild/kiln/runtime/manifest"
+	"github.com/kilnbuild/kiln/runtime/registry"
 	"github.com/kilnbuild/kiln/runtime/schema"
 	"github.com/kilnbuild/kiln/runtime/sources"
 )
@@ -33,14 +35,6 @@ type StageInfo struct {
 	Shadows bool
 }
 
-// Stages finds the module that provides a stage.
-type Stages interface {
-	Lookup(name string) (*StageInfo, error)
-}
-
-// ErrUnknownStage is returned by Stages.Lookup for a name nothing provides.
-var ErrUnknownStage = errors.New("unknown stage")
-
 // Stage is one planned stage.
 type Stage struct {
 	manifest.Stage
@@ -58,7 +52,11 @@ type Assembler struct {
 	options []byte
 }
 
-// Plan is a manifest with every stage resolved and every id computed.
+// Plan is a manifest with every stage resolved and every id computed, and
+// everything else the run needs that the ids depend on or refer to: the
+// epoch the ids cover, the sources the stages name, and the stages the
+// checkpoints and exports select. Run takes all of it from the plan, so a
+// run cannot use an epoch or a selection other than the one planned.
 type Plan struct {
 	Build     *Plan // nil without a build pipeline
 	Runner    string
@@ -67,15 +65,45 @@ type Plan struct {
 	// BuildID is the id of the build pipeline's tree ("" for none), and
 	// TreeID the id of this pipeline's tree (its last stage; "" if empty).
 	BuildID, TreeID string
+
+	// The rest is set on the top-level plan only.
+
+	// File names the manifest ("-": standard input), and Manifest is it.
+	File     string
+	Manifest *manifest.Manifest
+	// Epoch is SOURCE_DATE_EPOCH: every id covers it, and the stages and
+	// the assembler run at it.
+	Epoch int64
+	// Sources are the manifest's sources.
+	Sources []sources.File
+	// Checkpoints and Exports are the selectors the plan was made with.
+	Checkpoints, Exports []string
+
+	keep    map[string]bool // ids to commit: checkpoints and exports
+	exports []string        // ids to export, in selector order
 }
 
-// NewPlan resolves and validates every stage of m and computes the ids for
-// a build at SOURCE_DATE_EPOCH epoch. Problems with the manifest wrap
-// manifest.ErrInvalid and name the stage's JSON path, index and name, and
-// the option at fault. The manifest's sources section is parsed too, and
-// a stage whose options name a source (by its checksum) the section lacks
-// is refused here, rather than failing when it runs.
-func NewPlan(file string, m *manifest.Manifest, stages Stages, epoch int64) (*Plan, error) {
+// PlanConfig is what a plan is made with besides the manifest.
+type PlanConfig struct {
+	Epoch int64 // SOURCE_DATE_EPOCH
+	// Checkpoints name stages to commit: an id (or a prefix of at least 8
+	// hex digits), a stage name, or a glob over names.
+	Checkpoints []string
+	// Exports name trees to copy to the output directory, as checkpoints
+	// do.
+	Exports []string
+}
+
+// NewPlan resolves and validates every stage of m and its assembler
+// through reg and computes the ids for a build at cfg.Epoch. Problems with
+// the manifest wrap manifest.ErrInvalid and name the stage's JSON path,
+// index and name, and the option at fault; the assembler's options are
+// checked by the assembler too (assembler.Validator), so what it would
+// refuse is refused before any stage runs. The manifest's sources section
+// is parsed, and a stage whose options name a source (by its checksum)
+// the section lacks is refused here, rather than failing when it runs. A
+// checkpoint or export that selects no stage wraps ErrNoMatch.
+func NewPlan(file string, m *manifest.Manifest, reg *registry.Registry, cfg PlanConfig) (*Plan, error) {
 	files, err := sources.Parse(m.Sources)
 	if err != nil {
 		var pe *sources.ParseError
@@ -88,16 +116,33 @@ func NewPlan(file string, m *manifest.Manifest, stages Stages, epoch int64) (*Pl
 	for _, f := range files {
 		known[f.Checksum] = true
 	}
-	return newPlan(file, &m.Pipeline, stages, strconv.FormatInt(epoch, 10), known)
+	plan, err := newPlan(file, &m.Pipeline, reg, strconv.FormatInt(cfg.Epoch, 10), known)
+	if err != nil {
+		return nil, err
+	}
+	plan.File, plan.Manifest, plan.Epoch, plan.Sources = file, m, cfg.Epoch, files
+	if err := plan.selectCommits(cfg.Checkpoints, cfg.Exports); err != nil {
+		return nil, err
+	}
+	return plan, nil
+}
+
+// baseDir is what file: sources are relative to: the manifest's
+// directory, none for standard input.
+func (p *Plan) baseDir() string {
+	if p.File == "-" || p.File == "" {
+		return ""
+	}
+	return filepath.Dir(p.File)
 }
 
 // The epoch is part of every id: stages see it as their clock (the users
 // stage writes its day into /etc/shadow) and assemblers clamp timestamps
 // to it, so a result made at one epoch must not serve another.
-func newPlan(file string, p *manifest.Pipeline, stages Stages, epoch string, known map[string]bool) (*Plan, error) {
+func newPlan(file string, p *manifest.Pipeline, reg *registry.Registry, epoch string, known map[string]bool) (*Plan, error) {
 	plan := &Plan{}
 	if p.Build != nil {
-		b, err := newPlan(file, &p.Build.Pipeline, stages, epoch, known)
+		b, err := newPlan(file, &p.Build.Pipeline, reg, epoch, known)
 		if err != nil {
 			return nil, err
 		}
@@ -106,13 +151,19 @@ func newPlan(file string, p *manifest.Pipeline, stages Stages, epoch string, kno
 	var errs []error
 	base := ""
 	for i, ms := range p.Stages {
-		info, err := stages.Lookup(ms.Name)
+		what := fmt.Sprintf("stage %d (%s)", i, ms.Name)
+		e, err := reg.Lookup(registry.Stage, ms.Name)
 		if err != nil {
-			errs = append(errs, &manifest.Error{File: file, Path: ms.Path + ".name",
-				Msg: fmt.Sprintf("stage %d (%s): %v", i, ms.Name, err)})
+			errs = append(errs, &manifest.Error{File: file, Path: ms.Path + ".name", Msg: fmt.Sprintf("%s: %v", what, err)})
 			continue
 		}
-		what := fmt.Sprintf("stage %d (%s)", i, ms.Name)
+		s, err := e.CompiledSchema()
+		if err != nil {
+			// A user module's schema is the user's input.
+			errs = append(errs, &manifest.Error{File: file, Path: ms.Path + ".name", Msg: fmt.Sprintf("%s: %v", what, err)})
+			continue
+		}
+		info := &StageInfo{Name: e.Name, Module: e.Module, Schema: s, Origin: e.Origin(), Shadows: e.Shadows}
 		opts, err := checkOptions(file, ms, what, info.Schema)
 		if err != nil {
 			errs = append(errs, err)
@@ -128,23 +179,45 @@ func newPlan(file string, p *manifest.Pipeline, stages Stages, epoch string, kno
 	}
 	plan.TreeID = base
 	if a := p.Assembler; a != nil {
-		impl, ok := assembler.Lookup(a.Name)
-		if !ok {
-			errs = append(errs, &manifest.Error{File: file, Path: a.Path + ".name",
-				Msg: fmt.Sprintf("unknown assembler %q (kiln stages list shows the assemblers)", a.Name)})
-		} else if s, err := schema.Compile("kiln:assembler/"+a.Name, impl.Schema()); err != nil {
-			return nil, fmt.Errorf("assembler %s: %w", a.Name, err)
-		} else if opts, err := checkOptions(file, *a, "assembler "+a.Name, s); err != nil {
+		pa, err := planAssembler(file, a, reg, plan, epoch)
+		if err != nil {
+			var me *manifest.Error
+			if !errors.As(err, &me) {
+				return nil, err
+			}
 			errs = append(errs, err)
-		} else {
-			id := hashID("kiln-assembler-v1", a.Name, impl.Version(), plan.BuildID, plan.TreeID, string(opts), epoch)
-			plan.Assembler = &Assembler{Stage: *a, ID: id, Impl: impl, options: opts}
 		}
+		plan.Assembler = pa
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	return plan, nil
+}
+
+func planAssembler(file string, a *manifest.Stage, reg *registry.Registry, plan *Plan, epoch string) (*Assembler, error) {
+	what := "assembler " + a.Name
+	e, err := reg.Lookup(registry.Assembler, a.Name)
+	if err != nil {
+		return nil, &manifest.Error{File: file, Path: a.Path + ".name", Msg: err.Error()}
+	}
+	s, err := e.CompiledSchema()
+	if err != nil {
+		return nil, err
+	}
+	opts, err := checkOptions(file, *a, what, s)
+	if err != nil {
+		return nil, err
+	}
+	impl := e.Assembler
+	if v, ok := impl.(assembler.Validator); ok {
+		if err := v.Validate(opts); err != nil {
+			return nil, &manifest.Error{File: file, Path: a.Path + ".options",
+				Msg: fmt.Sprintf("%s: %s", what, strings.TrimPrefix(err.Error(), assembler.ErrFailed.Error()+": "+a.Name+": "))}
+		}
+	}
+	id := hashID("kiln-assembler-v1", a.Name, impl.Version(), plan.BuildID, plan.TreeID, string(opts), epoch)
+	return &Assembler{Stage: *a, ID: id, Impl: impl, options: opts}, nil
 }
 
 // checkOptions validates a stage's options and returns them canonical.
@@ -232,6 +305,6 @@ func hashID(fields ...string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// Options returns the stage's options as canonical JSON, as the stage
+// CanonicalOptions returns the stage's options as canonical JSON, as the stage
 // receives them.
 func (s *Stage) CanonicalOptions() []byte { return s.options }

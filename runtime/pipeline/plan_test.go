@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/kilnbuild/kiln/runtime/manifest"
-	"github.com/kilnbuild/kiln/runtime/schema"
+	"github.com/kilnbuild/kiln/runtime/registry"
 )
 
 // TestPlanRefusesMissingSource (issue 10 item 19): a stage naming a source
@@ -14,7 +14,7 @@ import (
 // stages before it); it is refused when planning, naming the stage index,
 // name, option and checksum.
 func TestPlanRefusesMissingSource(t *testing.T) {
-	stages := newTestStages(t)
+	stages := newTestRegistry(t)
 	have := "sha256:" + strings.Repeat("a", 64)
 	lack := "sha256:" + strings.Repeat("b", 64)
 	lack512 := "sha512:" + strings.Repeat("c", 128)
@@ -43,7 +43,7 @@ func TestPlanRefusesMissingSource(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = NewPlan("m.json", m, stages, testEpoch)
+			_, err = NewPlan("m.json", m, stages, PlanConfig{Epoch: testEpoch})
 			if tc.want == nil {
 				if err != nil {
 					t.Fatal(err)
@@ -65,14 +65,8 @@ func TestPlanRefusesMissingSource(t *testing.T) {
 // TestPlanRefusesUndecodableOptions (issue 10 item 19): an integer option
 // written as 1e3 or 1.0 passed the schema and failed the stage's decoding.
 func TestPlanRefusesUndecodableOptions(t *testing.T) {
-	stages := newTestStages(t)
-	s, err := schema.Compile("test:count", []byte(`{"type": "object", "properties": {"n": {"type": "integer", "minimum": 0}}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	info := *stages.m["test.fail"]
-	info.Name, info.Schema = "test.count", s
-	stages.m["test.count"] = &info
+	stages := newTestRegistry(t, registry.BuiltinStage{Name: "test.count",
+		Schema: []byte(`{"type": "object", "properties": {"n": {"type": "integer", "minimum": 0}}}`)})
 	for _, tc := range []struct{ n, want string }{
 		{"3", ""},
 		{"1e3", "$.pipeline.stages[0].options.n: 1e3: write an integer without fraction or exponent"},
@@ -83,7 +77,7 @@ func TestPlanRefusesUndecodableOptions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = NewPlan("m.json", m, stages, testEpoch)
+		_, err = NewPlan("m.json", m, stages, PlanConfig{Epoch: testEpoch})
 		if tc.want == "" {
 			if err != nil {
 				t.Errorf("n=%s: %v", tc.n, err)

@@ -18,20 +18,22 @@ import (
 	"github.com/kilnbuild/kiln/store/crashpoint"
 )
 
-// Options configures Run.
+// Options configures Run: where and how the plan is built. What the ids
+// depend on (the epoch, the sources, the selected checkpoints and exports)
+// is in the plan.
 type Options struct {
-	Store   *store.Store
-	Engine  *engine.Engine
-	Sources []sources.File
-	Fetcher *sources.Fetcher // nil when Sources is empty
-	Epoch   int64            // SOURCE_DATE_EPOCH
+	Store  *store.Store
+	Engine *engine.Engine
+	// Fetcher fetches the plan's sources; nil, a fetcher into the store's
+	// SourcesDir, reading file: sources relative to the manifest's
+	// directory, from beneath FileRoots. Its Progress is Run's.
+	Fetcher *sources.Fetcher
+	// FileRoots, when not empty, are the only directories file:// sources
+	// may be read from (sources.Fetcher.FileRoots); used when Fetcher is
+	// nil.
+	FileRoots []string
 	// StageTimeout limits each stage's run; zero means none.
 	StageTimeout time.Duration
-	// Checkpoints name stages to commit: an id (or a prefix of at least 8
-	// hex digits), a stage name, or a glob over names.
-	Checkpoints []string
-	// Exports name trees to copy to OutputDir/<id>, as checkpoints do.
-	Exports []string
 	// OutputDir receives the assembler's output and the exports.
 	OutputDir string
 	// ExportMode says who may reach into the trees exported to OutputDir.
@@ -54,6 +56,10 @@ const (
 	// Waiting: another build (in any process) is making the object ID
 	// that this one needs; this build waits for it and then uses it.
 	Waiting
+	// Planned: Build made the plan (Plan) and opened the store
+	// (StoreRoot, having removed Recovered leftovers of interrupted
+	// runs); nothing has been fetched or run yet.
+	Planned
 )
 
 // Event is a progress report.
@@ -66,6 +72,10 @@ type Event struct {
 	Total  int64
 	Cached bool
 	ID     string // for Waiting
+
+	Plan      *Plan // for Planned
+	StoreRoot string
+	Recovered int
 }
 
 // StageResult is what happened to one stage (or the assembler).
@@ -103,15 +113,6 @@ type Result struct {
 // stage of the plan.
 var ErrNoMatch = errors.New("matches no stage")
 
-// CheckSelectors returns an error wrapping ErrNoMatch for the first
-// checkpoint or export pattern that selects no stage of plan, so that a
-// caller can refuse bad usage before building.
-func CheckSelectors(plan *Plan, checkpoints, exports []string) error {
-	r := &runner{opts: Options{Checkpoints: checkpoints, Exports: exports}, keep: map[string]bool{}}
-	_, err := r.selectCommits(plan)
-	return err
-}
-
 // ErrStageFailed is wrapped by Run's error when a stage or the assembler
 // failed (as opposed to bad input or an I/O problem).
 var ErrStageFailed = errors.New("build step failed")
@@ -119,17 +120,24 @@ var ErrStageFailed = errors.New("build step failed")
 type runner struct {
 	emitMu  sync.Mutex // Events is called one at a time
 	opts    Options
+	epoch   int64 // the plan's
 	res     *Result
-	keep    map[string]bool // ids to commit
+	keep    map[string]bool // ids to commit (the plan's)
 	exports map[string]bool // ids to export (and so to hold)
 	// holds keep what this build will export (the assembler's output and
 	// the exported trees) from gc, from when it is found or committed
 	// until Run returns.
 	holds map[string]*store.Hold
+	// fetcher holds the plan's sources, which each stage's view shows.
+	fetcher *sources.Fetcher
+	sources []sources.File
 }
 
-// Run builds the plan. On failure the store stays consistent: every object
-// is closed and only completed commits remain.
+// Run builds the plan: at its epoch, with its sources, committing and
+// exporting what its selectors chose (Build makes the plan and calls Run;
+// call Run directly to build a plan against a store and engine of your
+// own). On failure the store stays consistent: every object is closed and
+// only completed commits remain.
 //
 // Builds running at the same time, in any processes, share their work: a
 // build about to make an object (a committed stage, a build pipeline's
@@ -139,22 +147,31 @@ type runner struct {
 // found or made for its output is held until it is exported, so that
 // `kiln store gc` cannot remove it in between.
 func Run(ctx context.Context, plan *Plan, opts Options) (*Result, error) {
-	r := &runner{opts: opts, res: &Result{TreeID: plan.TreeID, BuildID: plan.BuildID},
-		keep: map[string]bool{}, exports: map[string]bool{}, holds: map[string]*store.Hold{}}
+	r := &runner{opts: opts, epoch: plan.Epoch, res: &Result{TreeID: plan.TreeID, BuildID: plan.BuildID},
+		keep: plan.keep, exports: map[string]bool{}, holds: map[string]*store.Hold{}, sources: plan.Sources}
 	defer r.releaseHolds()
-	exports, err := r.selectCommits(plan)
-	if err != nil {
-		return r.res, err
-	}
+	exports := plan.exports
 	for _, id := range exports {
 		r.exports[id] = true
 	}
-	if len(opts.Sources) > 0 {
-		f := *opts.Fetcher
-		f.Progress = func(file sources.File, done, total int64, cached bool) {
-			r.emit(Event{Kind: SourceProgress, File: file, Done: done, Total: total, Cached: cached})
+	var f sources.Fetcher
+	if opts.Fetcher != nil {
+		f = *opts.Fetcher
+	} else {
+		st := opts.Store
+		f = sources.Fetcher{
+			Dir:       SourcesDir(st.Root()),
+			Temp:      func() (sources.TempDir, error) { return st.NewTempDir("src") },
+			FileRoots: opts.FileRoots,
+			BaseDir:   plan.baseDir(),
 		}
-		if err := f.Fetch(ctx, opts.Sources); err != nil {
+	}
+	f.Progress = func(file sources.File, done, total int64, cached bool) {
+		r.emit(Event{Kind: SourceProgress, File: file, Done: done, Total: total, Cached: cached})
+	}
+	r.fetcher = &f
+	if len(plan.Sources) > 0 {
+		if err := f.Fetch(ctx, plan.Sources); err != nil {
 			return r.res, err
 		}
 	}
@@ -187,10 +204,10 @@ func (r *runner) emit(e Event) {
 	}
 }
 
-// selectCommits marks checkpointed stages and exports for committing and
-// returns the ids to export.
-func (r *runner) selectCommits(plan *Plan) ([]string, error) {
-	all := allStages(plan)
+// selectCommits resolves the checkpoint and export selectors to the ids
+// to commit and export.
+func (p *Plan) selectCommits(checkpoints, exports []string) error {
+	all := allStages(p)
 	match := func(pattern string) []string {
 		var ids []string
 		for _, s := range all {
@@ -201,27 +218,29 @@ func (r *runner) selectCommits(plan *Plan) ([]string, error) {
 		}
 		return ids
 	}
-	for _, c := range r.opts.Checkpoints {
+	keep := map[string]bool{}
+	for _, c := range checkpoints {
 		ids := match(c)
 		if len(ids) == 0 {
-			return nil, fmt.Errorf("--checkpoint %q %w (give an id, 8+ digits of one, a stage name or a glob)", c, ErrNoMatch)
+			return fmt.Errorf("--checkpoint %q %w (give an id, 8+ digits of one, a stage name or a glob)", c, ErrNoMatch)
 		}
 		for _, id := range ids {
-			r.keep[id] = true
+			keep[id] = true
 		}
 	}
-	var exports []string
-	for _, e := range r.opts.Exports {
+	var exp []string
+	for _, e := range exports {
 		ids := match(e)
 		if len(ids) == 0 {
-			return nil, fmt.Errorf("--export %q %w (give an id, 8+ digits of one, a stage name or a glob)", e, ErrNoMatch)
+			return fmt.Errorf("--export %q %w (give an id, 8+ digits of one, a stage name or a glob)", e, ErrNoMatch)
 		}
 		for _, id := range ids {
-			r.keep[id] = true
+			keep[id] = true
 		}
-		exports = append(exports, ids...)
+		exp = append(exp, ids...)
 	}
-	return exports, nil
+	p.Checkpoints, p.Exports, p.keep, p.exports = checkpoints, exports, keep, exp
+	return nil
 }
 
 func allStages(p *Plan) []Stage {
@@ -504,7 +523,7 @@ func (r *runner) runStage(ctx context.Context, obj *store.Object, s *Stage, res 
 	out, err := r.opts.Engine.Run(ctx, engine.Stage{
 		Name: s.Name, ID: s.ID, Module: s.Info.Module, Options: s.options,
 		Tree: w.Path(), Sources: sourcesDir, Build: buildDir,
-		Epoch: r.opts.Epoch, Timeout: r.opts.StageTimeout,
+		Epoch: r.epoch, Timeout: r.opts.StageTimeout,
 		Log: logEvents(func(b []byte) { r.emit(Event{Kind: StageLog, Result: res, Log: b}) }),
 	})
 	if cerr := w.Close(); err == nil {
@@ -528,11 +547,11 @@ func (r *runner) runStage(ctx context.Context, obj *store.Object, s *Stage, res 
 // every source of the manifest (or of the store) would let a stage's
 // output change with sources its id does not know about.
 func (r *runner) sourcesView(ctx context.Context, s *Stage) (string, func(), error) {
-	if r.opts.Fetcher == nil {
+	if r.fetcher == nil {
 		return "", func() {}, nil
 	}
 	var named []sources.File
-	for _, f := range r.opts.Sources {
+	for _, f := range r.sources {
 		if bytes.Contains(s.options, []byte(f.Checksum)) {
 			named = append(named, f)
 		}
@@ -542,7 +561,7 @@ func (r *runner) sourcesView(ctx context.Context, s *Stage) (string, func(), err
 		return "", nil, err
 	}
 	done := func() { _ = view.Remove() }
-	if err := r.opts.Fetcher.View(ctx, view.Path(), named); err != nil {
+	if err := r.fetcher.View(ctx, view.Path(), named); err != nil {
 		done()
 		return "", nil, err
 	}
@@ -631,7 +650,7 @@ func (r *runner) runAssembler(ctx context.Context, a *Assembler, obj *store.Obje
 	if err != nil {
 		return err
 	}
-	err = a.Impl.Assemble(ctx, assembler.Input{Tree: tree.Path(), Output: w.Path(), Options: a.options, Epoch: r.opts.Epoch})
+	err = a.Impl.Assemble(ctx, assembler.Input{Tree: tree.Path(), Output: w.Path(), Options: a.options, Epoch: r.epoch})
 	if cerr := w.Close(); err == nil {
 		err = cerr
 	}

@@ -34,8 +34,7 @@ func TestGCAtEveryStepKeepsWhatABuildUses(t *testing.T) {
 		if _, err := e.st.GC(t.Context(), 0); err != nil {
 			t.Fatal(err)
 		}
-		_, err := e.run(p, func(o *Options) {
-			o.Checkpoints, o.Exports = []string{p.Stages[0].ID}, []string{p.Stages[1].ID}
+		_, err := e.run(sel(t, p, []string{p.Stages[0].ID}, []string{p.Stages[1].ID}), func(o *Options) {
 			o.Events = func(ev Event) {
 				if ev.Kind == StageLog {
 					return
@@ -64,7 +63,7 @@ func TestGCAtEveryStepKeepsWhatABuildUses(t *testing.T) {
 // letting a go on only once b is running a stage or waiting for a lock, so
 // that the two overlap whatever the machine's speed. It returns both
 // results and b's waits.
-func runConcurrently(t *testing.T, e *env, a, b *Plan, opts func(*Options)) (ra, rb *Result, waits []string) {
+func runConcurrently(t *testing.T, e *env, a, b *Plan, checkpoints []string) (ra, rb *Result, waits []string) {
 	t.Helper()
 	eng2, err := engine.New(t.Context(), engine.Config{CacheDir: filepath.Join(os.TempDir(), "kiln-pipeline-test-cache")})
 	if err != nil {
@@ -79,8 +78,8 @@ func runConcurrently(t *testing.T, e *env, a, b *Plan, opts func(*Options)) (ra,
 	bBusy := make(chan struct{})
 	bWaits := make(chan string, 16)
 	started := false
+	a, b = sel(t, a, checkpoints, nil), sel(t, b, checkpoints, nil)
 	ra, err = e.run(a, func(o *Options) {
-		opts(o)
 		o.Events = func(ev Event) {
 			if ev.Kind != StageStarted || started {
 				return
@@ -88,8 +87,7 @@ func runConcurrently(t *testing.T, e *env, a, b *Plan, opts func(*Options)) (ra,
 			started = true
 			go func() {
 				signaled := false
-				o2 := Options{Store: e.st, Engine: eng2, OutputDir: e.out, Epoch: testEpoch}
-				opts(&o2)
+				o2 := Options{Store: e.st, Engine: eng2, OutputDir: e.out}
 				o2.Events = func(ev Event) {
 					if ev.Kind == Waiting {
 						bWaits <- ev.ID
@@ -133,7 +131,7 @@ func TestConcurrentBuildsRunEachStageOnce(t *testing.T) {
 	  {"name": "test.write", "options": {"path": "/c", "content": "c"}}],
 	  "assembler": {"name": "org.osbuild.noop"}}}`
 	p := e.plan(doc)
-	ra, rb, waits := runConcurrently(t, e, p, e.plan(doc), func(o *Options) { o.Checkpoints = []string{p.Stages[1].ID} })
+	ra, rb, waits := runConcurrently(t, e, p, e.plan(doc), []string{p.Stages[1].ID})
 	if got := len(ran(ra)) + len(ran(rb)); got != 3 {
 		t.Errorf("the two builds ran %v and %v: %d stages, want 3", ran(ra), ran(rb), got)
 	}
@@ -153,7 +151,7 @@ func TestConcurrentBuildsShareAPrefix(t *testing.T) {
 	if a.Stages[1].ID != b.Stages[1].ID {
 		t.Fatal("the prefixes differ")
 	}
-	ra, rb, waits := runConcurrently(t, e, a, b, func(o *Options) { o.Checkpoints = []string{a.Stages[1].ID} })
+	ra, rb, waits := runConcurrently(t, e, a, b, []string{a.Stages[1].ID})
 	if fmt.Sprint(ran(ra)) != "[0 1 2]" || fmt.Sprint(ran(rb)) != "[2]" {
 		t.Errorf("ran %v and %v, want [0 1 2] and [2]", ran(ra), ran(rb))
 	}

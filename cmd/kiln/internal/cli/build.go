@@ -17,7 +17,7 @@ import (
 	"github.com/kilnbuild/kiln/runtime/engine"
 	"github.com/kilnbuild/kiln/runtime/manifest"
 	"github.com/kilnbuild/kiln/runtime/pipeline"
-	"github.com/kilnbuild/kiln/runtime/sources"
+	"github.com/kilnbuild/kiln/runtime/registry"
 	"github.com/kilnbuild/kiln/store/mountns"
 )
 
@@ -122,7 +122,6 @@ func runBuild(cmd *cobra.Command, file string, f *buildFlags) error {
 	if err := mountns.Enter(); err != nil {
 		return err
 	}
-	ctx := cmd.Context()
 	epoch, err := parseEpoch(f.epoch)
 	if err != nil {
 		return err
@@ -146,56 +145,38 @@ func runBuild(cmd *cobra.Command, file string, f *buildFlags) error {
 	if err != nil {
 		return usagef("--export-mode: %v", err)
 	}
-	m, err := manifest.Load(file)
-	if errors.Is(err, os.ErrNotExist) {
-		return usageError{err} // a wrong path on the command line
-	}
-	if err != nil {
-		return asUsage(err)
-	}
-	reg, err := stageRegistry(f.stagePath)
-	if err != nil {
-		return err
-	}
-	plan, err := pipeline.NewPlan(file, m, reg, epoch)
-	if err != nil {
-		return asUsage(err)
-	}
-	if err := pipeline.CheckSelectors(plan, f.checkpoints, f.exports); err != nil {
-		return usageError{err}
-	}
-	files, err := sources.Parse(m.Sources)
-	if err != nil {
-		return usagef("%s: %v", file, err)
-	}
-	st, err := openStore(ctx, cmd, f.store)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	eng, err := engine.New(ctx, engine.Config{CacheDir: moduleCacheDir(st.Root()), MemoryLimit: uint64(memLimit)})
-	if err != nil {
-		return err
-	}
-	defer eng.Close()
-
 	stderr := cmd.ErrOrStderr()
-	prog := newProgress(stderr, mode, stageCount(plan))
-	prog.header(file, plan, st.Root())
+	var prog *progress
+	defer func() {
+		if prog != nil {
+			prog.Close()
+		}
+	}()
 	start := time.Now()
-	res, err := pipeline.Run(ctx, plan, pipeline.Options{
-		Store: st, Engine: eng, Sources: files,
-		Fetcher: &sources.Fetcher{
-			Dir:       filepath.Join(st.Root(), "sources"),
-			Temp:      func() (sources.TempDir, error) { return st.NewTempDir("src") },
-			FileRoots: f.fileRoots,
-			BaseDir:   manifestDir(file),
+	res, err := pipeline.Build(cmd.Context(), pipeline.BuildConfig{
+		ManifestFile: file, StagePath: f.stagePath,
+		Epoch: epoch, Checkpoints: f.checkpoints, Exports: f.exports,
+		StoreDir: f.store, MemoryLimit: uint64(memLimit), StageTimeout: f.stageTimeout,
+		FileRoots: f.fileRoots, OutputDir: f.outputDir, ExportMode: exportMode,
+		Events: func(ev pipeline.Event) {
+			if ev.Kind == pipeline.Planned {
+				if ev.Recovered > 0 {
+					fmt.Fprintf(stderr, "kiln: removed %d leftover(s) of interrupted runs from %s\n", ev.Recovered, filepath.Join(ev.StoreRoot, "tmp"))
+				}
+				prog = newProgress(stderr, mode, stageCount(ev.Plan))
+				prog.header(file, ev.Plan, ev.StoreRoot)
+				start = time.Now()
+				return
+			}
+			prog.event(ev)
 		},
-		Epoch: epoch, StageTimeout: f.stageTimeout,
-		Checkpoints: f.checkpoints, Exports: f.exports, OutputDir: f.outputDir, ExportMode: exportMode,
-		Events: prog.event,
 	})
+	if res == nil && err != nil {
+		// Nothing ran: the manifest, a flag or the store is at fault.
+		return buildUsage(err)
+	}
 	prog.Close()
+	prog = nil
 	elapsed := time.Since(start)
 	if f.asJSON {
 		if jerr := writeResultJSON(cmd.OutOrStdout(), res, err); jerr != nil {
@@ -243,21 +224,22 @@ func runBuild(cmd *cobra.Command, file string, f *buildFlags) error {
 	return nil
 }
 
+// buildUsage gives the errors of planning a build their exit status: the
+// caller's (2) for a missing or invalid manifest, a bad --stage-path or a
+// selector matching nothing.
+func buildUsage(err error) error {
+	if errors.Is(err, pipeline.ErrNoManifest) || errors.Is(err, pipeline.ErrNoMatch) || errors.Is(err, registry.ErrStagePath) {
+		return usageError{err}
+	}
+	return asUsage(err)
+}
+
 // asUsage makes manifest errors exit with status 2.
 func asUsage(err error) error {
 	if errors.Is(err, manifest.ErrInvalid) {
 		return usageError{err}
 	}
 	return err
-}
-
-// manifestDir is what file: sources are relative to: the manifest's
-// directory, none for standard input.
-func manifestDir(file string) string {
-	if file == "-" {
-		return ""
-	}
-	return filepath.Dir(file)
 }
 
 func displayFile(file string) string {

@@ -2,12 +2,9 @@ package cli
 
 import (
 	"encoding/json"
-	"errors"
-	"os"
 
 	"github.com/spf13/cobra"
 
-	"github.com/kilnbuild/kiln/runtime/manifest"
 	"github.com/kilnbuild/kiln/runtime/pipeline"
 )
 
@@ -20,7 +17,9 @@ func newInspectCmd() *cobra.Command {
 		Long: `Print the manifest as JSON with the id of every stage, of the assembler and
 of each pipeline's tree filled in, exactly as kiln build would compute them.
 Nothing is built and the store is not touched, so this also checks a
-manifest: stage names, and options against each stage's schema.`,
+manifest as kiln build does before it runs anything: stage and assembler
+names, options against each one's schema, the assembler's own checks of
+its options, and the sources the stages name.`,
 		Example: `  kiln inspect manifest.json
   kiln inspect manifest.json | jq -r '.pipeline.stages[] | .id + "  " + .name'`,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -34,21 +33,13 @@ manifest: stage names, and options against each stage's schema.`,
 			if err != nil {
 				return err
 			}
-			m, err := manifest.Load(args[0])
-			if errors.Is(err, os.ErrNotExist) {
-				return usageError{err}
-			}
+			// The plan kiln build makes and runs, so that what inspect
+			// accepts and the ids it shows are the build's.
+			plan, err := pipeline.MakePlan(pipeline.BuildConfig{ManifestFile: args[0], StagePath: stagePath, Epoch: epoch})
 			if err != nil {
-				return asUsage(err)
+				return buildUsage(err)
 			}
-			reg, err := stageRegistry(stagePath)
-			if err != nil {
-				return err
-			}
-			plan, err := pipeline.NewPlan(args[0], m, reg, epoch)
-			if err != nil {
-				return asUsage(err)
-			}
+			m := plan.Manifest
 			out := map[string]any{"pipeline": inspectPipeline(plan)}
 			if len(m.Sources) > 0 {
 				out["sources"] = m.Sources

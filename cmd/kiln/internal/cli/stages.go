@@ -9,8 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kilnbuild/kiln/assembler"
-	"github.com/kilnbuild/kiln/runtime/pipeline"
 	"github.com/kilnbuild/kiln/runtime/registry"
 )
 
@@ -20,12 +18,6 @@ func loadRegistry(stagePath []string) (*registry.Registry, error) {
 		return nil, usageError{err}
 	}
 	return reg, err
-}
-
-// stageRegistry is the stages a build can use: the built-in library and
-// the user's --stage-path directories.
-func stageRegistry(stagePath []string) (pipeline.Stages, error) {
-	return loadRegistry(stagePath)
 }
 
 func newStagesCmd() *cobra.Command {
@@ -55,7 +47,7 @@ same name.`,
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "STAGE\tFROM\tSUMMARY")
-			entries := reg.Entries()
+			entries := reg.Entries(registry.Stage)
 			for _, e := range entries {
 				from := e.ModuleName
 				if e.Shadows {
@@ -68,8 +60,8 @@ same name.`,
 			}
 			fmt.Fprintln(tw, "\t\t")
 			fmt.Fprintln(tw, "ASSEMBLER\tFROM\tSUMMARY")
-			for _, a := range assembler.All() {
-				fmt.Fprintf(tw, "%s\tbuilt-in\t%s\n", a.Name(), a.Summary())
+			for _, a := range reg.Entries(registry.Assembler) {
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", a.Name, a.Origin(), a.Summary)
 			}
 			return tw.Flush()
 		},
@@ -91,16 +83,16 @@ same name.`,
 			}
 			out := cmd.OutOrStdout()
 			name := args[0]
-			if e, ok := reg.Get(name); ok {
+			if e, err := reg.Lookup(registry.Stage, name); err == nil {
 				fmt.Fprintf(out, "stage    %s\nsummary  %s\nmodule   %s (sha256 %s)\n", e.Name, e.Summary, e.ModuleName, e.Module.Digest())
 				if e.Shadows {
 					fmt.Fprintln(out, "note     this user stage replaces the built-in one")
 				}
 				return printSchema(out, e.Schema)
 			}
-			if a, ok := assembler.Lookup(name); ok {
-				fmt.Fprintf(out, "assembler %s\nsummary   %s\nversion   %s\n", a.Name(), a.Summary(), a.Version())
-				return printSchema(out, a.Schema())
+			if e, err := reg.Lookup(registry.Assembler, name); err == nil {
+				fmt.Fprintf(out, "assembler %s\nsummary   %s\nversion   %s\n", e.Name, e.Summary, e.Assembler.Version())
+				return printSchema(out, e.Schema)
 			}
 			return usagef("no stage or assembler %q (kiln stages list shows them)", name)
 		},

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kilnbuild/kiln/runtime/engine"
+	"github.com/kilnbuild/kiln/runtime/pipeline"
 	"github.com/kilnbuild/kiln/runtime/sources"
 	"github.com/kilnbuild/kiln/store"
 	"github.com/kilnbuild/kiln/store/mountns"
@@ -185,7 +186,7 @@ var fsckCheckers = []FsckChecker{
 
 // moduleCacheDir is where kiln build keeps wazero's compiled modules.
 func moduleCacheDir(storeRoot string) string {
-	return filepath.Join(storeRoot, "cache", "wazero")
+	return pipeline.ModuleCacheDir(storeRoot)
 }
 
 // fsckModuleCache checks each compiled module against the checksum kiln
@@ -206,7 +207,7 @@ func fsckModuleCache(_ context.Context, storeRoot string, repair bool) ([]store.
 // fsckSources checks every fetched source against the checksum it is
 // stored under (runtime/sources.Verify).
 func fsckSources(ctx context.Context, storeRoot string, repair bool) ([]store.Problem, error) {
-	ps, err := sources.Verify(ctx, filepath.Join(storeRoot, "sources"), repair)
+	ps, err := sources.Verify(ctx, pipeline.SourcesDir(storeRoot), repair)
 	out := make([]store.Problem, 0, len(ps))
 	for _, p := range ps {
 		rel, rerr := filepath.Rel(storeRoot, p.Path)
