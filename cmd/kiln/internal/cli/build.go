@@ -48,9 +48,8 @@ then run the assembler and copy its output to --output-directory.
 Stages whose result is stored are not run again: a stage's id covers its
 name, its module's digest, its options, the build pipeline, every stage
 before it and SOURCE_DATE_EPOCH, so editing stage k re-runs stages k to n
-only. Results are stored
-for the stages named by --checkpoint and --export, for build pipelines, and
-for the assembler.
+only. Results are stored for the stages named by --checkpoint and --export,
+for build pipelines, and for the assembler.
 
 Exported trees (--export) keep their content as the store has it, setuid
 files, file capabilities and device nodes included; so that no other local
