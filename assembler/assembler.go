@@ -8,13 +8,12 @@
 package assembler
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 
-	"github.com/kilnbuild/kiln/stages-wasm/sdk"
+	"github.com/kilnbuild/kiln/internal/stageopts"
 )
 
 // Assembler makes output files from a tree.
@@ -68,7 +67,7 @@ func Builtins() []Assembler {
 }
 
 // decode reads the options into v exactly as a stage's are read
-// (sdk.DecodeOptions): a member name must equal a field's json name byte
+// (stageopts.Decode, which the Go SDK's DecodeOptions uses too): a member name must equal a field's json name byte
 // for byte, and an unknown one is refused, so an assembler called without
 // the schema takes no option the schema would refuse (encoding/json alone
 // would ignore "bogus" and take "FILENAME" for "filename"). Errors name the
@@ -77,7 +76,7 @@ func decode(in Input, name string, v any) error {
 	if len(in.Options) == 0 {
 		return nil
 	}
-	err := sdk.DecodeOptions(bytes.NewReader(in.Options), v)
+	err := stageopts.Decode(in.Options, v)
 	if err == nil {
 		return nil
 	}
@@ -85,7 +84,7 @@ func decode(in Input, name string, v any) error {
 	if errors.As(err, &typ) && typ.Field != "" {
 		return errOption(name, typ.Field, "%s is not a %s", typ.Value, typ.Type)
 	}
-	if errors.Is(err, sdk.ErrOption) {
+	if errors.Is(err, stageopts.ErrOption) {
 		// The message names the option already.
 		return fmt.Errorf("%w: %s: %w", ErrFailed, name, err)
 	}

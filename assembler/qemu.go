@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/kilnbuild/kiln/internal/fsmeta"
 	"github.com/kilnbuild/kiln/store/treecopy"
 )
 
@@ -337,7 +338,7 @@ func (a qemu) fillPartition(ctx context.Context, in Input, scratch string, disk 
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return err
 	}
-	defer removeAll(dir)
+	defer fsmeta.RemoveAll(dir)
 	files := src
 	if _, err := os.Lstat(src); os.IsNotExist(err) {
 		// Nothing in the tree below the mountpoint: an empty filesystem.

@@ -14,8 +14,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kilnbuild/kiln/internal/fsmeta"
 	"github.com/kilnbuild/kiln/store/crashpoint"
-	"github.com/kilnbuild/kiln/store/treesum"
 )
 
 // TarOptions chooses what a tarball of a tree keeps besides contents,
@@ -254,7 +254,7 @@ func copyFrom(ctx context.Context, w io.Writer, f io.ReaderAt, size int64, buf [
 }
 
 func addXattrs(hdr *tar.Header, path string, opts TarOptions) error {
-	names, err := treesum.ListXattrs(path)
+	names, err := fsmeta.ListXattrs(path)
 	if err != nil {
 		return err
 	}
@@ -264,7 +264,7 @@ func addXattrs(hdr *tar.Header, path string, opts TarOptions) error {
 		if isACL && !opts.ACLs || isSELinux && !opts.SELinux || !isACL && !isSELinux && !opts.Xattrs {
 			continue
 		}
-		v, err := treesum.GetXattr(path, n)
+		v, err := fsmeta.GetXattr(path, n)
 		if err != nil {
 			return err
 		}

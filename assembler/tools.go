@@ -6,13 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kilnbuild/kiln/internal/fsmeta"
 )
 
 // scratchDir makes a directory inside the output directory for
@@ -25,7 +26,7 @@ func scratchDir(out string) (string, func(), error) {
 	if err != nil {
 		return "", nil, err
 	}
-	return dir, func() { removeAll(dir) }, nil
+	return dir, func() { fsmeta.RemoveAll(dir) }, nil
 }
 
 // guardOutput prepares an assembler's output directory: the returned func,
@@ -51,26 +52,10 @@ func guardOutput(assembler, dir string) (func(*error), error) {
 		}
 		for _, e := range entries {
 			if !had[e.Name()] {
-				_ = removeAll(filepath.Join(dir, e.Name()))
+				_ = fsmeta.RemoveAll(filepath.Join(dir, e.Name()))
 			}
 		}
 	}, nil
-}
-
-// removeAll removes dir even where a copied read-only directory would
-// stop os.RemoveAll for a user other than root, by making directories
-// writable first.
-func removeAll(dir string) error {
-	if os.RemoveAll(dir) == nil {
-		return nil
-	}
-	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			os.Chmod(path, 0o700)
-		}
-		return nil
-	})
-	return os.RemoveAll(dir)
 }
 
 // hostErrnos are what a tool says about the host, not about its input: the

@@ -10,6 +10,8 @@ import (
 	experimentalsys "github.com/tetratelabs/wazero/experimental/sys"
 	"github.com/tetratelabs/wazero/sys"
 	"golang.org/x/sys/unix"
+
+	"github.com/kilnbuild/kiln/internal/fsmeta"
 )
 
 // file is an open regular file or directory of a root. wazero uses each File
@@ -310,7 +312,7 @@ func (f *file) direntType(t uint8, name string) fs.FileMode {
 	if err := unix.Fstatat(f.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return fs.ModeIrregular
 	}
-	return fileMode(st.Mode).Type()
+	return fsmeta.FileMode(st.Mode).Type()
 }
 
 // Write implements experimentalsys.File.Write.

@@ -6,6 +6,8 @@ import (
 	experimentalsys "github.com/tetratelabs/wazero/experimental/sys"
 	"github.com/tetratelabs/wazero/sys"
 	"golang.org/x/sys/unix"
+
+	"github.com/kilnbuild/kiln/internal/fsmeta"
 )
 
 // NewFS exposes root to wazero as a filesystem, to mount with
@@ -65,7 +67,7 @@ func (f *fsys) OpenFile(path string, flag experimentalsys.Oflag, perm fs.FileMod
 	if f.readOnly && (flags&unix.O_ACCMODE != unix.O_RDONLY || flags&(unix.O_CREAT|unix.O_TRUNC|unix.O_APPEND) != 0) {
 		return nil, experimentalsys.EROFS
 	}
-	fd, err := f.root.open(path, flags, unixPerm(perm))
+	fd, err := f.root.open(path, flags, fsmeta.Perm(perm))
 	if err != nil {
 		return nil, f.root.sysErrno(err)
 	}
@@ -112,21 +114,6 @@ func unixFlags(flag experimentalsys.Oflag) (int, experimentalsys.Errno) {
 	return flags, 0
 }
 
-// unixPerm converts fs.FileMode permission and special bits to a Linux mode.
-func unixPerm(m fs.FileMode) uint32 {
-	p := uint32(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		p |= unix.S_ISUID
-	}
-	if m&fs.ModeSetgid != 0 {
-		p |= unix.S_ISGID
-	}
-	if m&fs.ModeSticky != 0 {
-		p |= unix.S_ISVTX
-	}
-	return p
-}
-
 // Lstat implements experimentalsys.FS.Lstat: a final symlink is described
 // itself.
 //
@@ -166,7 +153,7 @@ func (f *fsys) Mkdir(path string, perm fs.FileMode) experimentalsys.Errno {
 	if f.readOnly {
 		return experimentalsys.EROFS
 	}
-	return f.root.sysErrno(f.root.mkdir(path, unixPerm(perm)))
+	return f.root.sysErrno(f.root.mkdir(path, fsmeta.Perm(perm)))
 }
 
 // Chmod implements experimentalsys.FS.Chmod, following a final symlink
@@ -179,7 +166,7 @@ func (f *fsys) Chmod(path string, perm fs.FileMode) experimentalsys.Errno {
 	if f.readOnly {
 		return experimentalsys.EROFS
 	}
-	return f.root.sysErrno(f.root.chmod(path, unixPerm(perm)))
+	return f.root.sysErrno(f.root.chmod(path, fsmeta.Perm(perm)))
 }
 
 // Rename implements experimentalsys.FS.Rename. Both names are resolved in
@@ -296,42 +283,13 @@ func sysStat(st *unix.Stat_t) sys.Stat_t {
 	return sys.Stat_t{
 		Dev:   st.Dev,
 		Ino:   st.Ino,
-		Mode:  fileMode(st.Mode),
+		Mode:  fsmeta.FileMode(st.Mode),
 		Nlink: st.Nlink,
 		Size:  st.Size,
 		Atim:  st.Atim.Nano(),
 		Mtim:  st.Mtim.Nano(),
 		Ctim:  st.Ctim.Nano(),
 	}
-}
-
-// fileMode converts a Linux st_mode to fs.FileMode.
-func fileMode(m uint32) fs.FileMode {
-	mode := fs.FileMode(m & 0o777)
-	switch m & unix.S_IFMT {
-	case unix.S_IFDIR:
-		mode |= fs.ModeDir
-	case unix.S_IFLNK:
-		mode |= fs.ModeSymlink
-	case unix.S_IFCHR:
-		mode |= fs.ModeDevice | fs.ModeCharDevice
-	case unix.S_IFBLK:
-		mode |= fs.ModeDevice
-	case unix.S_IFIFO:
-		mode |= fs.ModeNamedPipe
-	case unix.S_IFSOCK:
-		mode |= fs.ModeSocket
-	}
-	if m&unix.S_ISUID != 0 {
-		mode |= fs.ModeSetuid
-	}
-	if m&unix.S_ISGID != 0 {
-		mode |= fs.ModeSetgid
-	}
-	if m&unix.S_ISVTX != 0 {
-		mode |= fs.ModeSticky
-	}
-	return mode
 }
 
 var (

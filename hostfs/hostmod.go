@@ -24,9 +24,24 @@ const (
 // hostFunc is one kiln_hostfs export. Each returns one i32 WASI errno.
 type hostFunc struct {
 	name   string
-	fn     api.GoModuleFunc
+	fn     errnoFunc
 	params []api.ValueType
 	names  []string
+}
+
+// errnoFunc is the one shape of every kiln_hostfs function, as wazero's
+// wasiFunc is of its wasi_snapshot_preview1 functions: it reads its
+// parameters from c, writes any result into guest memory itself, and
+// returns the WASI errno, which goModuleFunc stores as the call's one
+// result. A function cannot return without an errno, nor store one twice.
+type errnoFunc func(c *call) uint32
+
+// goModuleFunc adapts f to wazero.
+func (f errnoFunc) goModuleFunc() api.GoModuleFunc {
+	return func(ctx context.Context, mod api.Module, stack []uint64) {
+		errno := f(&call{ctx: ctx, mem: mod.Memory(), stack: stack})
+		stack[0] = uint64(errno) // after f: the result overwrites the first parameter
+	}
 }
 
 var hostFuncs = []hostFunc{
@@ -54,7 +69,7 @@ func Instantiate(ctx context.Context, r wazero.Runtime) (api.Closer, error) {
 	b := r.NewHostModuleBuilder(ModuleName)
 	for _, h := range hostFuncs {
 		b.NewFunctionBuilder().
-			WithGoModuleFunction(h.fn, h.params, []api.ValueType{i32}).
+			WithGoModuleFunction(h.fn.goModuleFunc(), h.params, []api.ValueType{i32}).
 			WithParameterNames(h.names...).
 			WithResultNames("errno").
 			Export(h.name)
@@ -72,13 +87,6 @@ type call struct {
 	mem   api.Memory
 	stack []uint64
 }
-
-func newCall(ctx context.Context, mod api.Module, stack []uint64) *call {
-	return &call{ctx: ctx, mem: mod.Memory(), stack: stack}
-}
-
-// ret stores the errno result.
-func (c *call) ret(errno uint32) { c.stack[0] = uint64(errno) }
 
 // target resolves the guest path at stack[i], stack[i+1] to its mount and the
 // path inside it. A path relative to no directory is relative to "/".
@@ -140,170 +148,145 @@ func (c *call) u32(i int) uint32 { return uint32(c.stack[i]) }
 // id converts a guest uid or gid; 0xffffffff is -1, "leave unchanged".
 func (c *call) id(i int) int { return int(int32(c.u32(i))) }
 
-func hostChmod(ctx context.Context, mod api.Module, stack []uint64) {
-	c := newCall(ctx, mod, stack)
-	root, rel, errno := c.writable(0)
-	if errno != 0 {
-		c.ret(errno)
-		return
+// writeU32 stores v, little-endian, at the guest pointer in stack[i].
+func (c *call) writeU32(i int, v uint32) uint32 {
+	if !c.mem.WriteUint32Le(c.u32(i), v) {
+		return wasiEFAULT
 	}
-	c.ret(wasiErrno(root.chmod(rel, c.u32(2))))
+	return wasiESUCCESS
 }
 
-func hostLchown(ctx context.Context, mod api.Module, stack []uint64) {
-	c := newCall(ctx, mod, stack)
-	root, rel, errno := c.writable(0)
-	if errno != 0 {
-		c.ret(errno)
-		return
+// size is the errno of a call that returns a size: the error's, or that of
+// writing n at the guest pointer in stack[i].
+func (c *call) size(i int, n int, err error) uint32 {
+	if err != nil {
+		return wasiErrno(err)
 	}
-	c.ret(wasiErrno(root.lchown(rel, c.id(2), c.id(3))))
+	return c.writeU32(i, uint32(n))
 }
 
-func hostMknod(ctx context.Context, mod api.Module, stack []uint64) {
-	c := newCall(ctx, mod, stack)
+func hostChmod(c *call) uint32 {
 	root, rel, errno := c.writable(0)
 	if errno != 0 {
-		c.ret(errno)
-		return
+		return errno
+	}
+	return wasiErrno(root.chmod(rel, c.u32(2)))
+}
+
+func hostLchown(c *call) uint32 {
+	root, rel, errno := c.writable(0)
+	if errno != 0 {
+		return errno
+	}
+	return wasiErrno(root.lchown(rel, c.id(2), c.id(3)))
+}
+
+func hostMknod(c *call) uint32 {
+	root, rel, errno := c.writable(0)
+	if errno != 0 {
+		return errno
 	}
 	// The kernel keeps 12 bits of major and 20 of minor and would silently
 	// drop the rest, making a different device than the one asked for.
 	major, minor := c.u32(3), c.u32(4)
 	if major > 0xfff || minor > 0xfffff {
-		c.ret(wasiEINVAL)
-		return
+		return wasiEINVAL
 	}
-	dev := unix.Mkdev(major, minor)
-	c.ret(wasiErrno(root.mknod(rel, c.u32(2), dev)))
+	return wasiErrno(root.mknod(rel, c.u32(2), unix.Mkdev(major, minor)))
 }
 
-func hostSetxattr(ctx context.Context, mod api.Module, stack []uint64) {
-	c := newCall(ctx, mod, stack)
+func hostSetxattr(c *call) uint32 {
 	root, rel, errno := c.writable(0)
 	if errno != 0 {
-		c.ret(errno)
-		return
+		return errno
 	}
 	name, errno := c.str(2)
 	if errno != 0 {
-		c.ret(errno)
-		return
+		return errno
 	}
 	value, errno := c.bytes(4)
 	if errno != 0 {
-		c.ret(errno)
-		return
+		return errno
 	}
 	flags := int(c.u32(6))
 	if flags&^(unix.XATTR_CREATE|unix.XATTR_REPLACE) != 0 {
-		c.ret(wasiEINVAL)
-		return
+		return wasiEINVAL
 	}
-	c.ret(wasiErrno(root.setxattr(rel, name, value, flags)))
+	return wasiErrno(root.setxattr(rel, name, value, flags))
 }
 
-func hostGetxattr(ctx context.Context, mod api.Module, stack []uint64) {
-	c := newCall(ctx, mod, stack)
+func hostGetxattr(c *call) uint32 {
 	m, rel, errno := c.target(0)
 	if errno != 0 {
-		c.ret(errno)
-		return
+		return errno
 	}
 	name, errno := c.str(2)
 	if errno != 0 {
-		c.ret(errno)
-		return
+		return errno
 	}
 	// The value is read straight into the guest's buffer: Read returns a
 	// view of guest memory, not a copy.
 	buf, errno := c.bytes(4)
 	if errno != 0 {
-		c.ret(errno)
-		return
+		return errno
 	}
 	n, err := m.Root.getxattr(rel, name, buf)
-	c.retSize(6, n, err)
+	return c.size(6, n, err)
 }
 
-func hostListxattr(ctx context.Context, mod api.Module, stack []uint64) {
-	c := newCall(ctx, mod, stack)
+func hostListxattr(c *call) uint32 {
 	m, rel, errno := c.target(0)
 	if errno != 0 {
-		c.ret(errno)
-		return
+		return errno
 	}
 	buf, errno := c.bytes(2)
 	if errno != 0 {
-		c.ret(errno)
-		return
+		return errno
 	}
 	n, err := m.Root.listxattr(rel, buf)
-	c.retSize(4, n, err)
+	return c.size(4, n, err)
 }
 
-// retSize writes a size result at the pointer in stack[i] and the errno.
-func (c *call) retSize(i int, n int, err error) {
-	if err != nil {
-		c.ret(wasiErrno(err))
-		return
-	}
-	if !c.mem.WriteUint32Le(c.u32(i), uint32(n)) {
-		c.ret(wasiEFAULT)
-		return
-	}
-	c.ret(wasiESUCCESS)
-}
-
-func hostRemovexattr(ctx context.Context, mod api.Module, stack []uint64) {
-	c := newCall(ctx, mod, stack)
+func hostRemovexattr(c *call) uint32 {
 	root, rel, errno := c.writable(0)
 	if errno != 0 {
-		c.ret(errno)
-		return
+		return errno
 	}
 	name, errno := c.str(2)
 	if errno != 0 {
-		c.ret(errno)
-		return
+		return errno
 	}
-	c.ret(wasiErrno(root.removexattr(rel, name)))
+	return wasiErrno(root.removexattr(rel, name))
 }
 
-func hostUtimens(ctx context.Context, mod api.Module, stack []uint64) {
-	c := newCall(ctx, mod, stack)
+func hostUtimens(c *call) uint32 {
 	root, rel, errno := c.writable(0)
 	if errno != 0 {
-		c.ret(errno)
-		return
+		return errno
 	}
 	var ts [2]unix.Timespec
 	for i, at := range [2]int{2, 4} {
 		sec, nsec := int64(c.stack[at]), int64(c.u32(at+1))
 		// UTIME_NOW would stamp the host's clock into the image.
 		if nsec != unix.UTIME_OMIT && nsec >= 1e9 {
-			c.ret(wasiEINVAL)
-			return
+			return wasiEINVAL
 		}
 		ts[i] = unix.Timespec{Sec: sec, Nsec: nsec}
 	}
-	c.ret(wasiErrno(root.utimens(rel, ts, false)))
+	return wasiErrno(root.utimens(rel, ts, false))
 }
 
 // statSize is the size of struct kiln_stat in docs/hostfs.md.
 const statSize = 80
 
-func hostLstat(ctx context.Context, mod api.Module, stack []uint64) {
-	c := newCall(ctx, mod, stack)
+func hostLstat(c *call) uint32 {
 	m, rel, errno := c.target(0)
 	if errno != 0 {
-		c.ret(errno)
-		return
+		return errno
 	}
 	st, err := m.Root.lstat(rel)
 	if err != nil {
-		c.ret(wasiErrno(err))
-		return
+		return wasiErrno(err)
 	}
 	m.Root.present(&st, devFor(m.GuestPath))
 	var b [statSize]byte
@@ -321,26 +304,19 @@ func hostLstat(ctx context.Context, mod api.Module, stack []uint64) {
 	le.PutUint64(b[64:], uint64(st.Mtim.Sec))
 	le.PutUint64(b[72:], uint64(st.Mtim.Nsec))
 	if !c.mem.Write(c.u32(2), b[:]) {
-		c.ret(wasiEFAULT)
-		return
+		return wasiEFAULT
 	}
-	c.ret(wasiESUCCESS)
+	return wasiESUCCESS
 }
 
 // hostEIOCause writes, as a little-endian u32, the WASI errno of the host
 // error behind the latest EIO this stage's WASI filesystem returned (0 if
 // none did): WASI cannot carry ENOSPC and friends through wazero, see
 // Root.sysErrno.
-func hostEIOCause(ctx context.Context, mod api.Module, stack []uint64) {
-	c := newCall(ctx, mod, stack)
+func hostEIOCause(c *call) uint32 {
 	table, ok := c.ctx.Value(mountsKey{}).(mountTable)
 	if !ok {
-		c.ret(wasiENOTCAPABLE)
-		return
+		return wasiENOTCAPABLE
 	}
-	if !c.mem.WriteUint32Le(c.u32(0), table.eioCause()) {
-		c.ret(wasiEFAULT)
-		return
-	}
-	c.ret(wasiESUCCESS)
+	return c.writeU32(0, table.eioCause())
 }

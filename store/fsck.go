@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kilnbuild/kiln/internal/fsmeta"
 	"github.com/kilnbuild/kiln/store/treesum"
 )
 
@@ -305,7 +306,7 @@ func (s *Store) fsckRepair(ctx context.Context, r *FsckReport, damaged, badRefs 
 	}
 	for _, e := range index {
 		if _, err := os.Lstat(s.objectPath(e.Name())); errors.Is(err, os.ErrNotExist) {
-			if err := removeAll(filepath.Join(s.root, dirIndex, e.Name())); err != nil {
+			if err := fsmeta.RemoveAll(filepath.Join(s.root, dirIndex, e.Name())); err != nil {
 				return fmt.Errorf("store: fsck: %w", err)
 			}
 		}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kilnbuild/kiln/internal/fsmeta"
 )
 
 // Locks are flock(2) locks on directories, so they are shared by every
@@ -105,30 +107,12 @@ func newTempDir(tmp, prefix string) (*tempDir, error) {
 
 // remove deletes the directory and everything in it, then drops the lock.
 func (d *tempDir) remove() error {
-	err := removeAll(d.path)
+	err := fsmeta.RemoveAll(d.path)
 	d.f.Close()
 	if err != nil {
 		return fmt.Errorf("store: removing %s: %w", d.path, err)
 	}
 	return nil
-}
-
-// removeAll is os.RemoveAll that first makes read-only directories
-// writable: a tree may hold 0555 directories, and when kiln runs without
-// root in a user namespace, the owner (not CAP_DAC_OVERRIDE) is what lets it
-// delete their entries.
-func removeAll(path string) error {
-	err := os.RemoveAll(path)
-	if err == nil || !errors.Is(err, os.ErrPermission) {
-		return err
-	}
-	_ = filepath.WalkDir(path, func(p string, d os.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			_ = os.Chmod(p, 0o700)
-		}
-		return nil
-	})
-	return os.RemoveAll(path)
 }
 
 // cleanTmp removes every entry of tmp/ that no live process holds and
@@ -167,7 +151,7 @@ func cleanTmp(tmp string) (int, error) {
 		// A read mount of a dead process survives only if that process
 		// shared this mount namespace (a child of this kiln): detach it.
 		_ = unix.Unmount(filepath.Join(path, "tree"), unix.MNT_DETACH)
-		err = removeAll(path)
+		err = fsmeta.RemoveAll(path)
 		f.Close()
 		if err != nil {
 			return n, fmt.Errorf("store: removing leftover %s: %w", path, err)

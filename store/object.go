@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kilnbuild/kiln/internal/fsmeta"
 )
 
 // Object is a tree being built: it starts as its base (a committed object,
@@ -52,7 +54,7 @@ func (o *Object) initLocked(ctx context.Context) error {
 			return fmt.Errorf("store: %w", err)
 		}
 	} else if err := copyTree(ctx, o.store.copyMode, o.store.objectPath(o.baseSum), tree); err != nil {
-		_ = removeAll(tree)
+		_ = fsmeta.RemoveAll(tree)
 		return fmt.Errorf("store: initializing from %s: %w", o.base, err)
 	}
 	o.initialized = true

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kilnbuild/kiln/internal/fsmeta"
 	"github.com/kilnbuild/kiln/store/crashpoint"
 	"github.com/kilnbuild/kiln/store/mountns"
 	"github.com/kilnbuild/kiln/store/treesum"
@@ -389,7 +390,7 @@ func (s *Store) storeTree(ctx context.Context, tree, sum string) error {
 		}
 		verr := s.verifyObject(ctx, sum)
 		if verr == nil || !errors.Is(verr, ErrDamaged) || attempt > 0 {
-			if rerr := removeAll(tree); verr == nil {
+			if rerr := fsmeta.RemoveAll(tree); verr == nil {
 				verr = rerr
 			}
 			return verr

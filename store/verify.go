@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kilnbuild/kiln/internal/fsmeta"
 	"github.com/kilnbuild/kiln/store/treesum"
 )
 
@@ -253,7 +254,7 @@ func (s *Store) quarantine(sum string, dropIndex bool) error {
 		return fmt.Errorf("store: removing damaged objects/%s: %w", sum, err)
 	}
 	if dropIndex {
-		if err := removeAll(s.indexPath(sum)); err != nil {
+		if err := fsmeta.RemoveAll(s.indexPath(sum)); err != nil {
 			rm.remove()
 			return fmt.Errorf("store: removing index of %s: %w", sum, err)
 		}

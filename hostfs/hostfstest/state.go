@@ -4,16 +4,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/kilnbuild/kiln/store/treesum"
+	"github.com/kilnbuild/kiln/internal/fsmeta/fsmetatest"
 )
 
 // State records everything a confinement test must find unchanged in a host
@@ -28,78 +24,31 @@ type State struct {
 // Capture records the state of dir, recursively.
 func Capture(t testing.TB, dir string) State {
 	t.Helper()
-	s := State{dir: dir, entries: map[string]string{}}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		desc, err := describe(p)
-		if err != nil {
-			return err
-		}
-		s.entries[rel] = desc
-		return nil
-	})
+	entries, err := fsmetatest.Lines(dir, describe)
 	if err != nil {
 		t.Fatalf("capture host state of %s: %v", dir, err)
 	}
-	return s
+	return State{dir: dir, entries: entries}
 }
 
 // describe renders one entry's observable state; atime is left out, since
 // reading a file (which a test may do) can change it.
-func describe(p string) (string, error) {
-	var st unix.Stat_t
-	if err := unix.Lstat(p, &st); err != nil {
-		return "", err
-	}
+func describe(e *fsmetatest.Entry) string {
+	st := &e.Stat
 	var b strings.Builder
 	fmt.Fprintf(&b, "mode=%o uid=%d gid=%d nlink=%d size=%d rdev=%d mtime=%d.%09d ctime=%d.%09d",
 		st.Mode, st.Uid, st.Gid, st.Nlink, st.Size, st.Rdev, st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
-	switch st.Mode & unix.S_IFMT {
+	switch e.Type() {
 	case unix.S_IFREG:
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return "", err
-		}
-		sum := sha256.Sum256(data)
+		sum := sha256.Sum256(e.Content)
 		fmt.Fprintf(&b, " sha256=%s", hex.EncodeToString(sum[:]))
 	case unix.S_IFLNK:
-		target, err := os.Readlink(p)
-		if err != nil {
-			return "", err
-		}
-		fmt.Fprintf(&b, " target=%q", target)
+		fmt.Fprintf(&b, " target=%q", e.Target)
 	}
-	xattrs, err := listXattrs(p)
-	if err != nil {
-		return "", err
-	}
-	for _, x := range xattrs {
+	for _, x := range fsmetatest.XattrStrings(e.Xattrs, "%s=%q") {
 		fmt.Fprintf(&b, " xattr:%s", x)
 	}
-	return b.String(), nil
-}
-
-func listXattrs(p string) ([]string, error) {
-	names, err := treesum.ListXattrs(p)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, name := range names {
-		val, err := treesum.GetXattr(p, name)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, fmt.Sprintf("%s=%q", name, val))
-	}
-	slices.Sort(out)
-	return out, nil
+	return b.String()
 }
 
 // Check fails the test if the directory differs from the captured state.

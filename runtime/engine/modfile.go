@@ -4,10 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"strconv"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kilnbuild/kiln/internal/fsmeta"
 )
 
 const (
@@ -26,7 +26,7 @@ var (
 	// file (a FIFO, a device, a directory), which is refused without
 	// opening it: opening a FIFO blocks and opening a device runs its
 	// driver.
-	ErrNotRegular = errors.New("not a regular file")
+	ErrNotRegular = fsmeta.ErrNotRegular
 	// ErrTooLarge: a module or an options document is over its limit.
 	ErrTooLarge = errors.New("too large")
 )
@@ -35,26 +35,17 @@ var (
 // following symlinks) of at most limit bytes. The file is first opened
 // O_PATH, which runs no driver and cannot block, and checked through that
 // descriptor; only then is the same inode opened for reading, through
-// /proc/self/fd, so a path swapped for a FIFO in between is not read.
+// /proc/self/fd, so a path swapped for a FIFO in between is not read
+// (fsmeta.OpenPathRegular).
 func ReadRegularFile(path string, limit int64) ([]byte, error) {
-	pfd, err := unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
+	f, err := fsmeta.OpenPathRegular(path, func(st *unix.Stat_t) error {
+		if st.Size > limit {
+			return fmt.Errorf("%s: %w: %d bytes, over the limit of %d MiB", path, ErrTooLarge, st.Size, limit>>20)
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: path, Err: err}
-	}
-	defer unix.Close(pfd)
-	var st unix.Stat_t
-	if err := unix.Fstat(pfd, &st); err != nil {
-		return nil, &os.PathError{Op: "stat", Path: path, Err: err}
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil, fmt.Errorf("%s: %w (%s)", path, ErrNotRegular, fileType(st.Mode))
-	}
-	if st.Size > limit {
-		return nil, fmt.Errorf("%s: %w: %d bytes, over the limit of %d MiB", path, ErrTooLarge, st.Size, limit>>20)
-	}
-	f, err := os.OpenFile("/proc/self/fd/"+strconv.Itoa(pfd), os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
-	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+		return nil, err
 	}
 	defer f.Close()
 	// The file may grow after the fstat: read at most one byte more
@@ -67,20 +58,4 @@ func ReadRegularFile(path string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %w: over the limit of %d MiB", path, ErrTooLarge, limit>>20)
 	}
 	return data, nil
-}
-
-func fileType(mode uint32) string {
-	switch mode & unix.S_IFMT {
-	case unix.S_IFIFO:
-		return "a FIFO"
-	case unix.S_IFCHR:
-		return "a character device"
-	case unix.S_IFBLK:
-		return "a block device"
-	case unix.S_IFDIR:
-		return "a directory"
-	case unix.S_IFSOCK:
-		return "a socket"
-	}
-	return fmt.Sprintf("file type %#o", mode&unix.S_IFMT)
 }

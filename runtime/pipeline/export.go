@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kilnbuild/kiln/internal/fsmeta"
 	"github.com/kilnbuild/kiln/store"
 	"github.com/kilnbuild/kiln/store/crashpoint"
 )
@@ -111,7 +112,7 @@ func newStaging(dir string) (*staging, error) {
 // remove deletes the staging directory with what is left in it, then
 // drops its lock.
 func (s *staging) remove() {
-	_ = removeTree(s.path)
+	_ = fsmeta.RemoveAll(s.path)
 	s.f.Close()
 }
 
@@ -140,30 +141,13 @@ func cleanStaging(dir string) error {
 			f.Close()
 			return fmt.Errorf("output directory: locking %s: %w", path, err)
 		}
-		err = removeTree(path)
+		err = fsmeta.RemoveAll(path)
 		f.Close()
 		if err != nil {
 			return fmt.Errorf("output directory: removing the leftover %s of an interrupted export: %w", path, err)
 		}
 	}
 	return nil
-}
-
-// removeTree is os.RemoveAll that first makes read-only directories
-// writable: an exported tree may hold 0555 directories, and without root
-// only the owner's write bit lets kiln delete their entries.
-func removeTree(path string) error {
-	err := os.RemoveAll(path)
-	if err == nil || !errors.Is(err, os.ErrPermission) {
-		return err
-	}
-	_ = filepath.WalkDir(path, func(p string, d os.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			_ = os.Chmod(p, 0o700)
-		}
-		return nil
-	})
-	return os.RemoveAll(path)
 }
 
 // exportFiles copies the entries of object id into dir, each replacing any
@@ -192,7 +176,7 @@ func exportFiles(ctx context.Context, st *store.Store, id, dir string, mode Expo
 				return nil, err
 			}
 			// rename(2) replaces only empty directories.
-			if err := removeTree(dst); err != nil {
+			if err := fsmeta.RemoveAll(dst); err != nil {
 				return nil, fmt.Errorf("output directory: %w", err)
 			}
 		}
@@ -223,7 +207,7 @@ func exportTree(ctx context.Context, st *store.Store, id, dir string, mode Expor
 	}
 	crashpoint.Hit("export.tree.staged")
 	dst := filepath.Join(dir, id)
-	if err := removeTree(dst); err != nil {
+	if err := fsmeta.RemoveAll(dst); err != nil {
 		return "", fmt.Errorf("output directory: %w", err)
 	}
 	if err := os.Rename(tree, dst); err != nil {

@@ -59,6 +59,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
+	"github.com/kilnbuild/kiln/internal/fsmeta"
 	"github.com/kilnbuild/kiln/store/crashpoint"
 )
 
@@ -84,7 +85,7 @@ var (
 	// ErrNotAllowed: a file:// source outside Fetcher.FileRoots.
 	ErrNotAllowed = errors.New("file source not allowed")
 	// ErrNotRegular: a file:// source that is not a regular file.
-	ErrNotRegular = errors.New("not a regular file")
+	ErrNotRegular = fsmeta.ErrNotRegular
 )
 
 // File is one file to fetch.
@@ -601,46 +602,7 @@ func (f *Fetcher) openFile(path string) (*os.File, error) {
 		pfd = fd
 	}
 	defer unix.Close(pfd)
-	var before unix.Stat_t
-	if err := unix.Fstat(pfd, &before); err != nil {
-		return nil, &os.PathError{Op: "stat", Path: path, Err: err}
-	}
-	if before.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil, fmt.Errorf("%s: %w (%s)", path, ErrNotRegular, typeName(before.Mode))
-	}
-	fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(pfd), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOCTTY|unix.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: path, Err: err}
-	}
-	fh := os.NewFile(uintptr(fd), path)
-	var after unix.Stat_t
-	if err := unix.Fstat(fd, &after); err != nil {
-		fh.Close()
-		return nil, &os.PathError{Op: "stat", Path: path, Err: err}
-	}
-	if after.Mode&unix.S_IFMT != unix.S_IFREG || after.Dev != before.Dev || after.Ino != before.Ino {
-		fh.Close()
-		return nil, fmt.Errorf("%s: changed while it was opened", path)
-	}
-	return fh, nil
-}
-
-func typeName(mode uint32) string {
-	switch mode & unix.S_IFMT {
-	case unix.S_IFDIR:
-		return "a directory"
-	case unix.S_IFCHR:
-		return "a character device"
-	case unix.S_IFBLK:
-		return "a block device"
-	case unix.S_IFIFO:
-		return "a FIFO"
-	case unix.S_IFSOCK:
-		return "a socket"
-	case unix.S_IFLNK:
-		return "a symlink"
-	}
-	return "of an unknown type"
+	return fsmeta.OpenRegular(pfd, path, nil)
 }
 
 func (f *Fetcher) httpClient() *http.Client {

@@ -12,12 +12,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/kilnbuild/kiln/store/treesum"
+	"github.com/kilnbuild/kiln/internal/fsmeta"
+	"github.com/kilnbuild/kiln/internal/fsmeta/fsmetatest"
 )
 
 // A tree description is one line per path, as the golden files hold them:
@@ -38,70 +38,52 @@ const maxQuoted = 512
 // describeTree returns path -> description of every entry under root.
 func describeTree(root string) (map[string]string, error) {
 	out := map[string]string{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
+	err := fsmetatest.Walk(root, func(e *fsmetatest.Entry) error {
+		rel := "/"
+		if e.Rel != "." {
+			rel += filepath.ToSlash(e.Rel)
 		}
-		rel := "/" + strings.TrimPrefix(strings.TrimPrefix(p, root), "/")
-		line, err := describe(p)
-		if err != nil {
-			return err
-		}
-		out[rel] = line
+		out[rel] = describe(e)
 		return nil
 	})
 	return out, err
 }
 
-func describe(p string) (string, error) {
-	var st syscall.Stat_t
-	if err := syscall.Lstat(p, &st); err != nil {
-		return "", err
-	}
+func describe(e *fsmetatest.Entry) string {
+	st := &e.Stat
 	owner := fmt.Sprintf("%d:%d", st.Uid, st.Gid)
-	mode := fmt.Sprintf("%04o", st.Mode&0o7777)
+	mode := fmt.Sprintf("%04o", st.Mode&fsmeta.PermBits)
 	var b strings.Builder
-	switch st.Mode & syscall.S_IFMT {
-	case syscall.S_IFDIR:
+	switch e.Type() {
+	case unix.S_IFDIR:
 		fmt.Fprintf(&b, "dir %s %s", mode, owner)
-	case syscall.S_IFREG:
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return "", err
-		}
-		fmt.Fprintf(&b, "file %s %s %s", mode, owner, content(data))
+	case unix.S_IFREG:
+		fmt.Fprintf(&b, "file %s %s %s", mode, owner, content(e.Content))
 		if st.Nlink > 1 {
 			fmt.Fprintf(&b, " links=%d", st.Nlink)
 		}
-	case syscall.S_IFLNK:
-		target, err := os.Readlink(p)
-		if err != nil {
-			return "", err
-		}
+	case unix.S_IFLNK:
 		if owner == "0:0" {
-			fmt.Fprintf(&b, "symlink -> %s", target)
+			fmt.Fprintf(&b, "symlink -> %s", e.Target)
 		} else {
-			fmt.Fprintf(&b, "symlink %s -> %s", owner, target)
+			fmt.Fprintf(&b, "symlink %s -> %s", owner, e.Target)
 		}
-	case syscall.S_IFCHR, syscall.S_IFBLK:
+	case unix.S_IFCHR, unix.S_IFBLK:
 		kind := "char"
-		if st.Mode&syscall.S_IFMT == syscall.S_IFBLK {
+		if e.Type() == unix.S_IFBLK {
 			kind = "block"
 		}
 		fmt.Fprintf(&b, "%s %s %s %d,%d", kind, mode, owner, unix.Major(st.Rdev), unix.Minor(st.Rdev))
-	case syscall.S_IFIFO:
+	case unix.S_IFIFO:
 		fmt.Fprintf(&b, "fifo %s %s", mode, owner)
 	default:
 		fmt.Fprintf(&b, "other %o %s", st.Mode, owner)
 	}
-	xattrs, err := listXattrs(p)
-	if err != nil {
-		return "", err
-	}
-	for _, x := range xattrs {
+	// security.selinux labels the host's filesystem may add are left out.
+	for _, x := range fsmetatest.XattrStrings(e.Xattrs, "xattr:%s=%q", "security.selinux") {
 		b.WriteString(" " + x)
 	}
-	return b.String(), nil
+	return b.String()
 }
 
 func content(data []byte) string {
@@ -110,28 +92,6 @@ func content(data []byte) string {
 	}
 	sum := sha256.Sum256(data)
 	return fmt.Sprintf("size=%d sha256=%s", len(data), hex.EncodeToString(sum[:]))
-}
-
-// listXattrs returns `xattr:NAME="VALUE"` for each attribute, sorted;
-// security.selinux labels the host's filesystem may add are left out.
-func listXattrs(p string) ([]string, error) {
-	names, err := treesum.ListXattrs(p)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, name := range names {
-		if name == "security.selinux" {
-			continue
-		}
-		val, err := treesum.GetXattr(p, name)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, "xattr:"+name+"="+strconv.Quote(string(val)))
-	}
-	slices.Sort(out)
-	return out, nil
 }
 
 // diffTrees renders the difference of two descriptions: "+ path desc" for

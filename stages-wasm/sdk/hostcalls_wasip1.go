@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/kilnbuild/kiln/internal/fsmeta"
 )
 
 // The kiln_hostfs imports; docs/hostfs.md is their ABI. Go lowers each string
@@ -99,8 +101,7 @@ func pathError(op, path string, rc uint32) error {
 // which does nothing, this reaches the file. Call it after Lchown: a change
 // of owner clears setuid and setgid.
 func Chmod(path string, mode fs.FileMode) error {
-	m, _ := linuxMode(mode &^ fs.ModeType)
-	return pathError("chmod", path, hostChmod(hostPath(path), m&0o7777))
+	return pathError("chmod", path, hostChmod(hostPath(path), fsmeta.Perm(mode)))
 }
 
 // Lchown sets the owner and group of path itself, never following a
@@ -115,7 +116,7 @@ func Lchown(path string, uid, gid int) error {
 // permission bits, whatever the umask. Opening a device node through the
 // filesystem is refused: stages make them for the image, not to use them.
 func Mknod(path string, mode fs.FileMode, major, minor uint32) error {
-	m, ok := linuxMode(mode)
+	m, ok := fsmeta.NodeMode(mode)
 	if !ok {
 		return &fs.PathError{Op: "mknod", Path: path, Err: syscall.EINVAL}
 	}

@@ -6,14 +6,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/kilnbuild/kiln/store/treesum"
+	"github.com/kilnbuild/kiln/internal/fsmeta/fsmetatest"
 )
 
 // CanChown reports whether the process may give files away to other
@@ -113,41 +112,22 @@ func Describe(t testing.TB, dir string) []string {
 	t.Helper()
 	inodes := map[uint64]string{}
 	var lines []string
-	err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			return err
-		}
-		e := entry{mode: st.Mode, uid: st.Uid, gid: st.Gid, rdev: st.Rdev, mtime: st.Mtim.Nano()}
-		switch st.Mode & unix.S_IFMT {
-		case unix.S_IFLNK:
-			e.target, _ = os.Readlink(p)
-		case unix.S_IFREG:
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
+	err := fsmetatest.Walk(dir, func(fe *fsmetatest.Entry) error {
+		st := &fe.Stat
+		e := entry{mode: st.Mode, uid: st.Uid, gid: st.Gid, rdev: st.Rdev, mtime: st.Mtim.Nano(), target: fe.Target}
+		if fe.Type() == unix.S_IFREG {
+			b := fe.Content
 			e.content = fmt.Sprintf("%d bytes %x", len(b), bytes.TrimSpace(b[:min(len(b), 16)]))
 			if first, ok := inodes[st.Ino]; ok {
 				e.linkedTo = first
 			} else {
-				inodes[st.Ino] = rel
+				inodes[st.Ino] = fe.Rel
 			}
 		}
-		names, err := treesum.ListXattrs(p)
-		if err != nil {
-			return err
+		for _, x := range fe.Xattrs {
+			e.xattrs += x.Name + "=" + string(x.Value) + ";"
 		}
-		slices.Sort(names)
-		for _, n := range names {
-			v, _ := treesum.GetXattr(p, n)
-			e.xattrs += n + "=" + string(v) + ";"
-		}
-		lines = append(lines, fmt.Sprintf("%s %+v", rel, e))
+		lines = append(lines, fmt.Sprintf("%s %+v", fe.Rel, e))
 		return nil
 	})
 	if err != nil {

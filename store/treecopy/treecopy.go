@@ -20,8 +20,8 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
+	"github.com/kilnbuild/kiln/internal/fsmeta"
 	"github.com/kilnbuild/kiln/store/crashpoint"
-	"github.com/kilnbuild/kiln/store/treesum"
 )
 
 // Mode chooses how file data is copied.
@@ -369,12 +369,12 @@ func setMeta(src, dst string, st *unix.Stat_t) error {
 }
 
 func copyXattrs(src, dst string) error {
-	names, err := treesum.ListXattrs(src)
+	names, err := fsmeta.ListXattrs(src)
 	if err != nil {
 		return fmt.Errorf("treecopy: %w", err)
 	}
 	for _, name := range names {
-		v, err := treesum.GetXattr(src, name)
+		v, err := fsmeta.GetXattr(src, name)
 		if err != nil {
 			return fmt.Errorf("treecopy: %w", err)
 		}

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kilnbuild/kiln/internal/fsmeta"
 	"github.com/kilnbuild/kiln/store/treecopy"
 	"github.com/kilnbuild/kiln/store/treesum"
 )
@@ -128,14 +129,14 @@ func refEntry(t *testing.T, path, name string) []byte {
 	b = u32(b, st.Mode&07777)
 	b = u32(b, st.Uid)
 	b = u32(b, st.Gid)
-	names, err := treesum.ListXattrs(path)
+	names, err := fsmeta.ListXattrs(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	slices.Sort(names)
 	b = u32(b, uint32(len(names)))
 	for _, x := range names {
-		v, err := treesum.GetXattr(path, x)
+		v, err := fsmeta.GetXattr(path, x)
 		if err != nil {
 			t.Fatal(err)
 		}

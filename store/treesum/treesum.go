@@ -18,6 +18,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
+
+	"github.com/kilnbuild/kiln/internal/fsmeta"
 )
 
 // Version prefixes every treesum's hash input, so that a future change of
@@ -170,13 +172,13 @@ func stat(path, name string) (*node, error) {
 // readXattrs returns the entry's extended attributes sorted by name, without
 // following symlinks.
 func readXattrs(path string) ([]xattr, error) {
-	names, err := ListXattrs(path)
+	names, err := fsmeta.ListXattrs(path)
 	if err != nil {
 		return nil, fmt.Errorf("treesum: %w", err)
 	}
 	xs := make([]xattr, 0, len(names))
 	for _, name := range names {
-		v, err := GetXattr(path, name)
+		v, err := fsmeta.GetXattr(path, name)
 		if err != nil {
 			return nil, fmt.Errorf("treesum: %w", err)
 		}

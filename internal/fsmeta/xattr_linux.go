@@ -1,4 +1,4 @@
-package treesum
+package fsmeta
 
 import (
 	"bytes"
