@@ -56,7 +56,7 @@ func BenchmarkStageOverhead(b *testing.B) {
 	ctx := context.Background()
 	mod := guest(b)
 	tree := smallTree(b)
-	noop := Stage{Name: "noop", ID: testID, Module: mod, Tree: tree}
+	noop := Invocation{Name: "noop", ID: testID, Module: mod, Tree: tree}
 	runOnce := func(b *testing.B, cacheDir string) {
 		e, err := New(ctx, Config{CacheDir: cacheDir})
 		if err != nil {
@@ -87,7 +87,7 @@ func BenchmarkStageOverhead(b *testing.B) {
 		}
 		reportStage(b, time.Since(start))
 	})
-	steady := func(b *testing.B, st Stage) {
+	steady := func(b *testing.B, st Invocation) {
 		e, err := New(ctx, Config{CacheDir: b.TempDir()})
 		if err != nil {
 			b.Fatal(err)
@@ -107,7 +107,7 @@ func BenchmarkStageOverhead(b *testing.B) {
 	b.Run("steady", func(b *testing.B) { steady(b, noop) })
 	for _, lang := range []string{"c", "rust"} {
 		b.Run("steady-"+lang, func(b *testing.B) {
-			steady(b, Stage{Name: "hello", ID: testID, Module: hello(b, lang), Tree: tree,
+			steady(b, Invocation{Name: "hello", ID: testID, Module: hello(b, lang), Tree: tree,
 				Options: json.RawMessage(`{"greeting":"hi"}`)})
 		})
 	}
@@ -183,7 +183,7 @@ func BenchmarkCancel(b *testing.B) {
 	}
 	defer e.Close()
 	mod, tree := guest(b), b.TempDir()
-	if _, err := e.Run(context.Background(), Stage{Name: "noop", ID: testID, Module: mod, Tree: tree}); err != nil {
+	if _, err := e.Run(context.Background(), Invocation{Name: "noop", ID: testID, Module: mod, Tree: tree}); err != nil {
 		b.Fatal(err) // compiled once, outside the timing
 	}
 	var stopping, restarting time.Duration
@@ -192,7 +192,7 @@ func BenchmarkCancel(b *testing.B) {
 		var canceled time.Time
 		live := &cancelOnWrite{cancel: func() { canceled = time.Now(); cancel() }}
 		began := time.Now()
-		_, err := e.Run(ctx, Stage{Name: "spin", ID: testID, Module: mod, Tree: tree, Log: live})
+		_, err := e.Run(ctx, Invocation{Name: "spin", ID: testID, Module: mod, Tree: tree, Log: live})
 		if !errors.Is(err, context.Canceled) {
 			b.Fatalf("Run = %v, want context.Canceled", err)
 		}

@@ -26,7 +26,7 @@ func runCached(t *testing.T, dir string, mod *Module) []string {
 	t.Helper()
 	var warnings []string
 	e := newEngine(t, Config{CacheDir: dir, Warn: func(m string) { warnings = append(warnings, m) }})
-	if _, err := e.Run(t.Context(), Stage{Name: "noop", ID: testID, Module: mod, Tree: t.TempDir()}); err != nil {
+	if _, err := e.Run(t.Context(), Invocation{Name: "noop", ID: testID, Module: mod, Tree: t.TempDir()}); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	_ = e.Close()

@@ -13,7 +13,7 @@ func TestDeterminism(t *testing.T) {
 	const epoch = 1234567890
 	run := func(e *Engine, id string) string {
 		t.Helper()
-		res, err := e.Run(t.Context(), Stage{Name: "entropy", ID: id, Module: guest(t), Tree: t.TempDir(), Epoch: epoch})
+		res, err := e.Run(t.Context(), Invocation{Name: "entropy", ID: id, Module: guest(t), Tree: t.TempDir(), Epoch: epoch})
 		if err != nil {
 			t.Fatalf("Run: %v", err)
 		}

@@ -1,6 +1,6 @@
 // Package engine runs kiln's build stages: WASI preview1 command modules
 // executed by wazero against a directory tree, as docs/stage-abi.md
-// specifies. [Engine.Run] mounts the [Stage]'s tree read-write at "/" and its
+// specifies. [Engine.Run] mounts the [Invocation]'s tree read-write at "/" and its
 // inputs read-only under /run/kiln/ (all through hostfs, which confines every
 // path to its root), feeds the options JSON on stdin, freezes the wall clock
 // at SOURCE_DATE_EPOCH, seeds the guest's randomness from the stage id,

@@ -88,9 +88,9 @@ func NewModuleWithDigest(wasm []byte, digest string) *Module {
 	return &Module{wasm: wasm, digest: digest}
 }
 
-// ReadModule reads a module from a .wasm file, which must be a regular file
-// (a symlink to one is fine) of at most MaxModuleSize bytes.
-func ReadModule(path string) (*Module, error) {
+// ReadModuleFile reads a module from a .wasm file, which must be a regular
+// file (a symlink to one is fine) of at most MaxModuleSize bytes.
+func ReadModuleFile(path string) (*Module, error) {
 	wasm, err := ReadRegularFile(path, MaxModuleSize)
 	if err != nil {
 		return nil, fmt.Errorf("reading stage module: %w", err)
@@ -101,8 +101,10 @@ func ReadModule(path string) (*Module, error) {
 // Digest is the lowercase hex SHA-256 of the module's bytes.
 func (m *Module) Digest() string { return m.digest }
 
-// Stage is one run of a stage module against a tree.
-type Stage struct {
+// Invocation is one run of a stage module against a tree, with everything
+// the guest sees. The pipeline makes one for each stage of its plan that is
+// not stored (pipeline.PlannedStage).
+type Invocation struct {
 	Name   string  // argv[0] and KILN_STAGE, e.g. "org.osbuild.hostname"
 	ID     string  // KILN_STAGE_ID, lowercase hex; seeds the guest's randomness
 	Module *Module // the WASI command to run
@@ -210,9 +212,9 @@ func (e *Engine) Close() error {
 // *StageError along with the Result holding its log so far. Run calls on one
 // Engine take turns; use one Engine per concurrent build.
 //
-// Cancelling ctx or passing Stage.Timeout kills the worker, which stops even
+// Cancelling ctx or passing Invocation.Timeout kills the worker, which stops even
 // a guest that never makes a system call; the next Run starts a fresh one.
-func (e *Engine) Run(ctx context.Context, st Stage) (Result, error) {
+func (e *Engine) Run(ctx context.Context, st Invocation) (Result, error) {
 	req, err := st.request()
 	if err != nil {
 		return Result{}, err
@@ -361,7 +363,7 @@ func outOfMemory(stderr []byte) bool {
 }
 
 // outcomeError turns what the worker reported into Run's error.
-func (e *Engine) outcomeError(st *Stage, o outcome, stderr []byte) error {
+func (e *Engine) outcomeError(st *Invocation, o outcome, stderr []byte) error {
 	// wazero's messages quote the module's own names (functions,
 	// exports), which are the module author's text.
 	o.Trap, o.Err = StripControls(o.Trap), StripControls(o.Err)
@@ -434,7 +436,7 @@ func (e *Engine) isClosed() bool {
 
 // request checks st and turns it into what the worker needs. Directories are
 // checked here, in the caller's terms, rather than failing in the worker.
-func (st *Stage) request() (*stageRequest, error) {
+func (st *Invocation) request() (*stageRequest, error) {
 	if st.Name == "" {
 		return nil, errors.New("stage has no name")
 	}

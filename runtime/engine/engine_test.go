@@ -17,7 +17,7 @@ func TestHelloStages(t *testing.T) {
 		t.Run(lang, func(t *testing.T) {
 			mod := hello(t, lang)
 			tree := t.TempDir()
-			res, err := e.Run(t.Context(), Stage{
+			res, err := e.Run(t.Context(), Invocation{
 				Name: "org.kiln.hello", ID: testID, Module: mod, Tree: tree,
 				Options: json.RawMessage(`{"greeting": "Hej \u00e5 \"du\""}`),
 			})
@@ -55,7 +55,7 @@ func TestOutputCaptured(t *testing.T) {
 	e := newEngine(t, Config{})
 	tree := t.TempDir()
 	var live bytes.Buffer
-	res, err := e.Run(t.Context(), Stage{
+	res, err := e.Run(t.Context(), Invocation{
 		Name: "echo", ID: testID, Module: guest(t), Tree: tree,
 		Options: json.RawMessage(`{"Lines": 3}`), Log: &live,
 	})
@@ -123,7 +123,7 @@ func TestStageFailures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := e.Run(t.Context(), Stage{
+			_, err := e.Run(t.Context(), Invocation{
 				Name: tt.stage, ID: testID, Module: tt.module, Tree: t.TempDir(),
 				Options: json.RawMessage(tt.options),
 			})
@@ -142,14 +142,14 @@ func TestStageFailures(t *testing.T) {
 		})
 	}
 	// A failure leaves the worker usable.
-	if _, err := e.Run(t.Context(), Stage{Name: "noop", ID: testID, Module: guest(t), Tree: t.TempDir()}); err != nil {
+	if _, err := e.Run(t.Context(), Invocation{Name: "noop", ID: testID, Module: guest(t), Tree: t.TempDir()}); err != nil {
 		t.Errorf("noop after failures: %v", err)
 	}
 }
 
 func TestEnvironment(t *testing.T) {
 	e := newEngine(t, Config{})
-	res, err := e.Run(t.Context(), Stage{
+	res, err := e.Run(t.Context(), Invocation{
 		Name: "env", ID: "c0ffee", Module: guest(t), Tree: t.TempDir(), Epoch: 1700000000,
 	})
 	if err != nil {
@@ -173,7 +173,7 @@ func TestMounts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	res, err := e.Run(t.Context(), Stage{
+	res, err := e.Run(t.Context(), Invocation{
 		Name: "mounts", ID: testID, Module: guest(t), Tree: tree, Sources: sources, Build: build,
 	})
 	if err != nil {
@@ -203,16 +203,16 @@ func TestRunRefusesBadStages(t *testing.T) {
 	}
 	tests := []struct {
 		name  string
-		stage Stage
+		stage Invocation
 		want  string
 	}{
-		{"no name", Stage{ID: testID, Module: mod, Tree: tree}, "stage has no name"},
-		{"no module", Stage{Name: "x", ID: testID, Tree: tree}, "no module"},
-		{"id not hex", Stage{Name: "x", ID: "xyz", Module: mod, Tree: tree}, `id "xyz" is not hex`},
-		{"no id", Stage{Name: "x", Module: mod, Tree: tree}, `id "" is not hex`},
-		{"no tree", Stage{Name: "x", ID: testID, Module: mod}, "no tree directory"},
-		{"missing tree", Stage{Name: "x", ID: testID, Module: mod, Tree: filepath.Join(tree, "nope")}, "no such file"},
-		{"sources not a dir", Stage{Name: "x", ID: testID, Module: mod, Tree: tree, Sources: file}, "is not a directory"},
+		{"no name", Invocation{ID: testID, Module: mod, Tree: tree}, "stage has no name"},
+		{"no module", Invocation{Name: "x", ID: testID, Tree: tree}, "no module"},
+		{"id not hex", Invocation{Name: "x", ID: "xyz", Module: mod, Tree: tree}, `id "xyz" is not hex`},
+		{"no id", Invocation{Name: "x", Module: mod, Tree: tree}, `id "" is not hex`},
+		{"no tree", Invocation{Name: "x", ID: testID, Module: mod}, "no tree directory"},
+		{"missing tree", Invocation{Name: "x", ID: testID, Module: mod, Tree: filepath.Join(tree, "nope")}, "no such file"},
+		{"sources not a dir", Invocation{Name: "x", ID: testID, Module: mod, Tree: tree, Sources: file}, "is not a directory"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -229,7 +229,7 @@ func TestClosed(t *testing.T) {
 	if err := e.Close(); err != nil {
 		t.Fatal(err)
 	}
-	_, err := e.Run(t.Context(), Stage{Name: "noop", ID: testID, Module: guest(t), Tree: t.TempDir()})
+	_, err := e.Run(t.Context(), Invocation{Name: "noop", ID: testID, Module: guest(t), Tree: t.TempDir()})
 	if !errors.Is(err, ErrClosed) {
 		t.Errorf("Run after Close = %v, want ErrClosed", err)
 	}

@@ -24,12 +24,12 @@ func Example() {
 	}
 	defer e.Close()
 
-	mod, err := engine.ReadModule("out/stages/hello-go.wasm")
+	mod, err := engine.ReadModuleFile("out/stages/hello-go.wasm")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return
 	}
-	res, err := e.Run(ctx, engine.Stage{
+	res, err := e.Run(ctx, engine.Invocation{
 		Name:    "org.kiln.hello",
 		ID:      "9f86d081884c7d65",
 		Module:  mod,

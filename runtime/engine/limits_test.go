@@ -15,14 +15,14 @@ import (
 // runNoop checks that an engine still runs stages after a kill.
 func runNoop(t *testing.T, e *Engine) {
 	t.Helper()
-	if _, err := e.Run(t.Context(), Stage{Name: "noop", ID: testID, Module: guest(t), Tree: t.TempDir()}); err != nil {
+	if _, err := e.Run(t.Context(), Invocation{Name: "noop", ID: testID, Module: guest(t), Tree: t.TempDir()}); err != nil {
 		t.Errorf("noop after the kill: %v", err)
 	}
 }
 
 func TestTimeoutKillsASpinningGuest(t *testing.T) {
 	e := newEngine(t, Config{})
-	_, err := e.Run(t.Context(), Stage{
+	_, err := e.Run(t.Context(), Invocation{
 		Name: "loop", ID: testID, Module: NewModule(loopWasm), Tree: t.TempDir(),
 		Timeout: 100 * time.Millisecond,
 	})
@@ -84,7 +84,7 @@ func TestCancelKillsARunningGuest(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	live := &cancelOnWrite{cancel: cancel}
-	res, err := e.Run(ctx, Stage{Name: "spin", ID: testID, Module: guest(t), Tree: t.TempDir(), Log: live})
+	res, err := e.Run(ctx, Invocation{Name: "spin", ID: testID, Module: guest(t), Tree: t.TempDir(), Log: live})
 	var se *StageError
 	if !errors.As(err, &se) || !errors.Is(err, context.Canceled) || errors.Is(err, ErrTimeout) {
 		t.Fatalf("Run = %v, want a *StageError matching context.Canceled only", err)
@@ -99,7 +99,7 @@ func TestCanceledBeforeStart(t *testing.T) {
 	e := newEngine(t, Config{})
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	_, err := e.Run(ctx, Stage{Name: "noop", ID: testID, Module: guest(t), Tree: t.TempDir()})
+	_, err := e.Run(ctx, Invocation{Name: "noop", ID: testID, Module: guest(t), Tree: t.TempDir()})
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Run with a canceled context = %v, want context.Canceled", err)
 	}
@@ -128,7 +128,7 @@ func TestMemoryLimit(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := e.Run(t.Context(), Stage{
+			_, err := e.Run(t.Context(), Invocation{
 				Name: tt.stage, ID: testID, Module: tt.module, Tree: t.TempDir(),
 				Options: json.RawMessage(tt.options),
 			})
@@ -142,7 +142,7 @@ func TestMemoryLimit(t *testing.T) {
 		})
 	}
 	// Under the limit the same guest is fine: a module of 1 MiB.
-	if _, err := e.Run(t.Context(), Stage{
+	if _, err := e.Run(t.Context(), Invocation{
 		Name: "small", ID: testID, Module: NewModule(wasmCommand([]byte{0}, []byte{0x0b}, 16)), Tree: t.TempDir(),
 	}); err != nil {
 		t.Errorf("a module within the limit: %v", err)

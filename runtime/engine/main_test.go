@@ -134,7 +134,7 @@ func hello(t testing.TB, lang string) *Module {
 			t.Fatalf("stages-wasm/build.sh %s: %v\n%s", lang, err, msg)
 		}
 	}
-	m, err := ReadModule(out)
+	m, err := ReadModuleFile(out)
 	if err != nil {
 		t.Fatal(err)
 	}

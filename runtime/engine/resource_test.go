@@ -64,7 +64,7 @@ func TestTableGrowIsBounded(t *testing.T) {
 	e := newEngine(t, Config{MemoryLimit: 64 << 20})
 	// The timeout only keeps a regression from running on: before the
 	// fix the loop grew the table towards 32 GiB.
-	_, err := e.Run(t.Context(), Stage{Name: "grow", ID: testID, Module: NewModule(grow), Tree: t.TempDir(), Timeout: time.Minute})
+	_, err := e.Run(t.Context(), Invocation{Name: "grow", ID: testID, Module: NewModule(grow), Tree: t.TempDir(), Timeout: time.Minute})
 	var se *StageError
 	if !errors.As(err, &se) || !errors.Is(err, ErrTrap) || !strings.Contains(se.Trap, "unreachable") {
 		t.Fatalf("Run = %v, want the trap the module makes when table.grow is refused", err)
@@ -91,14 +91,14 @@ func TestTablesCountAgainstTheMemoryLimit(t *testing.T) {
 		{"over the memory limit", 9_000_000, "module needs 68 MiB of memory (tables of up to 9000000 elements included), over the limit of 64 MiB"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := e.Run(t.Context(), Stage{Name: "table", ID: testID, Module: NewModule(tableCommand(tt.elems, []byte{0x0b})), Tree: t.TempDir()})
+			_, err := e.Run(t.Context(), Invocation{Name: "table", ID: testID, Module: NewModule(tableCommand(tt.elems, []byte{0x0b})), Tree: t.TempDir()})
 			if !errors.Is(err, ErrMemoryLimit) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Run = %v, want ErrMemoryLimit saying %q", err, tt.want)
 			}
 		})
 	}
 	// A small table is fine.
-	if _, err := e.Run(t.Context(), Stage{Name: "table", ID: testID, Module: NewModule(tableCommand(1000, []byte{0x0b})), Tree: t.TempDir()}); err != nil {
+	if _, err := e.Run(t.Context(), Invocation{Name: "table", ID: testID, Module: NewModule(tableCommand(1000, []byte{0x0b})), Tree: t.TempDir()}); err != nil {
 		t.Errorf("a module with a table of 1000 elements: %v", err)
 	}
 }
@@ -109,11 +109,11 @@ func TestTablesCountAgainstTheMemoryLimit(t *testing.T) {
 func TestOversizedOptionsAndModules(t *testing.T) {
 	e := newEngine(t, Config{})
 	big := append(append([]byte(`{"x":"`), bytes.Repeat([]byte("a"), MaxOptionsSize)...), `"}`...)
-	_, err := e.Run(t.Context(), Stage{Name: "noop", ID: testID, Module: guest(t), Tree: t.TempDir(), Options: json.RawMessage(big)})
+	_, err := e.Run(t.Context(), Invocation{Name: "noop", ID: testID, Module: guest(t), Tree: t.TempDir(), Options: json.RawMessage(big)})
 	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "options") || !strings.Contains(err.Error(), "16 MiB") {
 		t.Errorf("Run with %d bytes of options = %v, want ErrTooLarge naming the options and the limit", len(big), err)
 	}
-	_, err = e.Run(t.Context(), Stage{Name: "noop", ID: testID, Module: NewModule(make([]byte, MaxModuleSize+1)), Tree: t.TempDir()})
+	_, err = e.Run(t.Context(), Invocation{Name: "noop", ID: testID, Module: NewModule(make([]byte, MaxModuleSize+1)), Tree: t.TempDir()})
 	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "64 MiB") {
 		t.Errorf("Run with a module over the limit = %v, want ErrTooLarge", err)
 	}
@@ -164,7 +164,7 @@ func nestedBlocks(depth int) []byte {
 func TestCompileTimeout(t *testing.T) {
 	e := newEngine(t, Config{CacheDir: t.TempDir(), CompileTimeout: time.Millisecond})
 	mod := NewModule(nestedBlocks(80_000))
-	_, err := e.Run(t.Context(), Stage{Name: "nested", ID: testID, Module: mod, Tree: t.TempDir(), Timeout: time.Hour})
+	_, err := e.Run(t.Context(), Invocation{Name: "nested", ID: testID, Module: mod, Tree: t.TempDir(), Timeout: time.Hour})
 	var se *StageError
 	if !errors.As(err, &se) || !errors.Is(err, ErrCompileTimeout) || !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrTimeout) {
 		t.Fatalf("Run = %v, want a *StageError matching ErrCompileTimeout and context.DeadlineExceeded", err)

@@ -43,7 +43,7 @@ func probe(t testing.TB, lang string) *Module {
 			}
 		}
 	}
-	m, err := ReadModule(out)
+	m, err := ReadModuleFile(out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestSDKOptions(t *testing.T) {
 					continue
 				}
 				t.Run(tt.name, func(t *testing.T) {
-					res, err := e.Run(t.Context(), Stage{Name: "probe", ID: testID, Module: mod, Tree: t.TempDir(),
+					res, err := e.Run(t.Context(), Invocation{Name: "probe", ID: testID, Module: mod, Tree: t.TempDir(),
 						Options: json.RawMessage(tt.options)})
 					if tt.wantErr == "" {
 						if err != nil {

@@ -62,7 +62,7 @@ func TestStageOutputIsCleaned(t *testing.T) {
 		"Stderr": "\x1b[31mbad\x1b[0m thing\r\n", "Code": 3,
 	})
 	var live bytes.Buffer
-	res, err := e.Run(t.Context(), Stage{Name: "print", ID: testID, Module: guest(t), Tree: t.TempDir(), Options: opts, Log: &live})
+	res, err := e.Run(t.Context(), Invocation{Name: "print", ID: testID, Module: guest(t), Tree: t.TempDir(), Options: opts, Log: &live})
 	var se *StageError
 	if !errors.As(err, &se) || !errors.Is(err, ErrExit) {
 		t.Fatalf("Run = %v, want exit 3", err)
@@ -87,7 +87,7 @@ func TestBuildOutputLimit(t *testing.T) {
 	opts, _ := json.Marshal(map[string]any{"Text": line, "Times": 1000}) // 100,000 bytes a stage
 	var live bytes.Buffer
 	for i := range 3 {
-		res, err := e.Run(t.Context(), Stage{Name: "print", ID: testID, Module: guest(t), Tree: t.TempDir(), Options: opts, Log: &live})
+		res, err := e.Run(t.Context(), Invocation{Name: "print", ID: testID, Module: guest(t), Tree: t.TempDir(), Options: opts, Log: &live})
 		if err != nil {
 			t.Fatalf("run %d: %v", i, err)
 		}

@@ -37,7 +37,7 @@ func TestWorkerCrashIsReported(t *testing.T) {
 			t.Error(err)
 		}
 	}}
-	_, err := e.Run(t.Context(), Stage{Name: "spin", ID: testID, Module: guest(t), Tree: t.TempDir(), Log: kill})
+	_, err := e.Run(t.Context(), Invocation{Name: "spin", ID: testID, Module: guest(t), Tree: t.TempDir(), Log: kill})
 	var se *StageError
 	if !errors.As(err, &se) || !errors.Is(err, ErrWorker) || !strings.Contains(err.Error(), "signal: killed") {
 		t.Fatalf("Run = %v, want a *StageError matching ErrWorker that says how the worker died", err)
@@ -51,7 +51,7 @@ func TestWorkerCrashIsReported(t *testing.T) {
 func TestCloseStopsARunningStage(t *testing.T) {
 	e := newEngine(t, Config{})
 	closer := &onFirstWrite{fn: func() { _ = e.Close() }}
-	_, err := e.Run(t.Context(), Stage{Name: "spin", ID: testID, Module: guest(t), Tree: t.TempDir(), Log: closer})
+	_, err := e.Run(t.Context(), Invocation{Name: "spin", ID: testID, Module: guest(t), Tree: t.TempDir(), Log: closer})
 	if !errors.Is(err, ErrClosed) {
 		t.Errorf("Run interrupted by Close = %v, want ErrClosed", err)
 	}
@@ -65,7 +65,7 @@ func TestConcurrentRunsTakeTurns(t *testing.T) {
 	logs := make([]string, 4)
 	for i := range errs {
 		wg.Go(func() {
-			res, err := e.Run(t.Context(), Stage{Name: "env", ID: fmt.Sprintf("%02x", i), Module: mod, Tree: t.TempDir()})
+			res, err := e.Run(t.Context(), Invocation{Name: "env", ID: fmt.Sprintf("%02x", i), Module: mod, Tree: t.TempDir()})
 			errs[i], logs[i] = err, string(res.Log)
 		})
 	}
@@ -143,7 +143,7 @@ func TestHelperParent(t *testing.T) {
 	buildDir = dir // reuse the parent's guest build and cache
 	e := newEngine(t, Config{})
 	report := &onFirstWrite{fn: func() { fmt.Printf("worker %d\n", e.w.cmd.Process.Pid) }}
-	_, err := e.Run(context.Background(), Stage{Name: "spin", ID: testID, Module: guest(t), Tree: t.TempDir(), Log: report})
+	_, err := e.Run(context.Background(), Invocation{Name: "spin", ID: testID, Module: guest(t), Tree: t.TempDir(), Log: report})
 	t.Fatalf("the spinning stage returned: %v", err)
 }
 

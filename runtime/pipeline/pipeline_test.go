@@ -46,7 +46,7 @@ func guest(t *testing.T) *engine.Module {
 			return
 		}
 		defer os.Remove(out)
-		guestMod, guestErr = engine.ReadModule(out)
+		guestMod, guestErr = engine.ReadModuleFile(out)
 	})
 	if guestErr != nil {
 		t.Fatal(guestErr)

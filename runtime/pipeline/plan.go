@@ -35,8 +35,9 @@ type StageInfo struct {
 	Shadows bool
 }
 
-// Stage is one planned stage.
-type Stage struct {
+// PlannedStage is a stage of the manifest (manifest.Stage) once planned:
+// its module resolved and its id computed.
+type PlannedStage struct {
 	manifest.Stage
 	Index   int    // within its pipeline
 	ID      string // lowercase hex
@@ -60,7 +61,7 @@ type Assembler struct {
 type Plan struct {
 	Build     *Plan // nil without a build pipeline
 	Runner    string
-	Stages    []Stage
+	Stages    []PlannedStage
 	Assembler *Assembler
 	// BuildID is the id of the build pipeline's tree ("" for none), and
 	// TreeID the id of this pipeline's tree (its last stage; "" if empty).
@@ -174,7 +175,7 @@ func newPlan(file string, p *manifest.Pipeline, reg *registry.Registry, epoch st
 			continue
 		}
 		id := hashID("kiln-stage-v1", ms.Name, info.Module.Digest(), plan.BuildID, base, string(opts), epoch)
-		plan.Stages = append(plan.Stages, Stage{Stage: ms, Index: i, ID: id, Info: info, options: opts})
+		plan.Stages = append(plan.Stages, PlannedStage{Stage: ms, Index: i, ID: id, Info: info, options: opts})
 		base = id
 	}
 	plan.TreeID = base
@@ -307,4 +308,4 @@ func hashID(fields ...string) string {
 
 // CanonicalOptions returns the stage's options as canonical JSON, as the stage
 // receives them.
-func (s *Stage) CanonicalOptions() []byte { return s.options }
+func (s *PlannedStage) CanonicalOptions() []byte { return s.options }

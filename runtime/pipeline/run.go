@@ -243,8 +243,8 @@ func (p *Plan) selectCommits(checkpoints, exports []string) error {
 	return nil
 }
 
-func allStages(p *Plan) []Stage {
-	var all []Stage
+func allStages(p *Plan) []PlannedStage {
+	var all []PlannedStage
 	if p.Build != nil {
 		all = append(all, allStages(p.Build)...)
 	}
@@ -507,7 +507,7 @@ func (r *runner) runSegment(ctx context.Context, obj *store.Object, p *Plan, nam
 	return nil
 }
 
-func (r *runner) runStage(ctx context.Context, obj *store.Object, s *Stage, res *StageResult, buildDir string) error {
+func (r *runner) runStage(ctx context.Context, obj *store.Object, s *PlannedStage, res *StageResult, buildDir string) error {
 	r.emit(Event{Kind: StageStarted, Result: res})
 	start := time.Now()
 	sourcesDir, done, err := r.sourcesView(ctx, s)
@@ -520,7 +520,7 @@ func (r *runner) runStage(ctx context.Context, obj *store.Object, s *Stage, res 
 		return err
 	}
 	res.Prepare = time.Since(start)
-	out, err := r.opts.Engine.Run(ctx, engine.Stage{
+	out, err := r.opts.Engine.Run(ctx, engine.Invocation{
 		Name: s.Name, ID: s.ID, Module: s.Info.Module, Options: s.options,
 		Tree: w.Path(), Sources: sourcesDir, Build: buildDir,
 		Epoch: r.epoch, Timeout: r.opts.StageTimeout,
@@ -546,7 +546,7 @@ func (r *runner) runStage(ctx context.Context, obj *store.Object, s *Stage, res 
 // options, so it then covers everything the stage can read; a view of
 // every source of the manifest (or of the store) would let a stage's
 // output change with sources its id does not know about.
-func (r *runner) sourcesView(ctx context.Context, s *Stage) (string, func(), error) {
+func (r *runner) sourcesView(ctx context.Context, s *PlannedStage) (string, func(), error) {
 	if r.fetcher == nil {
 		return "", func() {}, nil
 	}
@@ -578,7 +578,7 @@ func (l logEvents) Write(p []byte) (int, error) {
 
 var _ io.Writer = logEvents(nil)
 
-func (r *runner) stageResult(s *Stage, pipeline string) *StageResult {
+func (r *runner) stageResult(s *PlannedStage, pipeline string) *StageResult {
 	res := &StageResult{
 		Pipeline: pipeline, Index: s.Index, Name: s.Name, ID: s.ID, Path: s.Path,
 		Origin: s.Info.Origin, Shadows: s.Info.Shadows, Unvalidated: s.Info.Schema == nil,

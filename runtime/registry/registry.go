@@ -210,7 +210,7 @@ func (r *Registry) addUserDir(dir string) error {
 			return fmt.Errorf("stage module: %w", err)
 		}
 		e := &Entry{Kind: Stage, Name: name, Module: engine.NewModule(wasm), ModuleName: file, User: true}
-		metas, err := library.ReadModule(file, wasm)
+		metas, err := library.ModuleStages(file, wasm)
 		switch {
 		case errors.Is(err, library.ErrNoMetadata):
 			e.Summary = "user stage (no metadata: options are not validated)"
@@ -219,7 +219,7 @@ func (r *Registry) addUserDir(dir string) error {
 		default:
 			// The file's name says which stage it provides; a module
 			// describing others would run under a schema not its own.
-			i := slices.IndexFunc(metas, func(s library.Stage) bool { return s.Name == name })
+			i := slices.IndexFunc(metas, func(s library.ModuleStage) bool { return s.Name == name })
 			if i < 0 {
 				var names []string
 				for _, s := range metas {

@@ -32,7 +32,7 @@ var separateOnce = sync.OnceValues(func() ([]*engine.Module, error) {
 		if msg, err := cmd.CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("building hello: %v\n%s", err, msg)
 		}
-		m, err := engine.ReadModule(out)
+		m, err := engine.ReadModuleFile(out)
 		if err != nil {
 			return nil, err
 		}
@@ -71,7 +71,7 @@ func layouts(b *testing.B) map[string][]benchRun {
 
 func runAll(b *testing.B, e *engine.Engine, runs []benchRun, tree string) {
 	for _, r := range runs {
-		if _, err := e.Run(context.Background(), engine.Stage{
+		if _, err := e.Run(context.Background(), engine.Invocation{
 			Name: r.name, ID: "be9c", Module: r.mod, Options: []byte(r.opts), Tree: tree, Epoch: 1,
 		}); err != nil {
 			b.Fatal(err)

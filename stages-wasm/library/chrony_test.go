@@ -68,7 +68,7 @@ func TestChronyConfigsParse(t *testing.T) {
 
 // runChronyCase runs the stage on the case's tree and returns the path of
 // the chrony.conf it left.
-func runChronyCase(t *testing.T, e *engine.Engine, st Stage, mod *engine.Module, dir string) string {
+func runChronyCase(t *testing.T, e *engine.Engine, st ModuleStage, mod *engine.Module, dir string) string {
 	t.Helper()
 	desc, err := os.ReadFile(filepath.Join(dir, "tree.txt"))
 	if err != nil {
@@ -89,7 +89,7 @@ func runChronyCase(t *testing.T, e *engine.Engine, st Stage, mod *engine.Module,
 		t.Fatal(err)
 	}
 	id := sha256.Sum256([]byte("chronyd-parse\x00" + dir))
-	res, err := e.Run(context.Background(), engine.Stage{
+	res, err := e.Run(context.Background(), engine.Invocation{
 		Name: st.Name, ID: hex.EncodeToString(id[:]), Module: mod, Options: opts, Tree: tree, Epoch: goldenEpoch,
 	})
 	if err != nil {

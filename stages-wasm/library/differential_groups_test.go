@@ -93,7 +93,7 @@ func TestDifferentialGroupsBackups(t *testing.T) {
 			}
 			toolErr := runTool(toolRoot, c.groupadd)
 			id := sha256.Sum256([]byte("differential-groups\x00" + c.name))
-			res, kilnErr := e.Run(context.Background(), engine.Stage{
+			res, kilnErr := e.Run(context.Background(), engine.Invocation{
 				Name: st.Name, ID: hex.EncodeToString(id[:]), Module: mod,
 				Options: []byte(c.options), Tree: kilnRoot, Epoch: goldenEpoch,
 			})

@@ -324,7 +324,7 @@ func runDiffCases(t *testing.T, cases []diffCase) {
 
 			toolErr := runTool(toolRoot, c.tool)
 			id := sha256.Sum256([]byte("differential\x00" + c.name))
-			res, kilnErr := e.Run(context.Background(), engine.Stage{
+			res, kilnErr := e.Run(context.Background(), engine.Invocation{
 				Name: c.stage, ID: hex.EncodeToString(id[:]), Module: mods[c.stage],
 				Options: []byte(c.options), Tree: kilnRoot, Epoch: goldenEpoch,
 			})

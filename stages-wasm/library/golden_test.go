@@ -55,7 +55,7 @@ func (e errSkip) Error() string { return e.why }
 
 // builtLibrary returns the freshly built modules: the stages as shipped,
 // and the Go multi-call module, which contains every Go stage.
-func builtLibrary(t testing.TB) (map[string]Stage, *engine.Module) {
+func builtLibrary(t testing.TB) (map[string]ModuleStage, *engine.Module) {
 	t.Helper()
 	dir, err := built()
 	var skip errSkip
@@ -69,11 +69,11 @@ func builtLibrary(t testing.TB) (map[string]Stage, *engine.Module) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	byName := map[string]Stage{}
+	byName := map[string]ModuleStage{}
 	for _, s := range stages {
 		byName[s.Name] = s
 	}
-	goMod, err := engine.ReadModule(filepath.Join(dir, "kiln-stages.wasm"))
+	goMod, err := engine.ReadModuleFile(filepath.Join(dir, "kiln-stages.wasm"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-func runCase(t *testing.T, e *engine.Engine, st Stage, mod *engine.Module, dir string) {
+func runCase(t *testing.T, e *engine.Engine, st ModuleStage, mod *engine.Module, dir string) {
 	desc, err := os.ReadFile(filepath.Join(dir, "tree.txt"))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		t.Fatal(err)
@@ -179,7 +179,7 @@ func runCase(t *testing.T, e *engine.Engine, st Stage, mod *engine.Module, dir s
 		}
 		id := sha256.Sum256([]byte(st.Name + "\x00" + dir))
 		var res engine.Result
-		res, runErr = e.Run(context.Background(), engine.Stage{
+		res, runErr = e.Run(context.Background(), engine.Invocation{
 			Name: st.Name, ID: hex.EncodeToString(id[:]), Module: mod, Options: opts,
 			Tree: tree, Sources: sources, Epoch: goldenEpoch,
 		})
@@ -223,7 +223,7 @@ func runCase(t *testing.T, e *engine.Engine, st Stage, mod *engine.Module, dir s
 
 // validate checks options against the stage's schema, as the runtime does
 // before running a stage; violations are the case's error.
-func validate(st Stage, opts []byte) error {
+func validate(st ModuleStage, opts []byte) error {
 	s, err := schema.Compile("kiln:stage/"+st.Name, st.Schema)
 	if err != nil {
 		return fmt.Errorf("compiling schema: %w", err)

@@ -26,8 +26,10 @@ var modules embed.FS
 // ErrNotBuilt is returned when the binary was built without stage modules.
 var ErrNotBuilt = errors.New("stage library not built: run make stages")
 
-// Stage is one stage the library provides.
-type Stage struct {
+// ModuleStage is one stage a module describes in its kiln.stages section
+// (the built-in library's or a user's --stage-path module): its name,
+// schema and the module's bytes.
+type ModuleStage struct {
 	Name    string          // e.g. "org.osbuild.hostname"
 	Summary string          // one line
 	Schema  json.RawMessage // JSON Schema of the options
@@ -38,7 +40,7 @@ type Stage struct {
 	ModuleName   string // file name, e.g. "kiln-stages.wasm"
 }
 
-var embedded = sync.OnceValues(func() ([]Stage, error) {
+var embedded = sync.OnceValues(func() ([]ModuleStage, error) {
 	sub, err := fs.Sub(modules, "modules")
 	if err != nil {
 		return nil, err
@@ -48,19 +50,19 @@ var embedded = sync.OnceValues(func() ([]Stage, error) {
 
 // Stages returns the embedded library's stages sorted by name, or
 // ErrNotBuilt.
-func Stages() ([]Stage, error) {
+func Stages() ([]ModuleStage, error) {
 	return embedded()
 }
 
 // Lookup returns the embedded stage called name.
-func Lookup(name string) (Stage, bool) {
+func Lookup(name string) (ModuleStage, bool) {
 	stages, err := embedded()
 	if err != nil {
-		return Stage{}, false
+		return ModuleStage{}, false
 	}
-	i, ok := slices.BinarySearchFunc(stages, name, func(s Stage, n string) int { return strings.Compare(s.Name, n) })
+	i, ok := slices.BinarySearchFunc(stages, name, func(s ModuleStage, n string) int { return strings.Compare(s.Name, n) })
 	if !ok {
-		return Stage{}, false
+		return ModuleStage{}, false
 	}
 	return stages[i], true
 }
@@ -70,7 +72,7 @@ func Lookup(name string) (Stage, bool) {
 // module without a kiln.stages section, or two modules claiming one stage
 // name, is an error naming the files. A directory without modules gives
 // ErrNotBuilt.
-func Load(fsys fs.FS) ([]Stage, error) {
+func Load(fsys fs.FS) ([]ModuleStage, error) {
 	names, err := fs.Glob(fsys, "*.wasm")
 	if err != nil {
 		return nil, err
@@ -78,7 +80,7 @@ func Load(fsys fs.FS) ([]Stage, error) {
 	if len(names) == 0 {
 		return nil, ErrNotBuilt
 	}
-	var stages []Stage
+	var stages []ModuleStage
 	from := map[string]string{}
 	for _, name := range names {
 		wasm, err := readModule(fsys, name)
@@ -96,13 +98,13 @@ func Load(fsys fs.FS) ([]Stage, error) {
 				return nil, fmt.Errorf("stage %s is provided by both %s and %s", m.Name, other, name)
 			}
 			from[m.Name] = name
-			stages = append(stages, Stage{
+			stages = append(stages, ModuleStage{
 				Name: m.Name, Summary: m.Summary, Schema: m.Schema,
 				Module: wasm, ModuleDigest: digest, ModuleName: path.Base(name),
 			})
 		}
 	}
-	slices.SortFunc(stages, func(a, b Stage) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(stages, func(a, b ModuleStage) int { return strings.Compare(a.Name, b.Name) })
 	return stages, nil
 }
 

@@ -34,7 +34,7 @@ func TestUntarMakesParentsAsGNUTar(t *testing.T) {
 	}
 	tree := t.TempDir()
 	e := newEngine(t)
-	res, err := e.Run(context.Background(), engine.Stage{
+	res, err := e.Run(context.Background(), engine.Invocation{
 		Name: st.Name, ID: strings.Repeat("ab", 32), Module: engine.NewModule(st.Module),
 		Options: opts, Tree: tree, Sources: sources, Epoch: goldenEpoch,
 	})

@@ -49,11 +49,11 @@ func TestBuildHeaderCountsStages(t *testing.T) {
 		header string
 		last   string // the last stage's counter
 	}{
-		{"stages and an assembler", &pipeline.Plan{Stages: make([]pipeline.Stage, 8), Assembler: tar},
+		{"stages and an assembler", &pipeline.Plan{Stages: make([]pipeline.PlannedStage, 8), Assembler: tar},
 			"(8 stages and the org.osbuild.tar assembler)", "[8/8]"},
-		{"a build pipeline", &pipeline.Plan{Build: &pipeline.Plan{Stages: make([]pipeline.Stage, 2)},
-			Stages: make([]pipeline.Stage, 1), Assembler: tar}, "(3 stages and the org.osbuild.tar assembler)", "[3/3]"},
-		{"one stage", &pipeline.Plan{Stages: make([]pipeline.Stage, 1)}, "(1 stage)", "[1/1]"},
+		{"a build pipeline", &pipeline.Plan{Build: &pipeline.Plan{Stages: make([]pipeline.PlannedStage, 2)},
+			Stages: make([]pipeline.PlannedStage, 1), Assembler: tar}, "(3 stages and the org.osbuild.tar assembler)", "[3/3]"},
+		{"one stage", &pipeline.Plan{Stages: make([]pipeline.PlannedStage, 1)}, "(1 stage)", "[1/1]"},
 		{"only an assembler", &pipeline.Plan{Assembler: tar}, "(0 stages and the org.osbuild.tar assembler)", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
