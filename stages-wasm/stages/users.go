@@ -121,9 +121,20 @@ func init() {
 }
 
 // makeHome makes a new user's home as useradd -m does: a copy of /etc/skel
-// owned by the user, the home itself with HOME_MODE. An existing directory
-// is left as it is, as useradd does.
+// owned by the user, the home itself with HOME_MODE, the rest with skel's
+// modes. An existing directory is left as it is, as useradd does.
 func makeHome(acc accounts.Account, mode uint32) error {
+	return copySkel(acc, permMode(mode), func(_ bool, st sdk.Stat) fs.FileMode {
+		return st.Mode &^ fs.ModeType
+	})
+}
+
+// copySkel makes acc's home, mode home, unless it exists: the missing
+// parents 0755 for root, then a copy of /etc/skel owned by the user, each
+// directory and file given the mode modeOf returns for skel's entry, each
+// symlink copied. Device nodes, FIFOs and sockets in skel are not copied
+// (neither useradd nor mkhomedir_helper copy them).
+func copySkel(acc accounts.Account, home fs.FileMode, modeOf func(dir bool, st sdk.Stat) fs.FileMode) error {
 	if ok, err := exists(acc.Home); err != nil || ok {
 		return err
 	}
@@ -133,7 +144,7 @@ func makeHome(acc accounts.Account, mode uint32) error {
 	if err := os.Mkdir(acc.Home, 0o700); err != nil {
 		return err
 	}
-	if err := setOwnerMode(acc.Home, acc.UID, acc.GID, permMode(mode)); err != nil {
+	if err := setOwnerMode(acc.Home, acc.UID, acc.GID, home); err != nil {
 		return err
 	}
 	const skel = "/etc/skel"
@@ -145,10 +156,6 @@ func makeHome(acc accounts.Account, mode uint32) error {
 			return err
 		}
 		dst := path.Join(acc.Home, strings.TrimPrefix(p, skel+"/"))
-		st, err := sdk.Lstat(p)
-		if err != nil {
-			return err
-		}
 		switch {
 		case d.IsDir():
 			if err := os.Mkdir(dst, 0o700); err != nil {
@@ -172,9 +179,13 @@ func makeHome(acc accounts.Account, mode uint32) error {
 				return err
 			}
 		default:
-			return nil // useradd copies no device nodes or sockets out of skel
+			return nil
 		}
-		return setOwnerMode(dst, acc.UID, acc.GID, st.Mode&^fs.ModeType)
+		st, err := sdk.Lstat(p)
+		if err != nil {
+			return err
+		}
+		return setOwnerMode(dst, acc.UID, acc.GID, modeOf(d.IsDir(), st))
 	})
 }
 
@@ -207,58 +218,12 @@ func mkhomedir(acc accounts.Account) error {
 	if !strings.HasPrefix(acc.Home, "/") {
 		return nil
 	}
-	if ok, err := exists(acc.Home); err != nil || ok {
-		return err
-	}
-	if err := mkdirAll(path.Dir(acc.Home), 0o755, 0, 0); err != nil {
-		return err
-	}
 	const umask = 0o022
-	if err := os.Mkdir(acc.Home, 0o700); err != nil {
-		return err
-	}
-	if err := setOwnerMode(acc.Home, acc.UID, acc.GID, 0o777&^umask); err != nil {
-		return err
-	}
-	const skel = "/etc/skel"
-	if ok, err := exists(skel); err != nil || !ok {
-		return err
-	}
-	return filepath.WalkDir(skel, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || p == skel {
-			return err
+	return copySkel(acc, 0o777&^umask, func(dir bool, st sdk.Stat) fs.FileMode {
+		if dir {
+			return 0o777 &^ umask
 		}
-		dst := path.Join(acc.Home, strings.TrimPrefix(p, skel+"/"))
-		switch {
-		case d.IsDir():
-			if err := os.Mkdir(dst, 0o700); err != nil {
-				return err
-			}
-			return setOwnerMode(dst, acc.UID, acc.GID, 0o777&^umask)
-		case d.Type()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			if err := os.Symlink(target, dst); err != nil {
-				return err
-			}
-			return sdk.Lchown(dst, acc.UID, acc.GID)
-		case d.Type().IsRegular():
-			st, err := sdk.Lstat(p)
-			if err != nil {
-				return err
-			}
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			if err := os.WriteFile(dst, data, 0o600); err != nil {
-				return err
-			}
-			return setOwnerMode(dst, acc.UID, acc.GID, permMode((st.RawMode&0o7777|0o222)&^umask))
-		}
-		return nil // no device nodes, fifos or sockets, as the helper
+		return permMode((st.RawMode&0o7777 | 0o222) &^ umask)
 	})
 }
 
