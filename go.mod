@@ -18,6 +18,7 @@ require (
 	golang.org/x/sync v0.25.0
 	golang.org/x/sys v0.50.0
 	golang.org/x/text v0.28.0
+	pault.ag/go/debian v0.19.0
 )
 
 require (
