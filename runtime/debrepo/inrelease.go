@@ -3,6 +3,7 @@ package debrepo
 import (
 	"bytes"
 	"crypto"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -97,30 +98,9 @@ func VerifyInRelease(data []byte, keyring openpgp.KeyRing, opts VerifyOptions) (
 		return nil, fmt.Errorf("InRelease: %d bytes after the signature: %w", len(rest), ErrOutsideSignature)
 	}
 	cfg := &packet.Config{Time: func() time.Time { return now }}
-	// Not block.VerifySignature: it hides the signature packet, whose hash
-	// must be checked below.
-	sig, signer, err := openpgp.VerifyDetachedSignature(keyring, bytes.NewReader(block.Bytes), block.ArmoredSignature.Body, cfg)
-	// go-crypto returns the signer together with an expiry error, so err
-	// alone decides.
+	_, signer, err := verifyAnySignature(block, keyring, cfg)
 	if err != nil {
-		switch {
-		case errors.Is(err, pgperrors.ErrUnknownIssuer):
-			return nil, fmt.Errorf("InRelease: %w: %w", ErrUnknownSigner, err)
-		case errors.Is(err, pgperrors.ErrKeyExpired), errors.Is(err, pgperrors.ErrKeyRevoked),
-			errors.Is(err, pgperrors.ErrSignatureExpired):
-			return nil, fmt.Errorf("InRelease: %w: %w", ErrKeyExpired, err)
-		default:
-			return nil, fmt.Errorf("InRelease: %w: %w", ErrBadSignature, err)
-		}
-	}
-	if sig == nil || signer == nil || signer.PrimaryKey == nil {
-		return nil, fmt.Errorf("InRelease: no signer reported: %w", ErrBadSignature)
-	}
-	// go-crypto's v1 API accepts SHA-1 message signatures (only its v2 API
-	// applies RejectMessageHashAlgorithms); SHA-1 collisions are practical,
-	// and apt has refused SHA-1 InRelease signatures since 2.x.
-	if weakHash[sig.Hash] {
-		return nil, fmt.Errorf("InRelease: signature uses %v: %w", sig.Hash, ErrWeakSignature)
+		return nil, fmt.Errorf("InRelease: %w", err)
 	}
 	rel, err := ParseRelease(block.Plaintext)
 	if err != nil {
@@ -134,4 +114,122 @@ func VerifyInRelease(data []byte, keyring openpgp.KeyRing, opts VerifyOptions) (
 		Signed:  block.Plaintext,
 		Signer:  fmt.Sprintf("%X", signer.PrimaryKey.Fingerprint),
 	}, nil
+}
+
+// verifyAnySignature accepts the InRelease when one of its signatures is a
+// good one by a keyring key, as apt does: Debian signs each InRelease with
+// several keys, and during a key rotation one of them may be expired or absent
+// from the caller's keyring. go-crypto checks only the first signature whose
+// issuer it knows, so a known-but-expired key listed first would refuse a
+// valid file; each signature packet is therefore checked on its own. A
+// signature by a keyring key that does not verify refuses the file outright:
+// it means the text was changed, whatever the other signatures say.
+func verifyAnySignature(block *clearsign.Block, keyring openpgp.KeyRing, cfg *packet.Config) (*packet.Signature, *openpgp.Entity, error) {
+	raw, err := io.ReadAll(io.LimitReader(block.ArmoredSignature.Body, 1<<20))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrBadSignature, err)
+	}
+	packets, err := splitPackets(raw)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrBadSignature, err)
+	}
+	// Without a good signature, report the most telling failure.
+	var weak, expired, unknown error
+	var goodSig *packet.Signature
+	var goodSigner *openpgp.Entity
+	for _, p := range packets {
+		// go-crypto returns the signer together with an expiry error, so
+		// err alone decides.
+		sig, signer, err := openpgp.VerifyDetachedSignature(keyring, bytes.NewReader(block.Bytes), bytes.NewReader(p), cfg)
+		switch {
+		case err == nil && (sig == nil || signer == nil || signer.PrimaryKey == nil):
+			return nil, nil, fmt.Errorf("no signer reported: %w", ErrBadSignature)
+		case err == nil && weakHash[sig.Hash]:
+			// go-crypto's v1 API accepts SHA-1 message signatures (only its
+			// v2 API applies RejectMessageHashAlgorithms); SHA-1 collisions
+			// are practical, and apt refuses SHA-1 InRelease signatures.
+			weak = fmt.Errorf("signature uses %v: %w", sig.Hash, ErrWeakSignature)
+		case err == nil:
+			if goodSig == nil {
+				goodSig, goodSigner = sig, signer
+			}
+		case errors.Is(err, pgperrors.ErrUnknownIssuer):
+			unknown = fmt.Errorf("%w: %w", ErrUnknownSigner, err)
+		case errors.Is(err, pgperrors.ErrKeyExpired), errors.Is(err, pgperrors.ErrKeyRevoked),
+			errors.Is(err, pgperrors.ErrSignatureExpired):
+			expired = fmt.Errorf("%w: %w", ErrKeyExpired, err)
+		default:
+			return nil, nil, fmt.Errorf("%w: %w", ErrBadSignature, err)
+		}
+	}
+	switch {
+	case goodSig != nil:
+		return goodSig, goodSigner, nil
+	case weak != nil:
+		return nil, nil, weak
+	case expired != nil:
+		return nil, nil, expired
+	case unknown != nil:
+		return nil, nil, unknown
+	}
+	return nil, nil, fmt.Errorf("no signature: %w", ErrBadSignature)
+}
+
+// splitPackets cuts a run of OpenPGP packets (RFC 9580 section 4.2) into one
+// slice per packet, so each signature can be verified alone. Partial and
+// indeterminate lengths are refused: a signature packet never has them.
+func splitPackets(b []byte) ([][]byte, error) {
+	var out [][]byte
+	for len(b) > 0 {
+		if b[0]&0x80 == 0 || len(b) < 2 {
+			return nil, errors.New("not an OpenPGP packet")
+		}
+		var hdr int
+		var n uint64
+		if b[0]&0x40 != 0 { // new format
+			switch l0 := b[1]; {
+			case l0 < 192:
+				hdr, n = 2, uint64(l0)
+			case l0 < 224:
+				if len(b) < 3 {
+					return nil, errors.New("short packet header")
+				}
+				hdr, n = 3, uint64(l0-192)<<8+uint64(b[2])+192
+			case l0 == 255:
+				if len(b) < 6 {
+					return nil, errors.New("short packet header")
+				}
+				hdr, n = 6, uint64(binary.BigEndian.Uint32(b[2:6]))
+			default:
+				return nil, errors.New("partial-length packet in a signature")
+			}
+		} else { // old format
+			switch b[0] & 3 {
+			case 0:
+				hdr, n = 2, uint64(b[1])
+			case 1:
+				if len(b) < 3 {
+					return nil, errors.New("short packet header")
+				}
+				hdr, n = 3, uint64(binary.BigEndian.Uint16(b[1:3]))
+			case 2:
+				if len(b) < 5 {
+					return nil, errors.New("short packet header")
+				}
+				hdr, n = 5, uint64(binary.BigEndian.Uint32(b[1:5]))
+			default:
+				return nil, errors.New("indeterminate-length packet in a signature")
+			}
+		}
+		if n > uint64(len(b)-hdr) {
+			return nil, errors.New("packet longer than the signature block")
+		}
+		end := hdr + int(n)
+		out = append(out, b[:end:end])
+		b = b[end:]
+	}
+	if len(out) == 0 {
+		return nil, errors.New("empty signature block")
+	}
+	return out, nil
 }

@@ -3,10 +3,14 @@ package debrepo
 import (
 	"bytes"
 	"errors"
+	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/clearsign"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
 )
 
 func TestVerifyInReleaseGood(t *testing.T) {
@@ -132,4 +136,82 @@ func FuzzReadParagraphs(f *testing.F) {
 			return nil
 		})
 	})
+}
+
+// Debian signs each InRelease with several keys. One good signature by a
+// keyring key is enough, as with apt; an expired or unknown co-signer does not
+// refuse the file, but a co-signature by a keyring key that fails to verify
+// does.
+func TestVerifyInReleaseMultipleSignatures(t *testing.T) {
+	good := newKey(t, 0)
+	expired := newKey(t, 600)
+	stranger := newKey(t, 0)
+	text := releaseText("", map[string][]byte{"main/binary-amd64/Packages": []byte("x")})
+	multi := func(keys ...*openpgp.Entity) []byte {
+		var buf bytes.Buffer
+		var priv []*packet.PrivateKey
+		for _, k := range keys {
+			priv = append(priv, k.PrivateKey)
+		}
+		w, err := clearsign.EncodeMulti(&buf, priv, &packet.Config{Time: func() time.Time { return testNow.Add(-time.Minute) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(w, text)
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	both := multi(expired, good)
+	cases := []struct {
+		name    string
+		data    []byte
+		keyring openpgp.EntityList
+		want    error // nil: accepted, signed by good
+	}{
+		// go-crypto alone checks only the first known issuer: this failed
+		// with ErrKeyExpired before verifyAnySignature.
+		{"expired first, good second", both, openpgp.EntityList{expired, good}, nil},
+		{"stranger first", multi(stranger, good), openpgp.EntityList{good}, nil},
+		{"only expired known", both, openpgp.EntityList{expired}, ErrKeyExpired},
+		{"only strangers", both, openpgp.EntityList{stranger}, ErrUnknownSigner},
+		{"tampered", bytes.Replace(both, []byte("Suite: stable"), []byte("Suite: stablE"), 1), openpgp.EntityList{expired, good}, ErrBadSignature},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			v, err := VerifyInRelease(c.data, c.keyring, VerifyOptions{Now: testNow})
+			if c.want == nil {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if v.Signer != hexFP(good) {
+					t.Errorf("signer %s, want %s", v.Signer, hexFP(good))
+				}
+				return
+			}
+			if !errors.Is(err, c.want) {
+				t.Fatalf("got %v, want %v", err, c.want)
+			}
+		})
+	}
+}
+
+func TestSplitPacketsRefusesMalformed(t *testing.T) {
+	for name, b := range map[string][]byte{
+		"empty":              {},
+		"not a packet":       {0x00, 0x01},
+		"overlong":           {0xc2, 0x05, 0x01},
+		"overlong two-octet": {0xc2, 0xc0, 0x00},
+		"partial":            {0xc2, 0xe1, 0x00},
+		"indeterminate":      {0x8b, 0x00},
+	} {
+		if _, err := splitPackets(b); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	got, err := splitPackets([]byte{0xc2, 0x01, 0xaa, 0x88, 0x02, 0xbb, 0xcc, 0xc2, 0x00})
+	if err != nil || len(got) != 3 || len(got[1]) != 4 {
+		t.Fatalf("got %d packets, %v", len(got), err)
+	}
 }
