@@ -22,7 +22,8 @@ type ExportMode int
 
 const (
 	// ExportPrivate makes the top directory of every exported tree (and of
-	// every directory the assembler writes) 0700, so that only the
+	// every directory the assembler writes) 0700, and the files the
+	// assembler writes readable by their owner only, so that only the
 	// invoking user reaches in: a tree's setuid and setgid files, files
 	// with capabilities (security.capability), device nodes and
 	// world-writable directories are exported as they are, and stay out
@@ -171,10 +172,10 @@ func exportFiles(ctx context.Context, st *store.Store, id, dir string, mode Expo
 	var out []string
 	for _, e := range entries {
 		src, dst := filepath.Join(tree, e.Name()), filepath.Join(dir, e.Name())
+		if err := restrict(src, mode); err != nil {
+			return nil, err
+		}
 		if e.IsDir() {
-			if err := restrict(src, mode); err != nil {
-				return nil, err
-			}
 			// rename(2) replaces only empty directories.
 			if err := fsmeta.RemoveAll(dst); err != nil {
 				return nil, fmt.Errorf("output directory: %w", err)
@@ -216,12 +217,26 @@ func exportTree(ctx context.Context, st *store.Store, id, dir string, mode Expor
 	return dst, nil
 }
 
-// restrict makes an exported directory 0700 in private mode.
-func restrict(dir string, mode ExportMode) error {
+// restrict takes what other users could do with an export away from them,
+// in private mode: a directory becomes 0700, a file (an image, a disk: its
+// content is the whole tree's, shadow hashes and keys included) loses its
+// group and other bits. A symlink is left as it is.
+func restrict(path string, mode ExportMode) error {
 	if mode == ExportShared {
 		return nil
 	}
-	if err := os.Chmod(dir, 0o700); err != nil {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return fmt.Errorf("output directory: %w", err)
+	}
+	perm := fi.Mode().Perm() &^ 0o077
+	switch {
+	case fi.IsDir():
+		perm = 0o700
+	case !fi.Mode().IsRegular():
+		return nil
+	}
+	if err := os.Chmod(path, perm); err != nil {
 		return fmt.Errorf("output directory: %w", err)
 	}
 	return nil

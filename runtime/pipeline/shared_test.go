@@ -311,3 +311,29 @@ func TestExportPrivacy(t *testing.T) {
 		})
 	}
 }
+
+// TestExportedImagesPrivate: an assembler's output is the whole tree in
+// one file (its shadow hashes and keys included), so in private mode only
+// its owner may read it; shared mode keeps the assembler's mode.
+func TestExportedImagesPrivate(t *testing.T) {
+	for _, tc := range []struct {
+		mode ExportMode
+		want os.FileMode
+	}{{ExportPrivate, 0o600}, {ExportShared, 0o644}} {
+		t.Run(tc.mode.String(), func(t *testing.T) {
+			e := newEnv(t)
+			p := e.plan(`{"pipeline": {"stages": [{"name": "test.write", "options": {"path": "/f", "content": "x"}}],
+			  "assembler": {"name": "org.osbuild.tar", "options": {"filename": "root.tar"}}}}`)
+			if _, err := e.run(p, func(o *Options) { o.ExportMode = tc.mode }); err != nil {
+				t.Fatal(err)
+			}
+			fi, err := os.Stat(filepath.Join(e.out, "root.tar"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := fi.Mode().Perm(); got != tc.want {
+				t.Errorf("root.tar exported %s is %04o, want %04o", tc.mode, got, tc.want)
+			}
+		})
+	}
+}

@@ -53,9 +53,10 @@ for build pipelines, and for the assembler.
 
 Exported trees (--export) keep their content as the store has it, setuid
 files, file capabilities and device nodes included; so that no other local
-user reaches those, each exported tree's top directory is 0700 unless
---export-mode shared asks for the tree's own mode. A build removes the
-staging directories (.kiln-export-*) that a killed build left in
+user reaches those, each exported tree's top directory is 0700, and the
+assembler's output files (an image holds the whole tree) are readable by
+you only, unless --export-mode shared asks for their own modes. A build
+removes the staging directories (.kiln-export-*) that a killed build left in
 --output-directory.
 
 Builds running at the same time share their work: a build that needs an
@@ -94,7 +95,7 @@ Exit status: 0 built, 1 a stage or the assembler failed (its log is shown),
 	fl.StringVar(&f.progress, "progress", "auto", "progress on stderr: auto (live on a terminal), plain or json")
 	fl.StringVar(&f.memory, "stage-memory", "1G", "memory limit of each stage")
 	fl.StringArrayVar(&f.fileRoots, "allow-file-sources", nil, "read file:// sources only from beneath this directory (repeatable; default: anything you can read)")
-	fl.StringVar(&f.exportMode, "export-mode", "private", "who may reach into exported trees: private (their top directory is 0700, only you) or shared (the tree's own modes: other local users reach its setuid files, capabilities and device nodes)")
+	fl.StringVar(&f.exportMode, "export-mode", "private", "who may reach into exported trees: private (trees' top directories 0700, output files readable by you only) or shared (their own modes: other local users reach a tree's setuid files, capabilities and device nodes, and read images)")
 	return cmd
 }
 
