@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/kilnbuild/kiln/runtime/engine"
@@ -110,10 +111,7 @@ func Build(ctx context.Context, cfg BuildConfig) (*Result, error) {
 		}
 		defer st.Close()
 	}
-	eng, err := engine.New(ctx, engine.Config{CacheDir: ModuleCacheDir(st.Root()), MemoryLimit: cfg.MemoryLimit})
-	if err != nil {
-		return nil, err
-	}
+	eng := &lazyEngine{cfg: engine.Config{CacheDir: ModuleCacheDir(st.Root()), MemoryLimit: cfg.MemoryLimit}}
 	defer eng.Close()
 	if cfg.Events != nil {
 		cfg.Events(Event{Kind: Planned, Plan: plan, StoreRoot: st.Root(), Recovered: st.Recovered()})
@@ -122,4 +120,29 @@ func Build(ctx context.Context, cfg BuildConfig) (*Result, error) {
 		Store: st, Engine: eng, FileRoots: cfg.FileRoots, StageTimeout: cfg.StageTimeout,
 		OutputDir: cfg.OutputDir, ExportMode: cfg.ExportMode, Events: cfg.Events,
 	})
+}
+
+// lazyEngine makes its engine (and so the worker process, two execs of
+// kiln) when the first stage runs: a rebuild the store serves whole needs
+// none.
+type lazyEngine struct {
+	cfg  engine.Config
+	once sync.Once
+	eng  *engine.Engine
+	err  error
+}
+
+func (l *lazyEngine) Run(ctx context.Context, inv engine.Invocation) (engine.Result, error) {
+	l.once.Do(func() { l.eng, l.err = engine.New(ctx, l.cfg) })
+	if l.err != nil {
+		return engine.Result{}, l.err
+	}
+	return l.eng.Run(ctx, inv)
+}
+
+func (l *lazyEngine) Close() error {
+	if l.eng == nil {
+		return nil
+	}
+	return l.eng.Close()
 }

@@ -226,3 +226,44 @@ func readTar(t *testing.T, path string) map[string]tarEntry {
 		out[filepath.Clean(h.Name)] = tarEntry{string(b), h.ModTime.Unix()}
 	}
 }
+
+// TestBuildStartsEngineOnlyToRunStages: a build the store serves whole
+// starts no stage worker (two execs of kiln, most of a cached rebuild's
+// time). Seen through the engine's cache directory: made a file, it fails
+// engine.New, so a cached build that still made an engine would fail, and
+// a build with a stage to run must.
+func TestBuildStartsEngineOnlyToRunStages(t *testing.T) {
+	reg := newTestRegistry(t)
+	dir := t.TempDir()
+	manifestFile := func(content string) string {
+		f := filepath.Join(dir, content+".json")
+		doc := `{"pipeline": {"stages": [{"name": "test.write", "options": {"path": "/f", "content": "` + content + `"}}],
+		  "assembler": {"name": "org.osbuild.tar", "options": {"filename": "root.tar"}}}}`
+		if err := os.WriteFile(f, []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	storeDir := filepath.Join(t.TempDir(), "store")
+	build := func(file string) error {
+		_, err := Build(t.Context(), BuildConfig{ManifestFile: file, Registry: reg, Epoch: testEpoch, StoreDir: storeDir, OutputDir: t.TempDir()})
+		return err
+	}
+	a := manifestFile("a")
+	if err := build(a); err != nil {
+		t.Fatal(err)
+	}
+	cache := ModuleCacheDir(storeDir)
+	if err := os.RemoveAll(cache); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cache, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := build(a); err != nil {
+		t.Errorf("a build the store serves whole made an engine: %v", err)
+	}
+	if err := build(manifestFile("b")); err == nil || !strings.Contains(err.Error(), "compilation cache") {
+		t.Errorf("a build with a stage to run and no usable cache directory: %v, want the engine's error", err)
+	}
+}

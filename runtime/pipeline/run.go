@@ -18,12 +18,19 @@ import (
 	"github.com/kilnbuild/kiln/store/crashpoint"
 )
 
+// StageRunner runs one stage: an *engine.Engine, or Build's, which starts
+// one only when a stage must run, so that a build the store serves whole
+// starts no worker process.
+type StageRunner interface {
+	Run(ctx context.Context, inv engine.Invocation) (engine.Result, error)
+}
+
 // Options configures Run: where and how the plan is built. What the ids
 // depend on (the epoch, the sources, the selected checkpoints and exports)
 // is in the plan.
 type Options struct {
 	Store  *store.Store
-	Engine *engine.Engine
+	Engine StageRunner
 	// Fetcher fetches the plan's sources; nil, a fetcher into the store's
 	// SourcesDir, reading file: sources relative to the manifest's
 	// directory, from beneath FileRoots. Its Progress is Run's.
