@@ -166,23 +166,10 @@ const testID = "0123456789abcdef"
 // memPages > 0, an exported memory of that many pages. It makes guests that
 // no compiler would: traps, loops without calls, huge memories.
 func wasmCommand(locals, code []byte, memPages uint32) []byte {
-	uleb := func(b []byte, v uint32) []byte {
-		for {
-			c := byte(v & 0x7f)
-			v >>= 7
-			if v != 0 {
-				c |= 0x80
-			}
-			b = append(b, c)
-			if v == 0 {
-				return b
-			}
-		}
-	}
 	section := func(m []byte, id byte, payload []byte) []byte {
-		return append(uleb(append(m, id), uint32(len(payload))), payload...)
+		return append(appendU32(append(m, id), uint32(len(payload))), payload...)
 	}
-	name := func(b []byte, s string) []byte { return append(uleb(b, uint32(len(s))), s...) }
+	name := func(b []byte, s string) []byte { return append(appendU32(b, uint32(len(s))), s...) }
 
 	m := []byte{0, 'a', 's', 'm', 1, 0, 0, 0}
 	m = section(m, 1, []byte{1, 0x60, 0, 0}) // one type: () -> ()
@@ -190,13 +177,13 @@ func wasmCommand(locals, code []byte, memPages uint32) []byte {
 	exports := []byte{1}
 	exports = append(name(exports, "_start"), 0, 0)
 	if memPages > 0 {
-		m = section(m, 5, uleb([]byte{1, 0}, memPages)) // one memory, min only
+		m = section(m, 5, appendU32([]byte{1, 0}, memPages)) // one memory, min only
 		exports[0] = 2
 		exports = append(name(exports, "memory"), 2, 0)
 	}
 	m = section(m, 7, exports)
 	body := append(append([]byte{}, locals...), code...)
-	m = section(m, 10, append(uleb([]byte{1}, uint32(len(body))), body...))
+	m = section(m, 10, append(appendU32([]byte{1}, uint32(len(body))), body...))
 	return m
 }
 

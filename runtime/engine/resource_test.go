@@ -13,34 +13,19 @@ import (
 	"time"
 )
 
-// uleb appends v as unsigned LEB128.
-func uleb(b []byte, v uint32) []byte {
-	for {
-		c := byte(v & 0x7f)
-		v >>= 7
-		if v != 0 {
-			c |= 0x80
-		}
-		b = append(b, c)
-		if v == 0 {
-			return b
-		}
-	}
-}
-
 // tableCommand is a WASI command with one funcref table of min elements
 // (and no maximum) whose _start runs code.
 func tableCommand(min uint32, code []byte) []byte {
 	section := func(m []byte, id byte, payload []byte) []byte {
-		return append(uleb(append(m, id), uint32(len(payload))), payload...)
+		return append(appendU32(append(m, id), uint32(len(payload))), payload...)
 	}
 	m := []byte{0, 'a', 's', 'm', 1, 0, 0, 0}
 	m = section(m, 1, []byte{1, 0x60, 0, 0})                     // type 0: () -> ()
 	m = section(m, 3, []byte{1, 0})                              // one function of type 0
-	m = section(m, 4, uleb([]byte{1, 0x70, 0x00}, min))          // one funcref table, min only
+	m = section(m, 4, appendU32([]byte{1, 0x70, 0x00}, min))     // one funcref table, min only
 	m = section(m, 7, append([]byte{1, 6}, "_start\x00\x00"...)) // export _start = function 0
 	body := append([]byte{0}, code...)
-	return section(m, 10, append(uleb([]byte{1}, uint32(len(body))), body...))
+	return section(m, 10, append(appendU32([]byte{1}, uint32(len(body))), body...))
 }
 
 // TestTableGrowIsBounded: a module looping on table.grow once took
