@@ -15,7 +15,7 @@ tarball=$work/rootfs.tar.gz
 if [ ! -f "$tarball" ]; then
   rm -rf "$work/rootfs"
   debootstrap --variant=minbase --include=systemd,systemd-sysv,openssh-server,chrony \
-    bookworm "$work/rootfs" http://deb.debian.org/debian
+    bookworm "$work/rootfs" "$("$here/../lib/apt-mirror.sh" bookworm)"
   tar --numeric-owner --xattrs --xattrs-include='*' -C "$work/rootfs" -czf "$tarball.tmp" .
   mv "$tarball.tmp" "$tarball"
   rm -rf "$work/rootfs"
