@@ -271,6 +271,61 @@ type ArchiveRequest struct {
 	// Fetch reads files under dists/<Suite>/: "InRelease" first, then the
 	// Packages indexes the Release lists.
 	Fetch Fetcher
+	// Cache, when set, is a directory where indexes are kept by the sha256
+	// the verified Release lists (Cache/sha256/<hex>), so resolving again
+	// against the same InRelease fetches nothing but the InRelease. A
+	// cached file is checked like a download; a damaged one is fetched
+	// again.
+	Cache string
+}
+
+// cached wraps fetch so that files the Release lists are read from and
+// written to dir by their sha256. Only a file that matched the Release is
+// written, through a temporary file and a rename.
+func cached(dir string, rel *Release, fetch Fetcher) Fetcher {
+	return func(ctx context.Context, name string) (io.ReadCloser, error) {
+		want, listed := rel.SHA256[name]
+		if !listed || dir == "" {
+			return fetch(ctx, name)
+		}
+		path := filepath.Join(dir, "sha256", want.SHA256)
+		if data, err := os.ReadFile(path); err == nil && checkFile(name, data, want) == nil {
+			return io.NopCloser(bytes.NewReader(data)), nil
+		}
+		rc, err := fetch(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		defer rc.Close()
+		data, err := readAllCtx(ctx, io.LimitReader(rc, want.Size+1))
+		if err != nil {
+			return nil, err
+		}
+		if checkFile(name, data, want) == nil {
+			// A cache that cannot be written only costs a download next time.
+			_ = writeCacheFile(path, data)
+		}
+		return io.NopCloser(bytes.NewReader(data)), nil
+	}
+}
+
+func writeCacheFile(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
 
 // maxInRelease bounds the InRelease read: Debian's is under 200 KiB.
@@ -323,7 +378,7 @@ func ResolveArchive(ctx context.Context, req ArchiveRequest) (*Lock, error) {
 		if len(rel.Components) > 0 && !slices.Contains(rel.Components, c) {
 			return nil, fmt.Errorf("InRelease of %s lists components %s, not %s: %w", req.Suite, strings.Join(rel.Components, " "), c, ErrNotListed)
 		}
-		pkgs, err := FetchPackages(ctx, rel, req.Fetch, c, req.Architecture)
+		pkgs, err := FetchPackages(ctx, rel, cached(req.Cache, rel, req.Fetch), c, req.Architecture)
 		if err != nil {
 			return nil, err
 		}
