@@ -261,28 +261,41 @@ func Resolve(pkgs []Package, reqs []Request, opts ResolveOptions) (*Resolution, 
 	// Roots are all chosen before any dependency is looked at, so that an
 	// alternative or a virtual package that a root satisfies is satisfied
 	// by it, whatever order the roots came in.
-	sorted := slices.Clone(reqs)
-	slices.SortFunc(sorted, func(a, b Request) int { return cmp.Compare(a.String(), b.String()) })
-	for _, q := range sorted {
-		cs := r.ix.byName[q.Name]
+	// Requests of one name are met together: the highest version that
+	// meets all their constraints.
+	byReq := map[string][]Request{}
+	for _, q := range reqs {
+		byReq[q.Name] = append(byReq[q.Name], q)
+	}
+	for _, name := range slices.Sorted(maps.Keys(byReq)) {
+		qs := byReq[name]
+		slices.SortFunc(qs, func(a, b Request) int { return cmp.Compare(a.String(), b.String()) })
+		qs = slices.CompactFunc(qs, func(a, b Request) bool { return a.String() == b.String() })
+		texts := make([]string, len(qs))
+		for i, q := range qs {
+			texts[i] = q.String()
+		}
+		what := strings.Join(texts, ", ")
+		cs := r.ix.byName[name]
 		var pick *candidate
+	versions:
 		for _, c := range cs {
-			if satisfiesVersion(c.pkg.Version, q.Constraint) {
-				pick = c
-				break
+			for _, q := range qs {
+				if !satisfiesVersion(c.pkg.Version, q.Constraint) {
+					continue versions
+				}
 			}
+			pick = c
+			break
 		}
 		if pick == nil {
-			if len(cs) == 0 && len(r.ix.providers[q.Name]) > 0 {
+			if len(cs) == 0 && len(r.ix.providers[name]) > 0 {
 				return nil, fmt.Errorf("%s: is a virtual package (provided by %s): request one of them: %w",
-					q, strings.Join(r.providerNames(q.Name), ", "), ErrUnsatisfiable)
+					what, strings.Join(r.providerNames(name), ", "), ErrUnsatisfiable)
 			}
-			return nil, fmt.Errorf("%s: %s: %w", q, r.noCandidate(q.Name), ErrUnsatisfiable)
+			return nil, fmt.Errorf("%s: %s: %w", what, r.noCandidate(name), ErrUnsatisfiable)
 		}
-		if prev, ok := r.selected[q.Name]; ok && prev != pick {
-			return nil, fmt.Errorf("%s: requested twice with constraints no one version meets: %w", q, ErrUnsatisfiable)
-		}
-		r.selectPkg(pick, []string{q.String()})
+		r.selectPkg(pick, []string{what})
 	}
 	if opts.Required || opts.Essential {
 		names := make([]string, 0, len(r.ix.byName))
