@@ -33,8 +33,8 @@ func TestPlanRefusesMissingSource(t *testing.T) {
 			[]string{`$.pipeline.stages[0].options.m["` + lack + `"] names source ` + lack}},
 		{"in the build pipeline", `{"pipeline": {"build": {"runner": "r", "pipeline": {"stages": [{"name": "test.ls", "options": {"s": "` + lack + `"}}]}}, "stages": [{"name": "test.fail"}]}}`,
 			[]string{"$.pipeline.build.pipeline.stages[0].options: stage 0 (test.ls)", lack}},
-		{"bad sources section", `{"pipeline": {"stages": [{"name": "test.fail"}]}, "sources": {"org.osbuild.curl": {}}}`,
-			[]string{`m.json: $.sources["org.osbuild.curl"]: unsupported source`}},
+		{"bad sources section", `{"pipeline": {"stages": [{"name": "test.fail"}]}, "sources": {"org.osbuild.ostree": {}}}`,
+			[]string{`m.json: $.sources["org.osbuild.ostree"]: unsupported source`}},
 		{"bad source URL", `{"pipeline": {"stages": [{"name": "test.fail"}]}, "sources": {"org.osbuild.files": {"urls": {"` + have + `": "file://host/etc/shadow"}}}}`,
 			[]string{`m.json: $.sources["org.osbuild.files"].urls["` + have + `"]: "file://host/etc/shadow": host part "host": did you mean file:host/etc/shadow (relative to the manifest) or file:///host/etc/shadow?`}},
 	} {

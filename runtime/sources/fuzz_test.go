@@ -26,6 +26,9 @@ func FuzzSources(f *testing.F) {
 		`{"org.osbuild.files": {"urls": {"sha256:abc": "file:///x"}}}`,
 		`{"org.osbuild.files": {"urls": {}}}`,
 		`{"org.osbuild.curl": {}}`,
+		`{"org.osbuild.curl": {"items": {"` + good + `": "https://example.org/x"}}, "org.osbuild.files": {"urls": {"` + good + `": "file:///x"}}}`,
+		`{"org.osbuild.curl": {"urls": {"` + good + `": {"url": "https://example.org/x", "insecure": false}}}}`,
+		`{"org.osbuild.curl": {"items": {"` + good + `": {"url": "https://example.org/x", "secrets": {"name": "org.osbuild.rhsm"}}}}}`,
 		`{}`,
 	} {
 		f.Add([]byte(s))

@@ -1,6 +1,7 @@
 // Package sources fetches a manifest's sources into the store before any
-// stage runs. kiln supports osbuild's org.osbuild.files: files named by
-// their checksum and fetched from file://, http:// or https:// URLs. Each
+// stage runs. kiln supports osbuild's org.osbuild.files and
+// org.osbuild.curl: files named by their checksum and fetched from
+// file://, http:// or https:// URLs, both kept in one content directory. Each
 // file is downloaded into a locked directory under the store's tmp/,
 // verified while it streams, and only then renamed to
 // <store>/sources/org.osbuild.files/<checksum>, so a wrong checksum, a
@@ -63,8 +64,14 @@ import (
 	"github.com/kilnbuild/kiln/store/crashpoint"
 )
 
-// FilesType is the one source type kiln fetches.
+// FilesType is osbuild's URL+checksum source type, and the directory
+// under the store's sources/ that holds the files of both types.
 const FilesType = "org.osbuild.files"
+
+// CurlType is osbuild's newer name for the same files (osbuild v2
+// manifests and kiln deb manifest write it); they are stored and read as
+// FilesType's.
+const CurlType = "org.osbuild.curl"
 
 // Defaults of the Fetcher's limits.
 const (
@@ -115,47 +122,144 @@ func Checksums(s string) []string {
 	return out
 }
 
-// Parse reads a manifest's sources section. It rejects source types kiln
-// does not know, malformed checksums and URLs of other schemes, file://
-// URLs naming a host, and http(s) URLs without a host. A relative file:
-// URL is accepted; Fetcher.BaseDir resolves it.
+// Parse reads a manifest's sources section: org.osbuild.files
+// ({"urls": {checksum: url}}) and org.osbuild.curl, osbuild's name for
+// the same URL+checksum files ({"items": {...}}, or "urls" as osbuild's
+// schema also allows), each URL a string or {"url": ...}. Both types
+// store into one content directory, org.osbuild.files/<checksum>, as in
+// osbuild, so a stage reads either the same way; a checksum both name is
+// fetched once. It rejects source types kiln does not know, malformed
+// checksums (md5 and sha1, which osbuild's curl schema admits, included)
+// and URLs of other schemes, file:// URLs naming a host, and http(s) URLs
+// without a host. A relative file: URL is accepted; Fetcher.BaseDir
+// resolves it. The result is sorted by checksum.
 func Parse(sources map[string]json.RawMessage) ([]File, error) {
 	var files []File
+	seen := map[string]bool{}
 	for _, typ := range sortedKeys(sources) {
 		raw := sources[typ]
 		path := "$.sources[" + strconv.Quote(typ) + "]"
-		if typ != FilesType {
-			return nil, &ParseError{path, fmt.Errorf("%w %q (kiln fetches %s)", ErrUnsupported, typ, FilesType)}
+		var items map[string]json.RawMessage
+		var key string
+		switch typ {
+		case FilesType:
+			var spec struct {
+				URLs map[string]json.RawMessage `json:"urls"`
+			}
+			if err := json.Unmarshal(raw, &spec); err != nil {
+				return nil, &ParseError{path, err}
+			}
+			items, key = spec.URLs, "urls"
+		case CurlType:
+			var err error
+			if items, key, err = parseCurl(raw); err != nil {
+				return nil, &ParseError{path, err}
+			}
+		default:
+			return nil, &ParseError{path, fmt.Errorf("%w %q (kiln fetches %s and %s)", ErrUnsupported, typ, CurlType, FilesType)}
 		}
-		var spec struct {
-			URLs map[string]json.RawMessage `json:"urls"`
-		}
-		if err := json.Unmarshal(raw, &spec); err != nil {
-			return nil, &ParseError{path, err}
-		}
-		for _, sum := range sortedKeys(spec.URLs) {
-			u := spec.URLs[sum]
-			at := fmt.Sprintf("%s.urls[%q]", path, sum)
+		for _, sum := range sortedKeys(items) {
+			u := items[sum]
+			at := fmt.Sprintf("%s.%s[%q]", path, key, sum)
 			if !checksumRE.MatchString(sum) {
 				return nil, &ParseError{at, errors.New("checksum must be sha256:, sha384: or sha512: and lowercase hex of the right length")}
 			}
-			var s string
-			if err := json.Unmarshal(u, &s); err != nil {
-				var obj struct {
-					URL string `json:"url"`
-				}
-				if err := json.Unmarshal(u, &obj); err != nil || obj.URL == "" {
-					return nil, &ParseError{at, errors.New(`expected a URL string or {"url": ...}`)}
-				}
-				s = obj.URL
+			s, err := itemURL(u, typ == CurlType)
+			if err != nil {
+				return nil, &ParseError{at, err}
 			}
 			if err := checkURL(s); err != nil {
 				return nil, &ParseError{at, fmt.Errorf("%q: %w", s, err)}
 			}
+			if seen[sum] {
+				// The content is what the checksum names; either URL
+				// gives it, and the first type's (sorted) is tried.
+				continue
+			}
+			seen[sum] = true
 			files = append(files, File{Checksum: sum, URL: s})
 		}
 	}
+	slices.SortFunc(files, func(a, b File) int { return strings.Compare(a.Checksum, b.Checksum) })
 	return files, nil
+}
+
+// parseCurl reads an org.osbuild.curl section: exactly one of "items" and
+// "urls" (osbuild's schema: oneOf), nothing else.
+func parseCurl(raw json.RawMessage) (map[string]json.RawMessage, string, error) {
+	var spec map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &spec); err != nil {
+		return nil, "", err
+	}
+	for _, k := range sortedKeys(spec) {
+		if k != "items" && k != "urls" {
+			return nil, "", fmt.Errorf("unknown property %q (%s has items or urls)", k, CurlType)
+		}
+	}
+	key := "items"
+	if _, ok := spec["urls"]; ok {
+		if _, both := spec["items"]; both {
+			return nil, "", errors.New(`both "items" and "urls": give one`)
+		}
+		key = "urls"
+	}
+	body, ok := spec[key]
+	if !ok {
+		return nil, "", errors.New(`needs "items": {checksum: url}`)
+	}
+	var items map[string]json.RawMessage
+	if err := json.Unmarshal(body, &items); err != nil {
+		return nil, "", fmt.Errorf("%s: %w", key, err)
+	}
+	return items, key, nil
+}
+
+// itemURL reads one item: a URL string or {"url": ...}. For
+// org.osbuild.curl the object is closed as in osbuild's schema; its
+// "secrets" (subscription or client-certificate downloads) and "insecure"
+// (TLS without verification) are refused, since kiln has neither a
+// secrets provider nor a reason to skip TLS checks.
+func itemURL(raw json.RawMessage, curl bool) (string, error) {
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		return s, nil
+	}
+	if !curl {
+		var obj struct {
+			URL string `json:"url"`
+		}
+		if err := json.Unmarshal(raw, &obj); err != nil || obj.URL == "" {
+			return "", errors.New(`expected a URL string or {"url": ...}`)
+		}
+		return obj.URL, nil
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return "", errors.New(`expected a URL string or {"url": ...}`)
+	}
+	for _, k := range sortedKeys(obj) {
+		v := obj[k]
+		switch k {
+		case "url":
+		case "insecure":
+			var b bool
+			if err := json.Unmarshal(v, &b); err != nil {
+				return "", errors.New(`"insecure" must be a boolean`)
+			}
+			if b {
+				return "", fmt.Errorf(`%w: "insecure": true (kiln always verifies TLS)`, ErrUnsupported)
+			}
+		case "secrets":
+			return "", fmt.Errorf(`%w: "secrets" (kiln has no secrets provider)`, ErrUnsupported)
+		default:
+			return "", fmt.Errorf("unknown property %q (an item has url, insecure, secrets)", k)
+		}
+	}
+	var u string
+	if err := json.Unmarshal(obj["url"], &u); err != nil || u == "" {
+		return "", errors.New(`expected a URL string or {"url": ...}`)
+	}
+	return u, nil
 }
 
 // ParseError is a problem in the sources section, at a JSON path such as

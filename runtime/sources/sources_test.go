@@ -186,7 +186,7 @@ func TestParse(t *testing.T) {
 	}{
 		{"string url", `{"org.osbuild.files": {"urls": {"` + good + `": "https://example.org/x"}}}`, ""},
 		{"object url", `{"org.osbuild.files": {"urls": {"` + good + `": {"url": "file:///x"}}}}`, ""},
-		{"unknown type", `{"org.osbuild.curl": {}}`, `$.sources["org.osbuild.curl"]: unsupported source`},
+		{"unknown type", `{"org.osbuild.ostree": {}}`, `$.sources["org.osbuild.ostree"]: unsupported source`},
 		{"bad checksum", `{"org.osbuild.files": {"urls": {"md5:abc": "file:///x"}}}`, `urls["md5:abc"]: checksum`},
 		{"short hex", `{"org.osbuild.files": {"urls": {"sha256:abc": "file:///x"}}}`, "checksum"},
 		{"ftp", `{"org.osbuild.files": {"urls": {"` + good + `": "ftp://x/y"}}}`, "not a file://"},

@@ -51,7 +51,7 @@ so unchanged stages are never run twice.`,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newVersionCmd(), newBuildCmd(), newInspectCmd(), newStagesCmd(), newStoreCmd())
+	root.AddCommand(newVersionCmd(), newBuildCmd(), newInspectCmd(), newStagesCmd(), newStoreCmd(), newDebCmd())
 	return root
 }
 
