@@ -93,6 +93,10 @@ var (
 	ErrNotAllowed = errors.New("file source not allowed")
 	// ErrNotRegular: a file:// source that is not a regular file.
 	ErrNotRegular = fsmeta.ErrNotRegular
+	// ErrGone: the server answered 404 or 410. A mirror that deletes
+	// superseded files (Debian's archive does, within weeks of a point
+	// release) answers this for a lock that has gone stale.
+	ErrGone = errors.New("the server no longer has this file")
 )
 
 // File is one file to fetch.
@@ -660,6 +664,9 @@ func (f *Fetcher) open(ctx context.Context, rawURL string) (io.ReadCloser, int64
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
+		if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone {
+			return nil, 0, false, fmt.Errorf("HTTP %s: %w (if a lock file gave this URL, the archive has moved on since it was made: re-run kiln deb resolve, or build from a store that still caches the file)", resp.Status, ErrGone)
+		}
 		retry := resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests
 		return nil, 0, retry, fmt.Errorf("HTTP %s", resp.Status)
 	}

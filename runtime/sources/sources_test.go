@@ -156,6 +156,8 @@ func TestFetchFailures(t *testing.T) {
 	}{
 		{"wrong checksum", func(fx *fixture) File { return File{sum256("other"), fx.srv.URL + "/good"} }, ErrChecksum, []string{"/good", "does not match the expected checksum"}},
 		{"404", func(fx *fixture) File { return File{sum256("x"), fx.srv.URL + "/missing"} }, ErrFetch, []string{"HTTP 404"}},
+		// A stale lock's URL: the error says so and how to refresh it.
+		{"404 is gone", func(fx *fixture) File { return File{sum256("x"), fx.srv.URL + "/missing"} }, ErrGone, []string{"HTTP 404", "re-run kiln deb resolve"}},
 		{"unreachable", func(*fixture) File { return File{sum256("x"), "http://" + closed + "/f"} }, ErrFetch, []string{"refused"}},
 		{"truncated", func(fx *fixture) File { return File{sum256("short"), fx.srv.URL + "/truncated"} }, ErrFetch, []string{"interrupted"}},
 		{"missing file", func(*fixture) File { return File{sum256("x"), "file:///nonexistent/kiln"} }, ErrFetch, []string{"no such file"}},
