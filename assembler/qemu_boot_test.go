@@ -133,9 +133,15 @@ menuentry 'Debian (kiln boot test)' {
 		t.Fatal(err)
 	}
 	cache := filepath.Join(home, ".cache/kiln-test/boot-disk-"+hex.EncodeToString(h.Sum(nil))[:16]+".img")
+	// KILN_BOOT_REBUILD=1 builds the disk again and, when the cache holds
+	// one for the same inputs, requires the same bytes.
+	var cached []byte
 	if _, err := os.Stat(cache); err == nil {
-		t.Logf("boot disk from the cache: %s", cache)
-		return cache
+		if os.Getenv("KILN_BOOT_REBUILD") == "" {
+			t.Logf("boot disk from the cache: %s", cache)
+			return cache
+		}
+		cached = fileSHA256(t, cache)
 	}
 
 	// The tree with the boot test's files on top, without copying it: an
@@ -194,6 +200,12 @@ menuentry 'Debian (kiln boot test)' {
 		t.Fatal(err)
 	}
 	t.Logf("assembled the boot disk in %v", time.Since(start).Round(time.Second))
+	if cached != nil {
+		if got := fileSHA256(t, filepath.Join(out, "disk.img")); !bytes.Equal(got, cached) {
+			t.Fatalf("the rebuilt disk's sha256 is %x, the cached one's %x: two builds differ", got, cached)
+		}
+		t.Logf("rebuilt: the same sha256 as the cached disk, %x", cached)
+	}
 	if err := os.MkdirAll(filepath.Dir(cache), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -205,6 +217,20 @@ menuentry 'Debian (kiln boot test)' {
 		}
 	}
 	return cache
+}
+
+func fileSHA256(t *testing.T, p string) []byte {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return h.Sum(nil)
 }
 
 // console is a VM's serial console: what it printed so far, also in a log
