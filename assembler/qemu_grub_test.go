@@ -302,3 +302,25 @@ func TestQemuBootRefused(t *testing.T) {
 		})
 	}
 }
+
+// FuzzVFATName: a name the ESP's pattern lets through is one FAT keeps
+// as it is and mtools reads as a plain name: no character FAT forbids or
+// mtools takes as a wildcard, no leading '-', no trailing dot or space.
+func FuzzVFATName(f *testing.F) {
+	for _, s := range []string{"BOOTX64.EFI", "grub.cfg", "6.1.0-50-amd64", "a b", "-i", "a*b", "x.", "x ", ".", "a\x00b", "é", "[x]"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		if !vfatNameRE.MatchString(name) {
+			return
+		}
+		if name == "" || strings.HasPrefix(name, "-") || strings.HasSuffix(name, ".") && name != "." || strings.HasSuffix(name, " ") {
+			t.Errorf("%q: empty, a leading dash or a trailing dot or space", name)
+		}
+		for _, r := range name {
+			if r < 0x20 || r > 0x7e || strings.ContainsRune(`*?<>|:"\/[]`, r) {
+				t.Errorf("%q holds %q", name, r)
+			}
+		}
+	})
+}
