@@ -87,7 +87,7 @@ func makeVFAT(ctx context.Context, spec vfatSpec) error {
 		args = append(args, "-n", spec.Label)
 	}
 	if _, err := runTool(ctx, nil, "mkfs.vfat", append(args, "--", spec.Path)...); err != nil {
-		return failure(spec.Assembler, err)
+		return toolFailure(ctx, spec.Assembler, err)
 	}
 	env := []string{"SOURCE_DATE_EPOCH=" + strconv.FormatInt(max(spec.Epoch, 315532800), 10), "TZ=UTC"}
 	var mkdirs []string
@@ -98,7 +98,7 @@ func makeVFAT(ctx context.Context, spec vfatSpec) error {
 	}
 	for chunk := range chunks(mkdirs, 256) {
 		if _, err := runTool(ctx, env, "mmd", append([]string{"-i", spec.Path, "--"}, chunk...)...); err != nil {
-			return failure(spec.Assembler, err)
+			return toolFailure(ctx, spec.Assembler, err)
 		}
 	}
 	for _, d := range dirs {
@@ -115,14 +115,26 @@ func makeVFAT(ctx context.Context, spec vfatSpec) error {
 				target += d.Dir + "/"
 			}
 			if _, err := runTool(ctx, env, "mcopy", append(args, target)...); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
 				if strings.Contains(err.Error(), "Disk full") {
 					return errOption(spec.Assembler, spec.Option, "the files under the mountpoint do not fit in %d bytes: %v", spec.Size, err)
 				}
-				return failure(spec.Assembler, err)
+				return toolFailure(ctx, spec.Assembler, err)
 			}
 		}
 	}
 	return nil
+}
+
+// toolFailure is failure, unless the tool was killed because ctx ended:
+// then the error is ctx's, not the input's fault.
+func toolFailure(ctx context.Context, assembler string, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return failure(assembler, err)
 }
 
 // chunks yields s in pieces of at most n, keeping argv short.

@@ -166,7 +166,7 @@ func installGRUB(ctx context.Context, name string, in Input, scratch string, dis
 	core := filepath.Join(scratch, "core.img")
 	if _, err := runTool(ctx, nil, grubMkimage, "--directory", modules, "--prefix", prefix,
 		"--format", "i386-pc", "--compression", "auto", "--output", core, "--", "biosdisk", table, "ext2"); err != nil {
-		return failure(name, err)
+		return toolFailure(ctx, name, err)
 	}
 	img, err := os.ReadFile(core)
 	if err != nil {

@@ -2,6 +2,7 @@ package assembler
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
@@ -12,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -323,4 +325,55 @@ func FuzzVFATName(f *testing.F) {
 			}
 		}
 	})
+}
+
+// cancelAfter cancels itself at the n-th call of Err, so the test cancels
+// the assembler at each place it looks at its context, without timing.
+type cancelAfter struct {
+	context.Context
+	cancel context.CancelFunc
+	n      int64
+	calls  atomic.Int64
+}
+
+func (c *cancelAfter) Err() error {
+	if c.calls.Add(1) >= c.n {
+		c.cancel()
+	}
+	return c.Context.Err()
+}
+
+// TestQemuBootCancel: cancelled at any of its context checks while making
+// the ESP and installing GRUB, the assembler returns context.Canceled (not
+// a failure blamed on the input) and leaves the output empty.
+func TestQemuBootCancel(t *testing.T) {
+	tree := grubTree(t)
+	a, _ := lookup("org.osbuild.qemu")
+	run := func(n int64) (int64, error, int) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		c := &cancelAfter{Context: ctx, cancel: cancel, n: n}
+		out := t.TempDir()
+		err := a.Assemble(c, Input{Tree: tree, Output: out, Options: json.RawMessage(bootGPTOpts), Epoch: testEpoch})
+		entries, _ := os.ReadDir(out)
+		return c.calls.Load(), err, len(entries)
+	}
+	total, err, _ := run(1 << 62)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The last checks are the ESP's and GRUB's (the partitions are filled
+	// in order, GRUB last): try each of the last 16 and a few before.
+	for n := int64(1); n <= total; n++ {
+		if n < total-16 && n&(n-1) != 0 {
+			continue
+		}
+		_, err, left := run(n)
+		if !errors.Is(err, context.Canceled) || errors.Is(err, ErrFailed) {
+			t.Errorf("cancelled at check %d of %d: %v, want context.Canceled and not ErrFailed", n, total, err)
+		}
+		if left != 0 {
+			t.Errorf("cancelled at check %d: the output holds %d entries", n, left)
+		}
+	}
 }
