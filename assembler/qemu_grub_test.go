@@ -349,16 +349,16 @@ func (c *cancelAfter) Err() error {
 func TestQemuBootCancel(t *testing.T) {
 	tree := grubTree(t)
 	a, _ := lookup("org.osbuild.qemu")
-	run := func(n int64) (int64, error, int) {
+	run := func(n int64) (int64, int, error) {
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		c := &cancelAfter{Context: ctx, cancel: cancel, n: n}
 		out := t.TempDir()
 		err := a.Assemble(c, Input{Tree: tree, Output: out, Options: json.RawMessage(bootGPTOpts), Epoch: testEpoch})
 		entries, _ := os.ReadDir(out)
-		return c.calls.Load(), err, len(entries)
+		return c.calls.Load(), len(entries), err
 	}
-	total, err, _ := run(1 << 62)
+	total, _, err := run(1 << 62)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,7 +368,7 @@ func TestQemuBootCancel(t *testing.T) {
 		if n < total-16 && n&(n-1) != 0 {
 			continue
 		}
-		_, err, left := run(n)
+		_, left, err := run(n)
 		if !errors.Is(err, context.Canceled) || errors.Is(err, ErrFailed) {
 			t.Errorf("cancelled at check %d of %d: %v, want context.Canceled and not ErrFailed", n, total, err)
 		}
