@@ -64,10 +64,12 @@ func TestValidateAtPlanTime(t *testing.T) {
 	tests := []struct {
 		assembler, options, option string
 	}{
-		{"org.osbuild.qemu", `{"format": "raw", "bootloader": {"type": "grub2"}, ` + disk + `}`, "bootloader"},
+		{"org.osbuild.qemu", `{"format": "raw", "bootloader": {"type": "zipl"}, ` + disk + `}`, "bootloader.type"},
+		{"org.osbuild.qemu", `{"format": "raw", "bootloader": {"type": "grub2", "platform": "powerpc-ieee1275"}, ` + disk + `}`, "bootloader.platform"},
 		{"org.osbuild.qemu", `{"format": "raw", "qcow2_compat": "1.1", ` + disk + `}`, "qcow2_compat"},
 		{"org.osbuild.qemu", `{"format": "qcow2", "root_fs_type": "xfs", ` + disk + `}`, "root_fs_type"},
-		{"org.osbuild.qemu", `{` + fmt.Sprintf(part, "vfat") + `}`, "partitions[0].filesystem.type"},
+		{"org.osbuild.qemu", `{` + fmt.Sprintf(part, "btrfs") + `}`, "partitions[0].filesystem.type"},
+		{"org.osbuild.qemu", `{` + fmt.Sprintf(part, "vfat") + `}`, "partitions[0].filesystem.uuid"},
 		{"org.osbuild.qemu", `{` + fmt.Sprintf(part, "xfs") + `}`, "partitions[0].filesystem.type"},
 		{"org.osbuild.rawfs", `{"filename": "fs", "size": 33554432, "root_fs_uuid": "9c6ae55b-cf88-45b8-84e8-64990759f39d", "fs_type": "xfs"}`, "fs_type"},
 	}

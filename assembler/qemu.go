@@ -16,7 +16,8 @@ import (
 // qemu writes a partitioned disk image: the partition table (go-diskfs),
 // one ext4 filesystem per partition made from the part of the tree under
 // its mountpoint, then qemu-img converts the raw disk to the format asked
-// for. It installs no bootloader.
+// for. With the bootloader option it installs GRUB for BIOS (grub.go);
+// vfat partitions (an EFI system partition) are made by fat.go.
 type qemu struct{}
 
 func (qemu) Name() string { return "org.osbuild.qemu" }
@@ -25,18 +26,23 @@ func (qemu) Summary() string {
 }
 
 // Version: bump on any change of output bytes.
-func (qemu) Version() string { return "3" }
+func (qemu) Version() string { return "4" }
 
 func (qemu) Schema() []byte {
 	uuid := `"pattern": ` + schemaPattern(uuidPattern)
+	serial := `"pattern": ` + schemaPattern(vfatSerialPattern)
 	return []byte(`{
   "type": "object",
   "additionalProperties": false,
   "required": ["format", "filename", "ptuuid", "size"],
   "oneOf": [{"required": ["root_fs_uuid"]}, {"required": ["pttype", "partitions"]}],
   "properties": {
-    "bootloader": {"type": "object", "properties": {"type": {"type": "string", "enum": ["grub2", "zipl"]}},
-      "description": "refused: kiln installs no bootloader (install one with a stage)"},
+    "bootloader": {"type": "object", "additionalProperties": false, "required": ["type"],
+      "description": "install a bootloader: grub2 for BIOS (i386-pc), core image from the tree's /usr/lib/grub/i386-pc; zipl and powerpc-ieee1275 are refused",
+      "properties": {
+        "type": {"type": "string", "enum": ["grub2", "zipl"], "description": "the bootloader; kiln installs grub2 only"},
+        "platform": {"type": "string", "enum": ["i386-pc", "powerpc-ieee1275"], "default": "i386-pc", "description": "GRUB's platform; kiln installs i386-pc only"}
+      }},
     "format": {"type": "string", "enum": ["raw", "raw.xz", "qcow2", "vdi", "vmdk", "vpc", "vhdx"],
       "description": "image format; raw.xz is the raw image compressed with xz -T1"},
     "qcow2_compat": {"type": "string", "enum": ` + schemaEnum(qcow2Compats) + `,
@@ -60,11 +66,12 @@ func (qemu) Schema() []byte {
           "description": "partition GUID (gpt only); default: derived from ptuuid and the partition number, so the image is reproducible"},
         "filesystem": {"type": "object", "additionalProperties": false, "required": ["mountpoint", "type", "uuid"], "properties": {
           "label": {"type": "string", "pattern": ` + schemaPattern(labelPattern) + `,
-            "description": "filesystem label: up to 16 letters, digits, spaces and _.+@- (not first)"},
+            "description": "filesystem label: up to 16 letters, digits, spaces and _.+@- (not first); vfat: up to 11 letters, digits, spaces and _-"},
           "mountpoint": {"type": "string", "maxLength": 4096, "pattern": ` + schemaPattern(mountpointPattern) + `,
             "description": "where it is mounted: the filesystem holds the tree below it, less other partitions' mountpoints"},
-          "type": {"type": "string", "enum": ["ext4", "xfs", "vfat", "btrfs"], "description": "filesystem; kiln makes ext4 only"},
-          "uuid": {"type": "string", ` + uuid + `, "description": "filesystem UUID, also its directory hash seed"}
+          "type": {"type": "string", "enum": ["ext4", "xfs", "vfat", "btrfs"], "description": "filesystem; kiln makes ext4 and vfat"},
+          "uuid": {"type": "string", "anyOf": [{` + uuid + `}, {` + serial + `}],
+            "description": "ext4: the filesystem UUID, also its directory hash seed; vfat: the volume serial, as 7B77-95E7"}
         }}
       }}},
     "ptuuid": {"type": "string", "anyOf": [{` + uuid + `}, {"pattern": ` + schemaPattern(dosIDPattern) + `}],
@@ -81,17 +88,17 @@ func (qemu) Schema() []byte {
 }
 
 type qemuOptions struct {
-	Format        string          `json:"format"`
-	Filename      string          `json:"filename"`
-	Size          int64           `json:"size"`
-	PTUUID        string          `json:"ptuuid"`
-	PTType        string          `json:"pttype"`
-	Partitions    []partition     `json:"partitions"`
-	RootFSUUID    string          `json:"root_fs_uuid"`
-	RootFSType    string          `json:"root_fs_type"`
-	Bootloader    json.RawMessage `json:"bootloader"`
-	QCOW2Compat   string          `json:"qcow2_compat"`
-	VMDKSubformat string          `json:"vmdk_subformat"`
+	Format        string      `json:"format"`
+	Filename      string      `json:"filename"`
+	Size          int64       `json:"size"`
+	PTUUID        string      `json:"ptuuid"`
+	PTType        string      `json:"pttype"`
+	Partitions    []partition `json:"partitions"`
+	RootFSUUID    string      `json:"root_fs_uuid"`
+	RootFSType    string      `json:"root_fs_type"`
+	Bootloader    *bootloader `json:"bootloader"`
+	QCOW2Compat   string      `json:"qcow2_compat"`
+	VMDKSubformat string      `json:"vmdk_subformat"`
 }
 
 type partition struct {
@@ -124,8 +131,10 @@ func (a qemu) options(in Input) (qemuOptions, error) {
 	if err := decode(in, a.Name(), &opts); err != nil {
 		return opts, err
 	}
-	if len(opts.Bootloader) > 0 {
-		return opts, errOption(a.Name(), "bootloader", "kiln does not install bootloaders; install one with a stage and leave this option out")
+	if opts.Bootloader != nil {
+		if err := checkBootloader(a.Name(), opts.Bootloader); err != nil {
+			return opts, err
+		}
 	}
 	if _, ok := qemuFormats[opts.Format]; !ok {
 		return opts, errOption(a.Name(), "format", "%q is not one of raw, raw.xz, qcow2, vdi, vmdk, vpc, vhdx", opts.Format)
@@ -204,16 +213,27 @@ func (a qemu) options(in Input) (qemuOptions, error) {
 			continue
 		}
 		opt += ".filesystem"
-		if p.Filesystem.Type != "ext4" {
-			return opts, errOption(a.Name(), opt+".type", "%q is not supported: kiln makes ext4 filesystems only", p.Filesystem.Type)
-		}
-		if err := checkUUID(a.Name(), opt+".uuid", p.Filesystem.UUID); err != nil {
-			return opts, err
-		}
-		if l := p.Filesystem.Label; l != "" {
-			if err := checkPattern(a.Name(), opt+".label", l, labelRE, "an ext4 label"); err != nil {
+		switch p.Filesystem.Type {
+		case "ext4":
+			if err := checkUUID(a.Name(), opt+".uuid", p.Filesystem.UUID); err != nil {
 				return opts, err
 			}
+			if l := p.Filesystem.Label; l != "" {
+				if err := checkPattern(a.Name(), opt+".label", l, labelRE, "an ext4 label"); err != nil {
+					return opts, err
+				}
+			}
+		case "vfat":
+			if err := checkPattern(a.Name(), opt+".uuid", p.Filesystem.UUID, vfatSerialRE, "a vfat volume serial, as 7B77-95E7"); err != nil {
+				return opts, err
+			}
+			if l := p.Filesystem.Label; l != "" {
+				if err := checkPattern(a.Name(), opt+".label", l, vfatLabelRE, "a vfat label"); err != nil {
+					return opts, err
+				}
+			}
+		default:
+			return opts, errOption(a.Name(), opt+".type", "%q is not supported: kiln makes ext4 and vfat filesystems only", p.Filesystem.Type)
 		}
 		mp := p.Filesystem.Mountpoint
 		if !path.IsAbs(mp) || path.Clean(mp) != mp || !mountpointRE.MatchString(mp) {
@@ -223,6 +243,16 @@ func (a qemu) options(in Input) (qemuOptions, error) {
 			if q := opts.Partitions[j].Filesystem; q != nil && q.Mountpoint == mp {
 				return opts, errOption(a.Name(), opt+".mountpoint", "%q is also partition %d's", mp, j)
 			}
+		}
+	}
+	if opts.Bootloader != nil {
+		// Where GRUB goes depends on the layout: check it with the plan.
+		parts, err := layout(a.Name(), opts)
+		if err != nil {
+			return opts, err
+		}
+		if _, err := planGRUB(a.Name(), opts, parts); err != nil {
+			return opts, err
 		}
 	}
 	return opts, nil
@@ -279,6 +309,11 @@ func (a qemu) Assemble(ctx context.Context, in Input) (err error) {
 		}
 		if err := a.fillPartition(ctx, in, scratch, disk, parts, i); err != nil {
 			return fmt.Errorf("%s: partition %d (%s): %w", a.Name(), i+1, p.Filesystem.Mountpoint, err)
+		}
+	}
+	if opts.Bootloader != nil {
+		if err := installGRUB(ctx, a.Name(), in, scratch, disk, opts, parts); err != nil {
+			return err
 		}
 	}
 	if err := disk.Sync(); err != nil {
@@ -339,6 +374,18 @@ func (a qemu) fillPartition(ctx context.Context, in Input, scratch string, disk 
 		return err
 	}
 	defer fsmeta.RemoveAll(dir)
+	if p.Filesystem.Type == "vfat" {
+		// mtools copies file by file, leaving out the excluded paths
+		// itself: no copy of the tree needed.
+		err := makeVFAT(ctx, vfatSpec{
+			Assembler: a.Name(), Option: fmt.Sprintf("partitions[%d].filesystem", i), Dir: src, Exclude: exclude,
+			Path: filepath.Join(dir, "fs.img"), Size: p.Size * sectorSize, Serial: p.Filesystem.UUID, Label: p.Filesystem.Label, Epoch: in.Epoch,
+		})
+		if err != nil {
+			return err
+		}
+		return copySparse(ctx, disk, p.Start*sectorSize, filepath.Join(dir, "fs.img"))
+	}
 	files := src
 	if _, err := os.Lstat(src); os.IsNotExist(err) {
 		// Nothing in the tree below the mountpoint: an empty filesystem.

@@ -113,6 +113,12 @@ func configs(t *testing.T) []assemblertest.Config {
 					  {"name": "root", "filesystem": {"type": "ext4", "uuid": "` + uuid + `", "label": "root", "mountpoint": "/"}}]}`},
 				{Name: "raw.xz", Tools: append([]string{"xz"}, ext4Tools...), Files: []string{"disk.raw.xz"}, Reproducible: true, Options: qemuLegacy("raw.xz", "disk.raw.xz", "")},
 				{Name: "qcow2", Tools: qemuTools, Files: []string{"disk.qcow2"}, Reproducible: true, Options: qemuLegacy("qcow2", "disk.qcow2", "")},
+				// An EFI system partition: the fixed tree's /usr (directories and
+				// regular files, long names, a hardlink) on vfat.
+				{Name: "gpt vfat", Tools: append([]string{"mkfs.vfat", "mcopy", "mmd"}, ext4Tools...), Files: []string{"disk.img"}, Reproducible: true,
+					Options: `{"format": "raw", "filename": "disk.img", "size": 67108864, "pttype": "gpt", "ptuuid": "d209c89e-ea5e-4fbd-b161-b461cce297e0", "partitions": [
+					  {"size": 32768, "type": "C12A7328-F81F-11D2-BA4B-00A0C93EC93B", "filesystem": {"type": "vfat", "uuid": "7B77-95E7", "label": "EFI-SYSTEM", "mountpoint": "/usr"}},
+					  {` + fs + `}]}`},
 				{Name: "qcow2 0.10", Tools: qemuTools, Files: []string{"disk.qcow2"}, Reproducible: true, Options: qemuLegacy("qcow2", "disk.qcow2", `, "qcow2_compat": "0.10"`)},
 				// Not reproducible: qemu-img writes a random CID (vmdk), random
 				// UUIDs (vdi, vpc, vhdx) and the time (vpc).
@@ -123,13 +129,23 @@ func configs(t *testing.T) []assemblertest.Config {
 				{Name: "vhdx", Tools: qemuTools, Files: []string{"disk.vhdx"}, Options: qemuLegacy("vhdx", "disk.vhdx", "")},
 			},
 			Bad: []assemblertest.BadOption{
-				{Options: `{` + legacy + `, "bootloader": {"type": "grub2"}}`, Option: "bootloader"},
+				{Options: `{` + legacy + `, "bootloader": {"type": "zipl"}}`, Option: "bootloader.type"},
+				{Options: `{` + legacy + `, "bootloader": {"type": "grub2", "platform": "powerpc-ieee1275"}}`, Option: "bootloader.platform"},
+				{Options: `{` + legacy + `, "bootloader": {}}`, Option: "bootloader.type"},
+				// A GPT disk needs a BIOS boot partition for GRUB's core.
+				{Options: `{` + gpt + `, "bootloader": {"type": "grub2"}, "partitions": [{` + fs + `}]}`, Option: "bootloader"},
+				// GRUB reads its directory from ext4 only.
+				{Options: `{` + gpt + `, "bootloader": {"type": "grub2"}, "partitions": [{"size": 2048, "type": "21686148-6449-6E6F-744E-656564454649"}, {"filesystem": {"type": "vfat", "uuid": "7B77-95E7", "mountpoint": "/"}}]}`, Option: "bootloader"},
+				{Options: `{` + gpt + `, "bootloader": {"type": "grub2"}, "partitions": [{"size": 2048, "type": "21686148-6449-6E6F-744E-656564454649", ` + fs + `}]}`, Option: "partitions[0].filesystem"},
 				{Options: `{` + legacy + `, "root_fs_type": "xfs"}`, Option: "root_fs_type"},
 				{Options: `{"filename": "d", "size": 33554432, "format": "vmdk.gz", "ptuuid": "0x1", "root_fs_uuid": "` + uuid + `"}`, Option: "format"},
 				{Options: `{"filename": "d", "size": 1000, "format": "raw", "ptuuid": "0x1", "root_fs_uuid": "` + uuid + `"}`, Option: "size"},
 				{Options: `{` + legacy + `, "qcow2_compat": "1.1"}`, Option: "qcow2_compat"},
 				{Options: `{` + qemuBase + `, "ptuuid": "nothex", "root_fs_uuid": "` + uuid + `"}`, Option: "ptuuid"},
-				{Options: `{` + gpt + `, "partitions": [{"filesystem": {"type": "vfat", "uuid": "` + uuid + `", "mountpoint": "/"}}]}`, Option: "partitions[0].filesystem.type"},
+				{Options: `{` + gpt + `, "partitions": [{"filesystem": {"type": "btrfs", "uuid": "` + uuid + `", "mountpoint": "/"}}]}`, Option: "partitions[0].filesystem.type"},
+				{Options: `{` + gpt + `, "partitions": [{"filesystem": {"type": "vfat", "uuid": "` + uuid + `", "mountpoint": "/"}}]}`, Option: "partitions[0].filesystem.uuid"},
+				{Options: `{` + gpt + `, "partitions": [{"filesystem": {"type": "vfat", "uuid": "7B77-95E7", "label": "EFI.SYSTEM", "mountpoint": "/"}}]}`, Option: "partitions[0].filesystem.label"},
+				{Options: `{` + gpt + `, "partitions": [{"filesystem": {"type": "vfat", "uuid": "7B77-95E7", "label": "EFI-SYSTEM-X", "mountpoint": "/"}}]}`, Option: "partitions[0].filesystem.label"},
 				{Options: `{` + gpt + `, "partitions": [{"filesystem": {"type": "ext4", "uuid": "x", "mountpoint": "/"}}]}`, Option: "partitions[0].filesystem.uuid"},
 				{Options: `{` + gpt + `, "partitions": [{"filesystem": {"type": "ext4", "uuid": "` + uuid + `", "mountpoint": "boot/"}}]}`, Option: "partitions[0].filesystem.mountpoint"},
 				{Options: `{` + gpt + `, "partitions": [{` + fs + `}, {` + fs + `}]}`, Option: "partitions[1].filesystem.mountpoint"},

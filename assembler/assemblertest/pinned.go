@@ -131,7 +131,14 @@ func (g Golden) check(name, version, cs string, got Pin, update bool) (verdict, 
 var versionArgs = map[string][]string{
 	"mkfs.ext4": {"-V"}, "debugfs": {"-V"}, "e2fsck": {"-V"},
 	"qemu-img": {"--version"}, "xz": {"--version"},
+	// mkfs.vfat has no version option; it names itself before failing on
+	// a missing device, after the error on stderr.
+	"mkfs.vfat": {"/nonexistent"}, "mcopy": {"--version"}, "mmd": {"--version"},
 }
+
+// versionPrefix is, for a tool whose version is not its first line, how
+// the line starts.
+var versionPrefix = map[string]string{"mkfs.vfat": "mkfs.fat "}
 
 // toolVersions returns the first line each tool prints about its version.
 func toolVersions(t *testing.T, tools []string) map[string]string {
@@ -150,6 +157,14 @@ func toolVersions(t *testing.T, tools []string) map[string]string {
 			t.Fatalf("%s %v: %v", tool, args, err)
 		}
 		line, _, _ := bytes.Cut(out, []byte("\n"))
+		if prefix, ok := versionPrefix[tool]; ok {
+			for l := range strings.SplitSeq(string(out), "\n") {
+				if strings.HasPrefix(l, prefix) {
+					line = []byte(l)
+					break
+				}
+			}
+		}
 		v[tool] = strings.TrimSpace(string(line))
 	}
 	return v

@@ -124,7 +124,7 @@ func TestBuildEntryPoint(t *testing.T) {
 }
 
 // TestBuildRefusesBeforeRunning (issue 11 item 9): options the assembler
-// refuses though its schema allows them (qemu's bootloader, a vfat
+// refuses though its schema allows them (qemu's zipl bootloader, a btrfs
 // filesystem, qcow2_compat for a raw image), a selector that matches no
 // stage and a missing manifest fail Build before any store is opened and
 // before any stage runs; the error says what is wrong, as the CLI's exit
@@ -142,13 +142,13 @@ func TestBuildRefusesBeforeRunning(t *testing.T) {
 		want        error
 		msg         string
 	}{
-		{"qemu bootloader", qemu(`"format": "raw", "bootloader": {"type": "grub2"}, ` + disk), nil, manifest.ErrInvalid,
-			`$.pipeline.assembler.options: assembler org.osbuild.qemu: option "bootloader": kiln does not install bootloaders`},
+		{"qemu bootloader", qemu(`"format": "raw", "bootloader": {"type": "zipl"}, ` + disk), nil, manifest.ErrInvalid,
+			`$.pipeline.assembler.options: assembler org.osbuild.qemu: option "bootloader.type": zipl (s390x) is not supported`},
 		{"qemu qcow2_compat on raw", qemu(`"format": "raw", "qcow2_compat": "1.1", ` + disk), nil, manifest.ErrInvalid,
 			`option "qcow2_compat": applies to format qcow2, not raw`},
-		{"qemu vfat", qemu(`"format": "raw", "filename": "d", "size": 33554432, "pttype": "dos", "ptuuid": "0x14fc63d2",
-		  "partitions": [{"start": 2048, "filesystem": {"type": "vfat", "uuid": "9c6ae55b-cf88-45b8-84e8-64990759f39d", "mountpoint": "/"}}]`), nil, manifest.ErrInvalid,
-			`option "partitions[0].filesystem.type": "vfat" is not supported`},
+		{"qemu btrfs", qemu(`"format": "raw", "filename": "d", "size": 33554432, "pttype": "dos", "ptuuid": "0x14fc63d2",
+		  "partitions": [{"start": 2048, "filesystem": {"type": "btrfs", "uuid": "9c6ae55b-cf88-45b8-84e8-64990759f39d", "mountpoint": "/"}}]`), nil, manifest.ErrInvalid,
+			`option "partitions[0].filesystem.type": "btrfs" is not supported`},
 		{"rawfs xfs", `{"pipeline": {"stages": [{"name": "test.write", "options": {"path": "/a"}}],
 		  "assembler": {"name": "org.osbuild.rawfs", "options": {"filename": "fs", "size": 33554432, "root_fs_uuid": "9c6ae55b-cf88-45b8-84e8-64990759f39d", "fs_type": "xfs"}}}}`,
 			nil, manifest.ErrInvalid, `option "fs_type": "xfs" is not supported`},
