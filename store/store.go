@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -36,13 +37,19 @@ var (
 // Store is an open object store. Its methods are safe for concurrent use,
 // and several processes may use one store root at the same time.
 type Store struct {
-	root       string
-	copyMode   CopyMode
-	objects    *os.File // objects/, flocked by commits (shared) and gc (exclusive)
-	recovered  int
-	noRecovery bool
-	closed     bool
-	fullChecks atomic.Int64 // checks on use that had to hash a whole tree
+	root     string
+	copyMode CopyMode
+	// reflinkOK caches whether the filesystem has reflinks (copymode.go).
+	reflinkOnce sync.Once
+	reflinkOK   bool
+	// linkedWrites, for the store's own tests only, hands hardlinked trees
+	// to plain write contexts, so the whole suite runs on shared inodes.
+	linkedWrites bool
+	objects      *os.File // objects/, flocked by commits (shared) and gc (exclusive)
+	recovered    int
+	noRecovery   bool
+	closed       bool
+	fullChecks   atomic.Int64 // checks on use that had to hash a whole tree
 }
 
 // Option configures Open.
@@ -60,7 +67,7 @@ func WithoutRecovery() Option {
 // WithCopyMode sets how write contexts initialize trees from their base.
 func WithCopyMode(m CopyMode) Option {
 	return func(s *Store) error {
-		if m < CopyAuto || m > CopyPlain {
+		if m < CopyAuto || m > CopyHardlink {
 			return fmt.Errorf("store: unknown copy mode %d", int(m))
 		}
 		s.copyMode = m
@@ -317,7 +324,7 @@ func (s *Store) Commit(ctx context.Context, obj *Object, id string) (string, err
 	}
 	if !obj.initialized && obj.base == "" {
 		// An untouched object without base is the empty tree.
-		if err := obj.initLocked(ctx); err != nil {
+		if err := obj.initLocked(ctx, false); err != nil {
 			return "", err
 		}
 	}
@@ -361,6 +368,7 @@ func (s *Store) Commit(ctx context.Context, obj *Object, id string) (string, err
 	obj.releaseBase()
 	// storeTree moved or removed the tree; the next write copies anew.
 	obj.base, obj.baseSum, obj.baseLock, obj.initialized = id, sum, lock, false
+	obj.shared, obj.tracked = nil, false
 	return sum, nil
 }
 
@@ -463,7 +471,7 @@ func (s *Store) Export(ctx context.Context, id, dst string) error {
 		return err
 	}
 	defer lock.Close()
-	if err := copyTree(ctx, s.copyMode, s.objectPath(sum), dst); err != nil {
+	if err := copyTree(ctx, s.plainMode(), s.objectPath(sum), dst); err != nil {
 		return fmt.Errorf("store: exporting %s to %s: %w", id, dst, err)
 	}
 	return nil

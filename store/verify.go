@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -33,7 +34,12 @@ var ErrDamaged = errors.New("object damaged")
 // changes a ctime, which no one can set back without changing the clock, so
 // the digest catches every damage done through the filesystem (content,
 // mode, owner, xattr, added or removed entries) for one lstat per entry and
-// no reads. When it differs, or no digest was recorded (a crash between
+// no reads. Regular files are the exception: their inodes may be shared
+// between objects (hardlink trees, copymode.go), and making or removing
+// another object's link changes a shared inode's ctime, so a file's digest
+// line holds its xattrs instead of its ctime. What only a file's ctime would
+// show (data rewritten and its mtime set back with utimensat) is then left
+// to the full treesum of fsck. When it differs, or no digest was recorded (a crash between
 // the rename and the record, a store copied with cp -a), the full treesum
 // decides: equal means only metadata the treesum leaves out changed, and
 // the digest is recorded anew; different means the object is damaged.
@@ -47,6 +53,10 @@ var ErrDamaged = errors.New("object damaged")
 // whose index has no refs/ yet (committed by an older kiln) adopts the refs
 // pointing at it at its first check.
 const (
+	// statDigestVersion changes with what the digest covers: a digest of
+	// an older kiln then costs one full check, and is recorded anew.
+	statDigestVersion = "kiln-stat-v2\n"
+
 	indexStat = "stat"
 	indexRefs = "refs"
 )
@@ -56,6 +66,7 @@ func (s *Store) indexPath(sum string) string { return filepath.Join(s.root, dirI
 // statDigest returns the stat digest of the tree at root (see above).
 func statDigest(ctx context.Context, root string) (string, error) {
 	h := sha256.New()
+	io.WriteString(h, statDigestVersion)
 	err := filepath.WalkDir(root, func(p string, _ fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -68,8 +79,26 @@ func statDigest(ctx context.Context, root string) (string, error) {
 			return err
 		}
 		rel, _ := filepath.Rel(root, p)
+		ctime := st.Ctim
+		if st.Mode&unix.S_IFMT == unix.S_IFREG {
+			// A file's inode may be shared with other objects (hardlink
+			// trees), whose making and removal change its ctime: its
+			// xattrs stand in for what only the ctime would show.
+			ctime = unix.Timespec{}
+			xs, err := fsmeta.ListXattrs(p)
+			if err != nil {
+				return err
+			}
+			for _, x := range xs {
+				v, err := fsmeta.GetXattr(p, x)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(h, "%q=%q ", x, v)
+			}
+		}
 		fmt.Fprintf(h, "%s\x00%o %d %d %d %d %d.%d %d.%d\n", rel, st.Mode, st.Uid, st.Gid, st.Size, st.Rdev,
-			st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
+			st.Mtim.Sec, st.Mtim.Nsec, ctime.Sec, ctime.Nsec)
 		return nil
 	})
 	if err != nil {
