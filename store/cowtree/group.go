@@ -125,4 +125,3 @@ func Unshare(ctx context.Context, dir string, shared map[uint64]uint8) error {
 		return nil
 	})
 }
-
