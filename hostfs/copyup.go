@@ -63,13 +63,36 @@ func (r *Root) changeAt(dirfd int, base string) error {
 	if !r.cowOn() {
 		return nil
 	}
-	if err := r.touchAt(dirfd, base, false); err != nil {
+	if base == "" {
+		return r.cow.Touch("", false) // the root, a directory: never shared
+	}
+	var st unix.Stat_t
+	if err := unix.Fstatat(dirfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return err
 	}
-	if base == "" {
-		return nil // the root, a directory: never shared
+	rel, ok := r.relOf(dirfd, base)
+	if !ok {
+		rel = ""
+	}
+	if err := r.touchInode(rel, ok, &st); err != nil {
+		return err
 	}
 	return r.copyUpAt(dirfd, base)
+}
+
+// touchInode journals a change of the inode st, reached at rel. A file
+// with other names changes at all of them, and only a walk would find
+// them: the journal then names the whole tree, which costs a full hash
+// at commit, for what image-internal hardlinks are, rare.
+func (r *Root) touchInode(rel string, ok bool, st *unix.Stat_t) error {
+	if !ok || (st.Mode&unix.S_IFMT == unix.S_IFREG && st.Nlink > 1) {
+		if shared, flags := r.cow.Shared(st); ok && shared && flags&cowtree.Group == 0 {
+			// Its other names are the base's: the copy-up leaves it one.
+			return r.cow.Touch(rel, false)
+		}
+		return r.cow.Touch("", true)
+	}
+	return r.cow.Touch(rel, false)
 }
 
 func (r *Root) copyUpAt(dirfd int, base string) error {
@@ -128,7 +151,7 @@ func (r *Root) changeFd(fd int) (int, error) {
 		return fd, r.cow.Touch("", true)
 	}
 	rel = strings.TrimPrefix(rel, "/")
-	if err := r.cow.Touch(rel, false); err != nil {
+	if err := r.touchInode(rel, true, &st); err != nil {
 		return fd, err
 	}
 	if shared, _ := r.cow.Shared(&st); !shared {

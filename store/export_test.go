@@ -16,3 +16,7 @@ func WithLinkedWrites() Option {
 		return nil
 	}
 }
+
+// IncrementalCommits returns how many commits re-hashed only what hostfs
+// journaled.
+func IncrementalCommits(s *Store) int64 { return s.incrementalCommits.Load() }

@@ -81,6 +81,12 @@ func (o *Object) initLocked(ctx context.Context, forHostfs bool) error {
 			shared = map[uint64]uint8{}
 			opts.Shared = shared
 		}
+		if mode == treecopy.Hardlink {
+			// Before the first link changes a ctime (verify.go).
+			if err := o.store.markLinked(ctx, o.baseSum); err != nil {
+				return fmt.Errorf("store: initializing from %s: %w", o.base, err)
+			}
+		}
 		if err := treecopy.Copy(ctx, o.store.objectPath(o.baseSum), tree, opts); err != nil {
 			_ = fsmeta.RemoveAll(tree)
 			return fmt.Errorf("store: initializing from %s: %w", o.base, err)

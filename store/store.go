@@ -50,6 +50,9 @@ type Store struct {
 	noRecovery   bool
 	closed       bool
 	fullChecks   atomic.Int64 // checks on use that had to hash a whole tree
+	// incrementalCommits counts commits that re-hashed only what hostfs
+	// journaled (index.go).
+	incrementalCommits atomic.Int64
 }
 
 // Option configures Open.
@@ -331,9 +334,10 @@ func (s *Store) Commit(ctx context.Context, obj *Object, id string) (string, err
 	// Hash before taking the store lock: gc waits for that lock, and
 	// hashing a large tree takes a while.
 	sum := obj.baseSum
+	var ix *treesum.Index
 	if obj.initialized {
 		var err error
-		if sum, err = treesum.Sum(ctx, obj.treePath()); err != nil {
+		if sum, ix, err = s.hashTree(ctx, obj); err != nil {
 			return "", fmt.Errorf("store: commit %s: %w", id, err)
 		}
 	}
@@ -343,7 +347,20 @@ func (s *Store) Commit(ctx context.Context, obj *Object, id string) (string, err
 	}
 	defer release()
 	if obj.initialized {
+		if obj.shared != nil {
+			// Its files are its base's: linked before the digest is
+			// recorded (verify.go).
+			if err := os.MkdirAll(s.indexPath(sum), 0o700); err != nil {
+				return "", fmt.Errorf("store: commit %s: index: %w", id, err)
+			}
+			if err := os.WriteFile(filepath.Join(s.indexPath(sum), indexLinked), nil, 0o600); err != nil {
+				return "", fmt.Errorf("store: commit %s: index: %w", id, err)
+			}
+		}
 		if err := s.storeTree(ctx, obj.treePath(), sum); err != nil {
+			return "", fmt.Errorf("store: commit %s: %w", id, err)
+		}
+		if err := s.writeTreeIndex(sum, ix); err != nil {
 			return "", fmt.Errorf("store: commit %s: %w", id, err)
 		}
 	} else if _, err := os.Lstat(s.objectPath(sum)); err != nil {

@@ -34,12 +34,16 @@ var ErrDamaged = errors.New("object damaged")
 // changes a ctime, which no one can set back without changing the clock, so
 // the digest catches every damage done through the filesystem (content,
 // mode, owner, xattr, added or removed entries) for one lstat per entry and
-// no reads. Regular files are the exception: their inodes may be shared
-// between objects (hardlink trees, copymode.go), and making or removing
-// another object's link changes a shared inode's ctime, so a file's digest
-// line holds its xattrs instead of its ctime. What only a file's ctime would
-// show (data rewritten and its mtime set back with utimensat) is then left
-// to the full treesum of fsck. When it differs, or no digest was recorded (a crash between
+// no reads. Objects marked linked (index/<treesum>/linked) are the
+// exception: their files may share inodes with other objects (hardlink
+// trees, copymode.go), and making or removing another object's link, or a
+// copy-up, changes a shared inode's ctime, so their files' digest lines
+// hold the xattrs instead of the ctime (link counts are never covered).
+// What only a file's ctime would show (data rewritten and the mtime set
+// back with utimensat) is then left to the full treesum of fsck. An object
+// is marked before the first hardlink tree is made from it (its digest is
+// then recorded anew), and a tree committed from a hardlink tree is marked
+// from the start; the objects that share inodes are all marked. When it differs, or no digest was recorded (a crash between
 // the rename and the record, a store copied with cp -a), the full treesum
 // decides: equal means only metadata the treesum leaves out changed, and
 // the digest is recorded anew; different means the object is damaged.
@@ -58,15 +62,21 @@ const (
 	statDigestVersion = "kiln-stat-v2\n"
 
 	indexStat = "stat"
+	// indexLinked marks an object whose files may share inodes with other
+	// objects' (hardlink trees): its stat digest leaves file ctimes out.
+	indexLinked = "linked"
 	indexRefs = "refs"
 )
 
 func (s *Store) indexPath(sum string) string { return filepath.Join(s.root, dirIndex, sum) }
 
 // statDigest returns the stat digest of the tree at root (see above).
-func statDigest(ctx context.Context, root string) (string, error) {
+func statDigest(ctx context.Context, root string, linked bool) (string, error) {
 	h := sha256.New()
 	io.WriteString(h, statDigestVersion)
+	if linked {
+		io.WriteString(h, "linked\n")
+	}
 	err := filepath.WalkDir(root, func(p string, _ fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -80,8 +90,8 @@ func statDigest(ctx context.Context, root string) (string, error) {
 		}
 		rel, _ := filepath.Rel(root, p)
 		ctime := st.Ctim
-		if st.Mode&unix.S_IFMT == unix.S_IFREG {
-			// A file's inode may be shared with other objects (hardlink
+		if st.Mode&unix.S_IFMT == unix.S_IFREG && linked {
+			// The inode may be shared with other objects (hardlink
 			// trees), whose making and removal change its ctime: its
 			// xattrs stand in for what only the ctime would show.
 			ctime = unix.Timespec{}
@@ -107,11 +117,34 @@ func statDigest(ctx context.Context, root string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
+// linked reports whether objects/<sum> is marked as sharing inodes with
+// other objects (see statDigest).
+func (s *Store) linked(sum string) bool {
+	_, err := os.Lstat(filepath.Join(s.indexPath(sum), indexLinked))
+	return err == nil
+}
+
+// markLinked marks objects/<sum> as sharing inodes, before a hardlink tree
+// is made from it, and records its stat digest in the linked form. The
+// caller holds the object and verified it when it took it.
+func (s *Store) markLinked(ctx context.Context, sum string) error {
+	if s.linked(sum) {
+		return nil
+	}
+	if err := os.MkdirAll(s.indexPath(sum), 0o700); err != nil {
+		return fmt.Errorf("store: index: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(s.indexPath(sum), indexLinked), nil, 0o600); err != nil {
+		return fmt.Errorf("store: index: %w", err)
+	}
+	return s.recordStat(ctx, sum)
+}
+
 // recordStat writes the stat digest of objects/<sum> to its index. The
 // file is replaced by rename, so a reader sees an old or a new digest,
 // never half of one. It is not synced: losing it costs one full check.
 func (s *Store) recordStat(ctx context.Context, sum string) error {
-	d, err := statDigest(ctx, s.objectPath(sum))
+	d, err := statDigest(ctx, s.objectPath(sum), s.linked(sum))
 	if err != nil {
 		return err
 	}
@@ -214,7 +247,7 @@ func (s *Store) refRecorded(sum, id string, adopt bool) (bool, error) {
 func (s *Store) verifyObject(ctx context.Context, sum string) error {
 	want, err := os.ReadFile(filepath.Join(s.indexPath(sum), indexStat))
 	if err == nil {
-		got, err := statDigest(ctx, s.objectPath(sum))
+		got, err := statDigest(ctx, s.objectPath(sum), s.linked(sum))
 		if err != nil {
 			return err
 		}
