@@ -65,7 +65,7 @@ const (
 	// indexLinked marks an object whose files may share inodes with other
 	// objects' (hardlink trees): its stat digest leaves file ctimes out.
 	indexLinked = "linked"
-	indexRefs = "refs"
+	indexRefs   = "refs"
 )
 
 func (s *Store) indexPath(sum string) string { return filepath.Join(s.root, dirIndex, sum) }
