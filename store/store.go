@@ -357,7 +357,11 @@ func (s *Store) Commit(ctx context.Context, obj *Object, id string) (string, err
 				return "", fmt.Errorf("store: commit %s: index: %w", id, err)
 			}
 		}
-		if err := s.storeTree(ctx, obj.treePath(), sum); err != nil {
+		linkedFrom := ""
+		if obj.shared != nil && obj.tracked {
+			linkedFrom = obj.baseSum
+		}
+		if err := s.storeTree(ctx, obj.treePath(), sum, linkedFrom, ix); err != nil {
 			return "", fmt.Errorf("store: commit %s: %w", id, err)
 		}
 		if err := s.writeTreeIndex(sum, ix); err != nil {
@@ -395,7 +399,11 @@ func (s *Store) Commit(ctx context.Context, obj *Object, id string) (string, err
 // tree is dropped, unless the stored copy fails its check on use, in which
 // case it is moved out and replaced, so that rebuilding a damaged object
 // repairs it instead of pointing the new ref at the damage again.
-func (s *Store) storeTree(ctx context.Context, tree, sum string) error {
+//
+// linkedFrom, when set, is the base a linked tree was made from and ix the
+// index Update made for it: the stat digest then takes the unchanged files'
+// lines from the base's (statIncremental) instead of looking at every file.
+func (s *Store) storeTree(ctx context.Context, tree, sum, linkedFrom string, ix *treesum.Index) error {
 	// The tree's data must be on disk before its name says it is stored:
 	// after a power loss, an object under a valid name with empty files
 	// would be served to every later build. One syncfs flushes the whole
@@ -435,6 +443,15 @@ func (s *Store) storeTree(ctx context.Context, tree, sum string) error {
 		return fmt.Errorf("index: %w", err)
 	}
 	// After the rename: renaming changes the root's ctime.
+	if linkedFrom != "" && ix != nil && s.linked(sum) {
+		d, files, ok, err := s.statIncremental(ctx, sum, linkedFrom, ix)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return s.writeStat(sum, d, files, true)
+		}
+	}
 	return s.recordStat(ctx, sum)
 }
 

@@ -1,11 +1,14 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -65,18 +68,72 @@ const (
 	// indexLinked marks an object whose files may share inodes with other
 	// objects' (hardlink trees): its stat digest leaves file ctimes out.
 	indexLinked = "linked"
-	indexRefs   = "refs"
+	// indexFiles holds a linked object's files' digest lines.
+	indexFiles = "files"
+	indexRefs  = "refs"
 )
 
 func (s *Store) indexPath(sum string) string { return filepath.Join(s.root, dirIndex, sum) }
 
 // statDigest returns the stat digest of the tree at root (see above).
 func statDigest(ctx context.Context, root string, linked bool) (string, error) {
+	d, _, err := statWalk(ctx, root, linked)
+	return d, err
+}
+
+// statRec is one regular file's line of a stat digest, kept for linked
+// objects (index/<treesum>/files) so that the next commit of a tree linked
+// from this one takes the lines of the files it did not change from here.
+type statRec struct {
+	path string // as in the treesum index: relative, "" for the root
+	line []byte
+}
+
+// statLine is the digest's line for the entry at host path p, rel in its
+// tree ("" for the root).
+func statLine(p, rel string, st *unix.Stat_t, linked bool) ([]byte, error) {
+	var b bytes.Buffer
+	ctime := st.Ctim
+	if st.Mode&unix.S_IFMT == unix.S_IFREG && linked {
+		// The inode may be shared with other objects (hardlink trees),
+		// whose making and removal change its ctime: its xattrs stand in
+		// for what only the ctime would show.
+		ctime = unix.Timespec{}
+		xs, err := fsmeta.ListXattrs(p)
+		if err != nil {
+			return nil, err
+		}
+		for _, x := range xs {
+			v, err := fsmeta.GetXattr(p, x)
+			if err != nil {
+				return nil, err
+			}
+			fmt.Fprintf(&b, "%q=%q ", x, v)
+		}
+	}
+	if rel == "" {
+		rel = "."
+	}
+	fmt.Fprintf(&b, "%s\x00%o %d %d %d %d %d.%d %d.%d\n", rel, st.Mode, st.Uid, st.Gid, st.Size, st.Rdev,
+		st.Mtim.Sec, st.Mtim.Nsec, ctime.Sec, ctime.Nsec)
+	return b.Bytes(), nil
+}
+
+func newStatHash(linked bool) hash.Hash {
 	h := sha256.New()
 	io.WriteString(h, statDigestVersion)
 	if linked {
 		io.WriteString(h, "linked\n")
 	}
+	return h
+}
+
+// statWalk computes the stat digest of the tree at root, in depth-first
+// order with names sorted (the treesum index's order), and for a linked
+// tree returns its files' lines.
+func statWalk(ctx context.Context, root string, linked bool) (string, []statRec, error) {
+	h := newStatHash(linked)
+	var files []statRec
 	err := filepath.WalkDir(root, func(p string, _ fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -89,32 +146,124 @@ func statDigest(ctx context.Context, root string, linked bool) (string, error) {
 			return err
 		}
 		rel, _ := filepath.Rel(root, p)
-		ctime := st.Ctim
-		if st.Mode&unix.S_IFMT == unix.S_IFREG && linked {
-			// The inode may be shared with other objects (hardlink
-			// trees), whose making and removal change its ctime: its
-			// xattrs stand in for what only the ctime would show.
-			ctime = unix.Timespec{}
-			xs, err := fsmeta.ListXattrs(p)
-			if err != nil {
-				return err
-			}
-			for _, x := range xs {
-				v, err := fsmeta.GetXattr(p, x)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(h, "%q=%q ", x, v)
-			}
+		if rel == "." {
+			rel = ""
 		}
-		fmt.Fprintf(h, "%s\x00%o %d %d %d %d %d.%d %d.%d\n", rel, st.Mode, st.Uid, st.Gid, st.Size, st.Rdev,
-			st.Mtim.Sec, st.Mtim.Nsec, ctime.Sec, ctime.Nsec)
+		line, err := statLine(p, filepath.ToSlash(rel), &st, linked)
+		if err != nil {
+			return err
+		}
+		h.Write(line)
+		if linked && st.Mode&unix.S_IFMT == unix.S_IFREG {
+			files = append(files, statRec{filepath.ToSlash(rel), line})
+		}
 		return nil
 	})
 	if err != nil {
-		return "", fmt.Errorf("store: stat digest of %s: %w", root, err)
+		return "", nil, fmt.Errorf("store: stat digest of %s: %w", root, err)
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return hex.EncodeToString(h.Sum(nil)), files, nil
+}
+
+// statIncremental is statWalk for objects/<sum>, linked from objects/<baseSum>
+// and committed with the index ix: the lines of files ix took over from
+// the base's index unchanged are the base's (the same inodes: same mode,
+// owner, size, mtime, xattrs), every other entry is looked at. ok is false
+// when the base has no file lines to take.
+func (s *Store) statIncremental(ctx context.Context, sum, baseSum string, ix *treesum.Index) (string, []statRec, bool, error) {
+	base, err := readStatFiles(filepath.Join(s.indexPath(baseSum), indexFiles))
+	if err != nil {
+		return "", nil, false, nil
+	}
+	root := s.objectPath(sum)
+	h := newStatHash(true)
+	files := make([]statRec, 0, len(base))
+	err = ix.Walk(func(rel string, typ byte, reused bool) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if typ == 'f' && reused {
+			if line, ok := base[rel]; ok {
+				h.Write(line)
+				files = append(files, statRec{rel, line})
+				return nil
+			}
+		}
+		p := filepath.Join(root, filepath.FromSlash(rel))
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return err
+		}
+		line, err := statLine(p, rel, &st, true)
+		if err != nil {
+			return err
+		}
+		h.Write(line)
+		if st.Mode&unix.S_IFMT == unix.S_IFREG {
+			files = append(files, statRec{rel, line})
+		}
+		return nil
+	})
+	if err != nil {
+		return "", nil, false, fmt.Errorf("store: stat digest of %s: %w", root, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), files, true, nil
+}
+
+func writeStatFiles(file string, files []statRec) error {
+	var b bytes.Buffer
+	for _, f := range files {
+		b.Write(binary.BigEndian.AppendUint32(nil, uint32(len(f.path))))
+		b.WriteString(f.path)
+		b.Write(binary.BigEndian.AppendUint32(nil, uint32(len(f.line))))
+		b.Write(f.line)
+	}
+	return writeIndexFile(file, b.Bytes())
+}
+
+func readStatFiles(file string) (map[string][]byte, error) {
+	buf, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string][]byte{}
+	for len(buf) > 0 {
+		var f [2][]byte
+		for i := range f {
+			if len(buf) < 4 {
+				return nil, fmt.Errorf("store: %s: truncated", file)
+			}
+			n := binary.BigEndian.Uint32(buf)
+			if uint64(n) > uint64(len(buf)-4) {
+				return nil, fmt.Errorf("store: %s: truncated", file)
+			}
+			f[i], buf = buf[4:4+n], buf[4+n:]
+		}
+		m[string(f[0])] = f[1]
+	}
+	return m, nil
+}
+
+// writeIndexFile replaces file with data by rename, so that a reader sees
+// an old or a new version, never half of one. It is not synced: losing an
+// index file costs one full check or hash.
+func writeIndexFile(file string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(file), filepath.Base(file)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("store: index: %w", err)
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), file)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("store: index: %w", err)
+	}
+	return nil
 }
 
 // linked reports whether objects/<sum> is marked as sharing inodes with
@@ -140,35 +289,30 @@ func (s *Store) markLinked(ctx context.Context, sum string) error {
 	return s.recordStat(ctx, sum)
 }
 
-// recordStat writes the stat digest of objects/<sum> to its index. The
-// file is replaced by rename, so a reader sees an old or a new digest,
-// never half of one. It is not synced: losing it costs one full check.
+// recordStat writes the stat digest of objects/<sum> to its index, and
+// for a linked object its files' lines. The files are replaced by rename
+// and not synced: losing them costs one full check.
 func (s *Store) recordStat(ctx context.Context, sum string) error {
-	d, err := statDigest(ctx, s.objectPath(sum), s.linked(sum))
+	linked := s.linked(sum)
+	d, files, err := statWalk(ctx, s.objectPath(sum), linked)
 	if err != nil {
 		return err
 	}
+	return s.writeStat(sum, d, files, linked)
+}
+
+func (s *Store) writeStat(sum, digest string, files []statRec, linked bool) error {
 	dir := s.indexPath(sum)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("store: index: %w", err)
 	}
-	f, err := os.CreateTemp(dir, indexStat+".tmp*")
-	if err != nil {
-		return fmt.Errorf("store: index: %w", err)
+	if linked {
+		// Lines first: stat is what says they belong to the object.
+		if err := writeStatFiles(filepath.Join(dir, indexFiles), files); err != nil {
+			return err
+		}
 	}
-	tmp := f.Name()
-	_, err = f.WriteString(d)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, indexStat))
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("store: index: %w", err)
-	}
-	return nil
+	return writeIndexFile(filepath.Join(dir, indexStat), []byte(digest))
 }
 
 // recordRef notes that id is committed to objects/<sum>, durably: the

@@ -40,6 +40,9 @@ type record struct {
 	path string // relative, slash-separated; "" is the root
 	enc  []byte // entry(e)
 	n    int    // records in the subtree, this one included
+	// reused: Update took the record from the previous index unchanged
+	// (not written to disk).
+	reused bool
 }
 
 // Change names a path of a tree that changed since its index was made:
@@ -51,6 +54,18 @@ type Change struct {
 
 // ErrBadIndex: an index does not parse or does not hash to its sum.
 var ErrBadIndex = errors.New("treesum: bad index")
+
+// Walk calls f for every entry in the index's order (depth first, names
+// sorted) with its path, its type byte (docs/treesum.md: d f l c b p s)
+// and whether Update took it over from the previous index unchanged.
+func (ix *Index) Walk(f func(path string, typ byte, reused bool) error) error {
+	for _, r := range ix.recs {
+		if err := f(r.path, r.enc[0], r.reused); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // Len returns the number of entries.
 func (ix *Index) Len() int { return len(ix.recs) }
@@ -80,7 +95,11 @@ func finish(root *node) (string, *Index, error) {
 // emit appends the records of n's subtree (n at rel) and returns entry(n).
 func (ix *Index) emit(rel string, n *node) []byte {
 	if n.reuse != nil {
+		at := len(ix.recs)
 		ix.recs = append(ix.recs, n.reuse...)
+		for i := at; i < len(ix.recs); i++ {
+			ix.recs[i].reused = true
+		}
 		return n.reuse[0].enc
 	}
 	at := len(ix.recs)
