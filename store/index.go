@@ -68,22 +68,7 @@ func (s *Store) writeTreeIndex(sum string, ix *treesum.Index) error {
 	if err := os.MkdirAll(s.indexPath(sum), 0o700); err != nil {
 		return fmt.Errorf("store: index of %s: %w", sum, err)
 	}
-	f, err := os.CreateTemp(s.indexPath(sum), indexTree+".tmp*")
-	if err != nil {
-		return fmt.Errorf("store: index of %s: %w", sum, err)
-	}
-	_, err = f.Write(b.Bytes())
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), file)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("store: index of %s: %w", sum, err)
-	}
-	return nil
+	return writeIndexFile(file, b.Bytes())
 }
 
 // checkTreeIndex is fsck's look at index/<sum>/tree: absent is fine, but

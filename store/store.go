@@ -364,9 +364,7 @@ func (s *Store) Commit(ctx context.Context, obj *Object, id string) (string, err
 		if err := s.storeTree(ctx, obj.treePath(), sum, linkedFrom, ix); err != nil {
 			return "", fmt.Errorf("store: commit %s: %w", id, err)
 		}
-		if err := s.writeTreeIndex(sum, ix); err != nil {
-			return "", fmt.Errorf("store: commit %s: %w", id, err)
-		}
+
 	} else if _, err := os.Lstat(s.objectPath(sum)); err != nil {
 		// The base is locked by obj, so gc cannot have removed it.
 		return "", fmt.Errorf("store: commit %s: base %s: %w", id, obj.base, err)
@@ -408,6 +406,28 @@ func (s *Store) storeTree(ctx context.Context, tree, sum, linkedFrom string, ix 
 	// after a power loss, an object under a valid name with empty files
 	// would be served to every later build. One syncfs flushes the whole
 	// tree (fsync per file would cost a call per file).
+	// The indexes go before the syncfs too, so that it flushes them with
+	// the tree and the fsyncs below have nothing left to wait for. An index
+	// without its object is harmless (fsck drops it); one of another tree
+	// with the same treesum is skipped.
+	var files []statRec
+	lines := false
+	if _, err := os.Lstat(s.objectPath(sum)); errors.Is(err, os.ErrNotExist) && ix != nil {
+		if err := s.writeTreeIndex(sum, ix); err != nil {
+			return err
+		}
+		if linkedFrom != "" && s.linked(sum) {
+			var err error
+			if files, lines, err = s.fileLines(ctx, tree, linkedFrom, ix); err != nil {
+				return err
+			}
+			if lines {
+				if err := writeStatFiles(filepath.Join(s.indexPath(sum), indexFiles), files); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	crashpoint.Hit("store.commit.before-syncfs")
 	if err := unix.Syncfs(int(s.objects.Fd())); err != nil {
 		return fmt.Errorf("syncfs: %w", err)
@@ -443,14 +463,12 @@ func (s *Store) storeTree(ctx context.Context, tree, sum, linkedFrom string, ix 
 		return fmt.Errorf("index: %w", err)
 	}
 	// After the rename: renaming changes the root's ctime.
-	if linkedFrom != "" && ix != nil && s.linked(sum) {
-		d, files, ok, err := s.statIncremental(ctx, sum, linkedFrom, ix)
+	if lines {
+		d, err := s.statFromLines(ctx, sum, ix, files)
 		if err != nil {
 			return err
 		}
-		if ok {
-			return s.writeStat(sum, d, files, true)
-		}
+		return writeIndexFile(filepath.Join(s.indexPath(sum), indexStat), []byte(d))
 	}
 	return s.recordStat(ctx, sum)
 }

@@ -13,7 +13,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
 	"github.com/kilnbuild/kiln/internal/fsmeta"
@@ -130,10 +132,16 @@ func newStatHash(linked bool) hash.Hash {
 
 // statWalk computes the stat digest of the tree at root, in depth-first
 // order with names sorted (the treesum index's order), and for a linked
-// tree returns its files' lines.
+// tree returns its files' lines. The listing is one pass; the per-entry
+// calls (lstat, and listxattr for a linked tree's files) run on all CPUs,
+// and the lines are hashed in order afterwards.
 func statWalk(ctx context.Context, root string, linked bool) (string, []statRec, error) {
-	h := newStatHash(linked)
-	var files []statRec
+	type entry struct {
+		rel  string
+		line []byte
+		file bool
+	}
+	var entries []*entry
 	err := filepath.WalkDir(root, func(p string, _ fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -141,53 +149,113 @@ func statWalk(ctx context.Context, root string, linked bool) (string, []statRec,
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			return err
-		}
 		rel, _ := filepath.Rel(root, p)
 		if rel == "." {
 			rel = ""
 		}
-		line, err := statLine(p, filepath.ToSlash(rel), &st, linked)
-		if err != nil {
-			return err
-		}
-		h.Write(line)
-		if linked && st.Mode&unix.S_IFMT == unix.S_IFREG {
-			files = append(files, statRec{filepath.ToSlash(rel), line})
-		}
+		entries = append(entries, &entry{rel: filepath.ToSlash(rel)})
 		return nil
 	})
 	if err != nil {
 		return "", nil, fmt.Errorf("store: stat digest of %s: %w", root, err)
 	}
+	g, gctx := errgroup.WithContext(ctx)
+	workers := 2 * runtime.GOMAXPROCS(0)
+	for w := range workers {
+		g.Go(func() error {
+			for i := w; i < len(entries); i += workers {
+				if err := gctx.Err(); err != nil {
+					return err
+				}
+				e := entries[i]
+				p := filepath.Join(root, filepath.FromSlash(e.rel))
+				var st unix.Stat_t
+				if err := unix.Lstat(p, &st); err != nil {
+					return err
+				}
+				line, err := statLine(p, e.rel, &st, linked)
+				if err != nil {
+					return err
+				}
+				e.line, e.file = line, st.Mode&unix.S_IFMT == unix.S_IFREG
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return "", nil, fmt.Errorf("store: stat digest of %s: %w", root, err)
+	}
+	h := newStatHash(linked)
+	var files []statRec
+	for _, e := range entries {
+		h.Write(e.line)
+		if linked && e.file {
+			files = append(files, statRec{e.rel, e.line})
+		}
+	}
 	return hex.EncodeToString(h.Sum(nil)), files, nil
 }
 
-// statIncremental is statWalk for objects/<sum>, linked from objects/<baseSum>
-// and committed with the index ix: the lines of files ix took over from
-// the base's index unchanged are the base's (the same inodes: same mode,
-// owner, size, mtime, xattrs), every other entry is looked at. ok is false
-// when the base has no file lines to take.
-func (s *Store) statIncremental(ctx context.Context, sum, baseSum string, ix *treesum.Index) (string, []statRec, bool, error) {
+// fileLines returns the digest lines of the regular files of tree, a tree
+// linked from objects/<baseSum> and hashed into ix by treesum.Update, in
+// ix's order: the lines of the files ix took over from the base's index
+// unchanged are the base's (the same inodes: same mode, owner, size, mtime,
+// xattrs), the others are looked at. ok is false when the base has no
+// lines to take. A file's line does not depend on where the tree is, so
+// this runs before the commit's rename and syncfs, which then flush it.
+func (s *Store) fileLines(ctx context.Context, tree, baseSum string, ix *treesum.Index) ([]statRec, bool, error) {
 	base, err := readStatFiles(filepath.Join(s.indexPath(baseSum), indexFiles))
 	if err != nil {
-		return "", nil, false, nil
+		return nil, false, nil
 	}
-	root := s.objectPath(sum)
-	h := newStatHash(true)
 	files := make([]statRec, 0, len(base))
 	err = ix.Walk(func(rel string, typ byte, reused bool) error {
+		if typ != 'f' {
+			return nil
+		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if typ == 'f' && reused {
-			if line, ok := base[rel]; ok {
-				h.Write(line)
-				files = append(files, statRec{rel, line})
-				return nil
+		if line, ok := base[rel]; ok && reused {
+			files = append(files, statRec{rel, line})
+			return nil
+		}
+		p := filepath.Join(tree, filepath.FromSlash(rel))
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return err
+		}
+		line, err := statLine(p, rel, &st, true)
+		if err != nil {
+			return err
+		}
+		files = append(files, statRec{rel, line})
+		return nil
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("store: stat digest of %s: %w", tree, err)
+	}
+	return files, true, nil
+}
+
+// statFromLines is statWalk of the linked objects/<sum>, whose index is ix
+// and whose files' lines fileLines made: only the other entries (their
+// ctimes count, and the rename changed the root's) are looked at.
+func (s *Store) statFromLines(ctx context.Context, sum string, ix *treesum.Index, files []statRec) (string, error) {
+	root := s.objectPath(sum)
+	h := newStatHash(true)
+	next := 0
+	err := ix.Walk(func(rel string, typ byte, _ bool) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if typ == 'f' {
+			if next >= len(files) || files[next].path != rel {
+				return fmt.Errorf("file lines out of step at %q", rel)
 			}
+			h.Write(files[next].line)
+			next++
+			return nil
 		}
 		p := filepath.Join(root, filepath.FromSlash(rel))
 		var st unix.Stat_t
@@ -199,15 +267,12 @@ func (s *Store) statIncremental(ctx context.Context, sum, baseSum string, ix *tr
 			return err
 		}
 		h.Write(line)
-		if st.Mode&unix.S_IFMT == unix.S_IFREG {
-			files = append(files, statRec{rel, line})
-		}
 		return nil
 	})
 	if err != nil {
-		return "", nil, false, fmt.Errorf("store: stat digest of %s: %w", root, err)
+		return "", fmt.Errorf("store: stat digest of %s: %w", root, err)
 	}
-	return hex.EncodeToString(h.Sum(nil)), files, true, nil
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func writeStatFiles(file string, files []statRec) error {

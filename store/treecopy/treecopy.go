@@ -151,9 +151,8 @@ func Copy(ctx context.Context, src, dst string, opts Options) error {
 				}
 			case unix.S_IFREG:
 				if opts.Mode == Hardlink {
-					if err := os.Link(s, d); err != nil {
-						return fmt.Errorf("treecopy: %w", err)
-					}
+					// Linked by the workers below, like data is copied.
+					files = append(files, fileJob{src: s, dst: d, st: st})
 					if opts.Shared != nil {
 						if _, again := opts.Shared[st.Ino]; again {
 							opts.Shared[st.Ino] = 1
@@ -212,6 +211,12 @@ func Copy(ctx context.Context, src, dst string, opts Options) error {
 }
 
 func (c *copier) copyFile(ctx context.Context, j fileJob) error {
+	if c.mode == Hardlink {
+		if err := os.Link(j.src, j.dst); err != nil {
+			return fmt.Errorf("treecopy: %w", err)
+		}
+		return nil
+	}
 	in, err := os.OpenFile(j.src, os.O_RDONLY|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return fmt.Errorf("treecopy: %w", err)
