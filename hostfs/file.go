@@ -24,6 +24,7 @@ type file struct {
 	fd       int    // -1 once closed
 	append   bool
 	readOnly bool
+	flags    int // as opened, for a reopen after a copy-up
 
 	// st caches the host's Dev and Ino and the type, which never change,
 	// and ino the guest's number for them: it stays the same while the
@@ -41,7 +42,7 @@ type file struct {
 }
 
 func newFile(fsys *fsys, fd int, flags int) *file {
-	return &file{root: fsys.root, dev: fsys.dev, fd: fd, append: flags&unix.O_APPEND != 0, readOnly: fsys.readOnly}
+	return &file{root: fsys.root, dev: fsys.dev, fd: fd, append: flags&unix.O_APPEND != 0, readOnly: fsys.readOnly, flags: flags}
 }
 
 func (f *file) cachedStat() (*unix.Stat_t, experimentalsys.Errno) {
@@ -431,6 +432,9 @@ func (f *file) Utimens(atim, mtim int64) experimentalsys.Errno {
 	}
 	if f.readOnly {
 		return experimentalsys.EROFS
+	}
+	if err := f.root.changeOpenFile(f); err != nil {
+		return f.root.sysErrno(err)
 	}
 	ts := []unix.Timespec{timespec(atim), timespec(mtim)}
 	return f.root.sysErrno(unix.UtimesNanoAt(unix.AT_FDCWD, procFd(f.fd), ts, 0))

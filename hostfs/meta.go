@@ -15,6 +15,9 @@ func (r *Root) lchown(p string, uid, gid int) error {
 		return err
 	}
 	defer closeFd(dirfd)
+	if err := r.changeAt(dirfd, base); err != nil {
+		return err
+	}
 	if base == "" {
 		return unix.Fchownat(dirfd, "", uid, gid, unix.AT_EMPTY_PATH)
 	}
@@ -45,6 +48,9 @@ func (r *Root) mknod(p string, mode uint32, dev uint64) error {
 	if base == "" {
 		return unix.EEXIST
 	}
+	if err := r.touchAt(dirfd, base, true); err != nil {
+		return err
+	}
 	if err := unix.Mknodat(dirfd, base, mode, int(dev)); err != nil {
 		return err
 	}
@@ -63,6 +69,10 @@ func (r *Root) utimens(p string, ts [2]unix.Timespec, follow bool) error {
 		if err != nil {
 			return err
 		}
+		if fd, err = r.changeFd(fd); err != nil {
+			closeFd(fd)
+			return err
+		}
 		defer closeFd(fd)
 		// utimensat refuses an O_PATH descriptor (EBADF); the magic link
 		// names the same inode, and does not open a device.
@@ -73,6 +83,9 @@ func (r *Root) utimens(p string, ts [2]unix.Timespec, follow bool) error {
 		return err
 	}
 	defer closeFd(dirfd)
+	if err := r.changeAt(dirfd, base); err != nil {
+		return err
+	}
 	if base == "" {
 		return unix.UtimesNanoAt(unix.AT_FDCWD, procFd(dirfd), ts[:], 0)
 	}
@@ -106,6 +119,9 @@ func (r *Root) xattrPath(p string) (hostPath string, follow bool, done func(), e
 }
 
 func (r *Root) setxattr(p, name string, value []byte, flags int) error {
+	if err := r.changePath(p); err != nil {
+		return err
+	}
 	hp, follow, done, err := r.xattrPath(p)
 	if err != nil {
 		return err
@@ -145,6 +161,9 @@ func (r *Root) listxattr(p string, dest []byte) (int, error) {
 }
 
 func (r *Root) removexattr(p, name string) error {
+	if err := r.changePath(p); err != nil {
+		return err
+	}
 	hp, follow, done, err := r.xattrPath(p)
 	if err != nil {
 		return err

@@ -26,6 +26,9 @@ func (r *Root) open(p string, flags int, perm uint32) (int, error) {
 		if err != nil {
 			return -1, err
 		}
+		if fd, err = r.changeOpen(fd, flags); err != nil {
+			return -1, err
+		}
 		return reopen(fd, flags)
 	}
 	if _, dirOnly := clean(p); dirOnly {
@@ -61,6 +64,9 @@ func (r *Root) create(p string, flags int, perm uint32) (int, error) {
 		if flags&unix.O_EXCL == 0 {
 			fd, err := r.lookup(cur, flags&unix.O_NOFOLLOW == 0)
 			if err == nil {
+				if fd, err = r.changeOpen(fd, flags); err != nil {
+					return -1, err
+				}
 				return reopen(fd, flags&^unix.O_CREAT)
 			}
 			if err != unix.ENOENT {
@@ -74,6 +80,10 @@ func (r *Root) create(p string, flags int, perm uint32) (int, error) {
 		if base == "" {
 			closeFd(dirfd)
 			return -1, unix.EEXIST // the root always exists
+		}
+		if err := r.touchAt(dirfd, base, true); err != nil {
+			closeFd(dirfd)
+			return -1, err
 		}
 		var fd int
 		err = retryEINTR(func() (err error) {
@@ -222,6 +232,9 @@ func (r *Root) mkdir(p string, perm uint32) error {
 	if base == "" {
 		return unix.EEXIST
 	}
+	if err := r.touchAt(dirfd, base, true); err != nil {
+		return err
+	}
 	if err := unix.Mkdirat(dirfd, base, perm); err != nil {
 		return err
 	}
@@ -268,6 +281,10 @@ func (r *Root) chmod(p string, perm uint32) error {
 	if err != nil {
 		return err
 	}
+	if fd, err = r.changeFd(fd); err != nil {
+		closeFd(fd)
+		return err
+	}
 	defer closeFd(fd)
 	return chmodFd(fd, perm)
 }
@@ -292,6 +309,12 @@ func (r *Root) rename(from, to string) error {
 	replaced := unix.Fstatat(toDir, toBase, &toSt, unix.AT_SYMLINK_NOFOLLOW) == nil &&
 		unix.Fstatat(fromDir, fromBase, &fromSt, unix.AT_SYMLINK_NOFOLLOW) == nil &&
 		(fromSt.Dev != toSt.Dev || fromSt.Ino != toSt.Ino)
+	if err := r.touchAt(fromDir, fromBase, true); err != nil {
+		return err
+	}
+	if err := r.touchAt(toDir, toBase, true); err != nil {
+		return err
+	}
 	if err := unix.Renameat(fromDir, fromBase, toDir, toBase); err != nil {
 		return err
 	}
@@ -334,6 +357,9 @@ func (r *Root) rmdir(p string) error {
 func (r *Root) remove(dirfd int, base string, flags int) error {
 	var st unix.Stat_t
 	known := unix.Fstatat(dirfd, base, &st, unix.AT_SYMLINK_NOFOLLOW) == nil
+	if err := r.touchAt(dirfd, base, true); err != nil {
+		return err
+	}
 	if err := unix.Unlinkat(dirfd, base, flags); err != nil {
 		return err
 	}
@@ -364,6 +390,14 @@ func (r *Root) link(oldPath, newPath string) error {
 	case newBase == "":
 		return unix.EEXIST
 	}
+	// A new name for a shared inode would let a later write through it
+	// reach the base: the file is made private first.
+	if err := r.changeAt(oldDir, oldBase); err != nil {
+		return err
+	}
+	if err := r.touchAt(newDir, newBase, true); err != nil {
+		return err
+	}
 	if err := unix.Linkat(oldDir, oldBase, newDir, newBase, 0); err != nil {
 		return err
 	}
@@ -387,6 +421,9 @@ func (r *Root) symlink(target, linkPath string) error {
 	defer closeFd(dirfd)
 	if base == "" {
 		return unix.EEXIST
+	}
+	if err := r.touchAt(dirfd, base, true); err != nil {
+		return err
 	}
 	if err := unix.Symlinkat(target, dirfd, base); err != nil {
 		return err

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kilnbuild/kiln/store/cowtree"
 )
 
 // Resolver names the strategy a [Root] uses to resolve guest paths.
@@ -42,6 +44,7 @@ func (r Resolver) String() string {
 type options struct {
 	resolver Resolver
 	epoch    int64
+	state    string
 }
 
 // Option configures [OpenRoot].
@@ -70,6 +73,17 @@ func WithEpoch(sec int64) Option {
 	}
 }
 
+// WithTreeState opens the tree as a store object's, with state the
+// directory the store made for it (store.HostfsWriteContext, package
+// cowtree): files the tree shares with committed objects are copied up
+// before they change, and every change is journaled (copyup.go).
+func WithTreeState(state string) Option {
+	return func(o *options) error {
+		o.state = state
+		return nil
+	}
+}
+
 // maxSymlinks is the hop limit of the userspace walk, the kernel's own
 // (MAXSYMLINKS), so both resolvers fail the same paths with ELOOP.
 const maxSymlinks = 40
@@ -89,6 +103,9 @@ type Root struct {
 	// lastEIO is the host error behind the latest EIO the filesystem gave
 	// the guest (see errno.go).
 	lastEIO atomic.Pointer[eioRecord]
+
+	// cow is the tree's copy-up state; nil for a tree of its own.
+	cow *cowtree.State
 
 	// mu guards fd against Close while an operation is using it: operations
 	// hold a read lock, so Close waits for them and none sees a reused number.
@@ -122,6 +139,12 @@ func OpenRoot(dir string, opts ...Option) (*Root, error) {
 		return nil, fmt.Errorf("hostfs: open root %q: %w", dir, err)
 	}
 	r.inodes.number(st.Dev, st.Ino)
+	if o.state != "" {
+		if r.cow, err = cowtree.Open(o.state); err != nil {
+			closeFd(fd)
+			return nil, fmt.Errorf("hostfs: open root %q: %w", dir, err)
+		}
+	}
 	return r, nil
 }
 
@@ -173,6 +196,9 @@ func (r *Root) Close() error {
 		return nil
 	}
 	r.closed = true
+	if r.cow != nil {
+		_ = r.cow.Close() // appends are not buffered: nothing to lose
+	}
 	if err := unix.Close(r.fd); err != nil {
 		return fmt.Errorf("hostfs: close root %q: %w", r.dir, err)
 	}

@@ -158,7 +158,7 @@ func BenchmarkCheckOnUse(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		start := time.Now()
-		if _, err := store.StatDigest(ctx, tree); err != nil {
+		if _, err := store.StatDigest(ctx, tree, false); err != nil {
 			b.Fatal(err)
 		}
 		checkTime += time.Since(start)

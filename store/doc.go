@@ -23,8 +23,19 @@
 //
 //	objects/<treesum>/  committed trees, never changed after the rename
 //	refs/<id>           symlink to ../objects/<treesum>
-//	index/<treesum>/    what the check on use compares (stat, refs/<id>)
-//	tmp/                every temporary directory, each flocked by its user
+//	index/<treesum>/    what the check on use compares (stat, refs/<id>),
+//	                    the treesum index (tree), and for objects that share
+//	                    inodes (linked) their files' stat lines (files)
+//	tmp/                every temporary directory, each flocked by its user;
+//	                    an object's holds tree/ and cow/ (package cowtree)
+//
+// # Strategies
+//
+// A plain write context ([Object.Write]) gets a tree of its own. A hostfs
+// write context ([Object.WriteHostfs]) gets the fastest safe one: reflinks
+// where the filesystem has them, else hardlinks to the base's files that
+// hostfs copies up before changing (copymode.go), and its commit re-hashes
+// only what hostfs journaled (index.go).
 //
 // Every directory of the store is 0700 ([Open] tightens looser ones): a
 // committed tree keeps its own modes, setuid bits, device nodes and 1777

@@ -139,7 +139,7 @@ func (s *Store) fsckCheck(ctx context.Context, repair bool) (r *FsckReport, dama
 			add(rel, "not an object: objects/ holds only directories named by their treesum")
 			continue
 		}
-		sum, err := treesum.Sum(ctx, s.objectPath(e.Name()))
+		sum, ix, err := treesum.SumIndex(ctx, s.objectPath(e.Name()))
 		if ctx.Err() != nil {
 			return nil, nil, nil, ctx.Err()
 		}
@@ -150,6 +150,14 @@ func (s *Store) fsckCheck(ctx context.Context, repair bool) (r *FsckReport, dama
 		case sum != e.Name():
 			i = add(rel, "damaged: content, modes, owners or xattrs were changed (its treesum is now %s)", sum)
 		default:
+			if err := s.checkTreeIndex(sum, ix); err != nil {
+				// The tree is good; its index would mislead the next
+				// incremental commit. Removing it costs one full hash.
+				j := add(filepath.Join(dirIndex, sum, indexTree), "bad index: %v", err)
+				if repair {
+					r.Problems[j].Repaired = os.Remove(s.treeIndexPath(sum)) == nil
+				}
+			}
 			continue
 		}
 		if ids := refsTo(refs, e.Name()); len(ids) > 0 {

@@ -10,6 +10,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kilnbuild/kiln/internal/fsmeta"
+	"github.com/kilnbuild/kiln/store/cowtree"
+	"github.com/kilnbuild/kiln/store/treecopy"
 )
 
 // Object is a tree being built: it starts as its base (a committed object,
@@ -24,9 +26,16 @@ type Object struct {
 	baseLock    *os.File // shared flock on objects/<baseSum>
 	work        *tempDir // tmp/obj-*: holds tree/ once initialized
 	initialized bool     // tree/ exists and is the object's content
-	writing     bool
-	readers     int
-	closed      bool
+	// shared is the set of inodes tree/ shares with the base (a hardlink
+	// tree, package cowtree); nil for a tree of its own.
+	shared map[uint64]uint8
+	// tracked: every change since the tree was initialized went through
+	// hostfs, whose journal in cow/ names every path it touched, so that a
+	// commit may re-hash only those.
+	tracked bool
+	writing bool
+	readers int
+	closed  bool
 }
 
 // Base returns the id of the committed object this object's content
@@ -39,13 +48,26 @@ func (o *Object) Base() string {
 
 func (o *Object) treePath() string { return filepath.Join(o.work.path, "tree") }
 
-// initLocked creates the object's own tree, copying the base into it. It
-// runs once per base: after that the tree is the object's content.
-func (o *Object) initLocked(ctx context.Context) error {
+// cowPath is the state directory hostfs shares with the store (package
+// cowtree): the shared inode set and the journal of touched paths.
+func (o *Object) cowPath() string { return filepath.Join(o.work.path, "cow") }
+
+// initLocked creates the object's own tree from the base. It runs once per
+// base: after that the tree is the object's content. forHostfs picks the
+// store's hostfs strategy, which may hardlink (copymode.go).
+func (o *Object) initLocked(ctx context.Context, forHostfs bool) error {
 	if o.initialized {
 		return nil
 	}
 	tree := o.treePath()
+	mode := o.store.plainMode()
+	switch {
+	case o.store.linkedWrites:
+		mode = treecopy.Hardlink
+	case forHostfs:
+		mode = o.store.hostfsMode()
+	}
+	var shared map[uint64]uint8
 	if o.baseSum == "" {
 		if err := os.Mkdir(tree, 0o755); err != nil {
 			return fmt.Errorf("store: %w", err)
@@ -53,11 +75,42 @@ func (o *Object) initLocked(ctx context.Context) error {
 		if err := os.Chmod(tree, 0o755); err != nil { // the umask must not decide
 			return fmt.Errorf("store: %w", err)
 		}
-	} else if err := copyTree(ctx, o.store.copyMode, o.store.objectPath(o.baseSum), tree); err != nil {
+	} else {
+		opts := treecopy.Options{Mode: mode}
+		if mode == treecopy.Hardlink {
+			shared = map[uint64]uint8{}
+			opts.Shared = shared
+		}
+		if mode == treecopy.Hardlink {
+			// Before the first link changes a ctime (verify.go).
+			if err := o.store.markLinked(ctx, o.baseSum); err != nil {
+				return fmt.Errorf("store: initializing from %s: %w", o.base, err)
+			}
+		}
+		if err := treecopy.Copy(ctx, o.store.objectPath(o.baseSum), tree, opts); err != nil {
+			_ = fsmeta.RemoveAll(tree)
+			return fmt.Errorf("store: initializing from %s: %w", o.base, err)
+		}
+	}
+	_ = fsmeta.RemoveAll(o.cowPath()) // a previous base's
+	if err := cowtree.Create(o.cowPath(), shared); err != nil {
 		_ = fsmeta.RemoveAll(tree)
 		return fmt.Errorf("store: initializing from %s: %w", o.base, err)
 	}
-	o.initialized = true
+	o.initialized, o.shared, o.tracked = true, shared, forHostfs
+	return nil
+}
+
+// unshareLocked gives the tree inodes of its own before a plain writer
+// gets it.
+func (o *Object) unshareLocked(ctx context.Context) error {
+	if len(o.shared) == 0 || o.store.linkedWrites {
+		return nil
+	}
+	if err := cowtree.Unshare(ctx, o.treePath(), o.shared); err != nil {
+		return fmt.Errorf("store: unsharing the tree of %s: %w", o.base, err)
+	}
+	o.shared = nil
 	return nil
 }
 
@@ -73,29 +126,86 @@ type WriteContext struct {
 }
 
 // Write initializes the object's tree from its base (once) and returns the
-// write context. It fails with ErrBusy while a read or write context is
-// open.
+// write context, for any writer: the tree shares no inode with another
+// object. It fails with ErrBusy while a read or write context is open.
 func (o *Object) Write(ctx context.Context) (*WriteContext, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.closed {
-		return nil, fmt.Errorf("store: write: %w", ErrClosed)
-	}
-	if o.writing {
-		return nil, fmt.Errorf("store: write: %w: a write context is open", ErrBusy)
-	}
-	if o.readers > 0 {
-		return nil, fmt.Errorf("store: write: %w: %d read contexts are open", ErrBusy, o.readers)
-	}
-	if err := o.initLocked(ctx); err != nil {
+	if err := o.startWriteLocked(ctx, false); err != nil {
 		return nil, err
 	}
+	if err := o.unshareLocked(ctx); err != nil {
+		o.writing = false
+		return nil, err
+	}
+	if !o.store.linkedWrites {
+		if err := checkUnshared(o.shared); err != nil {
+			o.writing = false
+			return nil, err
+		}
+	}
+	o.tracked = false // a plain writer keeps no journal
 	dir, err := os.OpenFile(o.treePath(), os.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
+		o.writing = false
 		return nil, fmt.Errorf("store: write: %w", err)
 	}
-	o.writing = true
 	return &WriteContext{o: o, dir: dir, path: o.treePath(), base: o.base, baseSum: o.baseSum}, nil
+}
+
+func (o *Object) startWriteLocked(ctx context.Context, forHostfs bool) error {
+	if o.closed {
+		return fmt.Errorf("store: write: %w", ErrClosed)
+	}
+	if o.writing {
+		return fmt.Errorf("store: write: %w: a write context is open", ErrBusy)
+	}
+	if o.readers > 0 {
+		return fmt.Errorf("store: write: %w: %d read contexts are open", ErrBusy, o.readers)
+	}
+	if err := o.initLocked(ctx, forHostfs); err != nil {
+		return err
+	}
+	o.writing = true
+	return nil
+}
+
+// HostfsWriteContext is the write context for hostfs, the one writer that
+// copies a file up before changing it: its tree may share inodes with
+// committed objects (a hardlink tree), so it shows no path to write to,
+// only what [hostfs.WithTreeState] and the stage engine take.
+type HostfsWriteContext struct {
+	o           *Object
+	tree, state string
+}
+
+// WriteHostfs is Write for hostfs: the tree is initialized with the
+// store's fastest safe strategy for it (copymode.go), and hostfs keeps
+// the journal that lets Commit re-hash only what changed.
+func (o *Object) WriteHostfs(ctx context.Context) (*HostfsWriteContext, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if err := o.startWriteLocked(ctx, true); err != nil {
+		return nil, err
+	}
+	return &HostfsWriteContext{o: o, tree: o.treePath(), state: o.cowPath()}, nil
+}
+
+// HostfsTree returns the tree's directory and its state directory, to be
+// opened only with hostfs.OpenRoot(tree, hostfs.WithTreeState(state)).
+func (w *HostfsWriteContext) HostfsTree() (tree, state string) { return w.tree, w.state }
+
+// Close ends the write; the object becomes readable and committable.
+func (w *HostfsWriteContext) Close() error {
+	if w.o == nil {
+		return fmt.Errorf("store: write context: %w", ErrClosed)
+	}
+	o := w.o
+	w.o = nil
+	o.mu.Lock()
+	o.writing = false
+	o.mu.Unlock()
+	return nil
 }
 
 // Dir returns an open descriptor of the tree's root directory, for
@@ -147,7 +257,7 @@ func (o *Object) Read(ctx context.Context) (*ReadContext, error) {
 	if !o.initialized {
 		if o.baseSum == "" {
 			// Untouched and without base: the empty tree, made on demand.
-			if err := o.initLocked(ctx); err != nil {
+			if err := o.initLocked(ctx, false); err != nil {
 				return nil, err
 			}
 		} else {

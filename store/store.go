@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -36,13 +37,22 @@ var (
 // Store is an open object store. Its methods are safe for concurrent use,
 // and several processes may use one store root at the same time.
 type Store struct {
-	root       string
-	copyMode   CopyMode
-	objects    *os.File // objects/, flocked by commits (shared) and gc (exclusive)
-	recovered  int
-	noRecovery bool
-	closed     bool
-	fullChecks atomic.Int64 // checks on use that had to hash a whole tree
+	root     string
+	copyMode CopyMode
+	// reflinkOK caches whether the filesystem has reflinks (copymode.go).
+	reflinkOnce sync.Once
+	reflinkOK   bool
+	// linkedWrites, for the store's own tests only, hands hardlinked trees
+	// to plain write contexts, so the whole suite runs on shared inodes.
+	linkedWrites bool
+	objects      *os.File // objects/, flocked by commits (shared) and gc (exclusive)
+	recovered    int
+	noRecovery   bool
+	closed       bool
+	fullChecks   atomic.Int64 // checks on use that had to hash a whole tree
+	// incrementalCommits counts commits that re-hashed only what hostfs
+	// journaled (index.go).
+	incrementalCommits atomic.Int64
 }
 
 // Option configures Open.
@@ -60,7 +70,7 @@ func WithoutRecovery() Option {
 // WithCopyMode sets how write contexts initialize trees from their base.
 func WithCopyMode(m CopyMode) Option {
 	return func(s *Store) error {
-		if m < CopyAuto || m > CopyPlain {
+		if m < CopyAuto || m > CopyHardlink {
 			return fmt.Errorf("store: unknown copy mode %d", int(m))
 		}
 		s.copyMode = m
@@ -317,16 +327,17 @@ func (s *Store) Commit(ctx context.Context, obj *Object, id string) (string, err
 	}
 	if !obj.initialized && obj.base == "" {
 		// An untouched object without base is the empty tree.
-		if err := obj.initLocked(ctx); err != nil {
+		if err := obj.initLocked(ctx, false); err != nil {
 			return "", err
 		}
 	}
 	// Hash before taking the store lock: gc waits for that lock, and
 	// hashing a large tree takes a while.
 	sum := obj.baseSum
+	var ix *treesum.Index
 	if obj.initialized {
 		var err error
-		if sum, err = treesum.Sum(ctx, obj.treePath()); err != nil {
+		if sum, ix, err = s.hashTree(ctx, obj); err != nil {
 			return "", fmt.Errorf("store: commit %s: %w", id, err)
 		}
 	}
@@ -336,9 +347,24 @@ func (s *Store) Commit(ctx context.Context, obj *Object, id string) (string, err
 	}
 	defer release()
 	if obj.initialized {
-		if err := s.storeTree(ctx, obj.treePath(), sum); err != nil {
+		if obj.shared != nil {
+			// Its files are its base's: linked before the digest is
+			// recorded (verify.go).
+			if err := os.MkdirAll(s.indexPath(sum), 0o700); err != nil {
+				return "", fmt.Errorf("store: commit %s: index: %w", id, err)
+			}
+			if err := os.WriteFile(filepath.Join(s.indexPath(sum), indexLinked), nil, 0o600); err != nil {
+				return "", fmt.Errorf("store: commit %s: index: %w", id, err)
+			}
+		}
+		linkedFrom := ""
+		if obj.shared != nil && obj.tracked {
+			linkedFrom = obj.baseSum
+		}
+		if err := s.storeTree(ctx, obj.treePath(), sum, linkedFrom, ix); err != nil {
 			return "", fmt.Errorf("store: commit %s: %w", id, err)
 		}
+
 	} else if _, err := os.Lstat(s.objectPath(sum)); err != nil {
 		// The base is locked by obj, so gc cannot have removed it.
 		return "", fmt.Errorf("store: commit %s: base %s: %w", id, obj.base, err)
@@ -361,6 +387,7 @@ func (s *Store) Commit(ctx context.Context, obj *Object, id string) (string, err
 	obj.releaseBase()
 	// storeTree moved or removed the tree; the next write copies anew.
 	obj.base, obj.baseSum, obj.baseLock, obj.initialized = id, sum, lock, false
+	obj.shared, obj.tracked = nil, false
 	return sum, nil
 }
 
@@ -370,11 +397,37 @@ func (s *Store) Commit(ctx context.Context, obj *Object, id string) (string, err
 // tree is dropped, unless the stored copy fails its check on use, in which
 // case it is moved out and replaced, so that rebuilding a damaged object
 // repairs it instead of pointing the new ref at the damage again.
-func (s *Store) storeTree(ctx context.Context, tree, sum string) error {
+//
+// linkedFrom, when set, is the base a linked tree was made from and ix the
+// index Update made for it: the stat digest then takes the unchanged files'
+// lines from the base's (statIncremental) instead of looking at every file.
+func (s *Store) storeTree(ctx context.Context, tree, sum, linkedFrom string, ix *treesum.Index) error {
 	// The tree's data must be on disk before its name says it is stored:
 	// after a power loss, an object under a valid name with empty files
 	// would be served to every later build. One syncfs flushes the whole
 	// tree (fsync per file would cost a call per file).
+	// The indexes go before the syncfs too, so that it flushes them with
+	// the tree and the fsyncs below have nothing left to wait for. An index
+	// without its object is harmless (fsck drops it); one of another tree
+	// with the same treesum is skipped.
+	var files []statRec
+	lines := false
+	if _, err := os.Lstat(s.objectPath(sum)); errors.Is(err, os.ErrNotExist) && ix != nil {
+		if err := s.writeTreeIndex(sum, ix); err != nil {
+			return err
+		}
+		if linkedFrom != "" && s.linked(sum) {
+			var err error
+			if files, lines, err = s.fileLines(ctx, tree, linkedFrom, ix); err != nil {
+				return err
+			}
+			if lines {
+				if err := writeStatFiles(filepath.Join(s.indexPath(sum), indexFiles), files); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	crashpoint.Hit("store.commit.before-syncfs")
 	if err := unix.Syncfs(int(s.objects.Fd())); err != nil {
 		return fmt.Errorf("syncfs: %w", err)
@@ -410,6 +463,13 @@ func (s *Store) storeTree(ctx context.Context, tree, sum string) error {
 		return fmt.Errorf("index: %w", err)
 	}
 	// After the rename: renaming changes the root's ctime.
+	if lines {
+		d, err := s.statFromLines(ctx, sum, ix, files)
+		if err != nil {
+			return err
+		}
+		return writeIndexFile(filepath.Join(s.indexPath(sum), indexStat), []byte(d))
+	}
 	return s.recordStat(ctx, sum)
 }
 
@@ -463,7 +523,7 @@ func (s *Store) Export(ctx context.Context, id, dst string) error {
 		return err
 	}
 	defer lock.Close()
-	if err := copyTree(ctx, s.copyMode, s.objectPath(sum), dst); err != nil {
+	if err := copyTree(ctx, s.plainMode(), s.objectPath(sum), dst); err != nil {
 		return fmt.Errorf("store: exporting %s to %s: %w", id, dst, err)
 	}
 	return nil

@@ -223,3 +223,13 @@ func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
+
+// TestSuiteHardlink runs the suite with every write context's tree
+// hardlinked to its base (the hostfs strategy on filesystems without
+// reflinks), its writers replacing files rather than writing in place as
+// hostfs's copy-up does: committed objects must come out unchanged.
+func TestSuiteHardlink(t *testing.T) {
+	storetest.Suite(t, tempDir, func(ctx context.Context, root string) (*store.Store, error) {
+		return store.Open(ctx, root, store.WithLinkedWrites())
+	})
+}

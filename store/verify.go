@@ -1,15 +1,21 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
 	"github.com/kilnbuild/kiln/internal/fsmeta"
@@ -33,7 +39,16 @@ var ErrDamaged = errors.New("object damaged")
 // changes a ctime, which no one can set back without changing the clock, so
 // the digest catches every damage done through the filesystem (content,
 // mode, owner, xattr, added or removed entries) for one lstat per entry and
-// no reads. When it differs, or no digest was recorded (a crash between
+// no reads. Objects marked linked (index/<treesum>/linked) are the
+// exception: their files may share inodes with other objects (hardlink
+// trees, copymode.go), and making or removing another object's link, or a
+// copy-up, changes a shared inode's ctime, so their files' digest lines
+// hold the xattrs instead of the ctime (link counts are never covered).
+// What only a file's ctime would show (data rewritten and the mtime set
+// back with utimensat) is then left to the full treesum of fsck. An object
+// is marked before the first hardlink tree is made from it (its digest is
+// then recorded anew), and a tree committed from a hardlink tree is marked
+// from the start; the objects that share inodes are all marked. When it differs, or no digest was recorded (a crash between
 // the rename and the record, a store copied with cp -a), the full treesum
 // decides: equal means only metadata the treesum leaves out changed, and
 // the digest is recorded anew; different means the object is damaged.
@@ -47,15 +62,86 @@ var ErrDamaged = errors.New("object damaged")
 // whose index has no refs/ yet (committed by an older kiln) adopts the refs
 // pointing at it at its first check.
 const (
+	// statDigestVersion changes with what the digest covers: a digest of
+	// an older kiln then costs one full check, and is recorded anew.
+	statDigestVersion = "kiln-stat-v2\n"
+
 	indexStat = "stat"
-	indexRefs = "refs"
+	// indexLinked marks an object whose files may share inodes with other
+	// objects' (hardlink trees): its stat digest leaves file ctimes out.
+	indexLinked = "linked"
+	// indexFiles holds a linked object's files' digest lines.
+	indexFiles = "files"
+	indexRefs  = "refs"
 )
 
 func (s *Store) indexPath(sum string) string { return filepath.Join(s.root, dirIndex, sum) }
 
 // statDigest returns the stat digest of the tree at root (see above).
-func statDigest(ctx context.Context, root string) (string, error) {
+func statDigest(ctx context.Context, root string, linked bool) (string, error) {
+	d, _, err := statWalk(ctx, root, linked)
+	return d, err
+}
+
+// statRec is one regular file's line of a stat digest, kept for linked
+// objects (index/<treesum>/files) so that the next commit of a tree linked
+// from this one takes the lines of the files it did not change from here.
+type statRec struct {
+	path string // as in the treesum index: relative, "" for the root
+	line []byte
+}
+
+// statLine is the digest's line for the entry at host path p, rel in its
+// tree ("" for the root).
+func statLine(p, rel string, st *unix.Stat_t, linked bool) ([]byte, error) {
+	var b bytes.Buffer
+	ctime := st.Ctim
+	if st.Mode&unix.S_IFMT == unix.S_IFREG && linked {
+		// The inode may be shared with other objects (hardlink trees),
+		// whose making and removal change its ctime: its xattrs stand in
+		// for what only the ctime would show.
+		ctime = unix.Timespec{}
+		xs, err := fsmeta.ListXattrs(p)
+		if err != nil {
+			return nil, err
+		}
+		for _, x := range xs {
+			v, err := fsmeta.GetXattr(p, x)
+			if err != nil {
+				return nil, err
+			}
+			fmt.Fprintf(&b, "%q=%q ", x, v)
+		}
+	}
+	if rel == "" {
+		rel = "."
+	}
+	fmt.Fprintf(&b, "%s\x00%o %d %d %d %d %d.%d %d.%d\n", rel, st.Mode, st.Uid, st.Gid, st.Size, st.Rdev,
+		st.Mtim.Sec, st.Mtim.Nsec, ctime.Sec, ctime.Nsec)
+	return b.Bytes(), nil
+}
+
+func newStatHash(linked bool) hash.Hash {
 	h := sha256.New()
+	io.WriteString(h, statDigestVersion)
+	if linked {
+		io.WriteString(h, "linked\n")
+	}
+	return h
+}
+
+// statWalk computes the stat digest of the tree at root, in depth-first
+// order with names sorted (the treesum index's order), and for a linked
+// tree returns its files' lines. The listing is one pass; the per-entry
+// calls (lstat, and listxattr for a linked tree's files) run on all CPUs,
+// and the lines are hashed in order afterwards.
+func statWalk(ctx context.Context, root string, linked bool) (string, []statRec, error) {
+	type entry struct {
+		rel  string
+		line []byte
+		file bool
+	}
+	var entries []*entry
 	err := filepath.WalkDir(root, func(p string, _ fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -63,13 +149,124 @@ func statDigest(ctx context.Context, root string) (string, error) {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		rel, _ := filepath.Rel(root, p)
+		if rel == "." {
+			rel = ""
+		}
+		entries = append(entries, &entry{rel: filepath.ToSlash(rel)})
+		return nil
+	})
+	if err != nil {
+		return "", nil, fmt.Errorf("store: stat digest of %s: %w", root, err)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	workers := 2 * runtime.GOMAXPROCS(0)
+	for w := range workers {
+		g.Go(func() error {
+			for i := w; i < len(entries); i += workers {
+				if err := gctx.Err(); err != nil {
+					return err
+				}
+				e := entries[i]
+				p := filepath.Join(root, filepath.FromSlash(e.rel))
+				var st unix.Stat_t
+				if err := unix.Lstat(p, &st); err != nil {
+					return err
+				}
+				line, err := statLine(p, e.rel, &st, linked)
+				if err != nil {
+					return err
+				}
+				e.line, e.file = line, st.Mode&unix.S_IFMT == unix.S_IFREG
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return "", nil, fmt.Errorf("store: stat digest of %s: %w", root, err)
+	}
+	h := newStatHash(linked)
+	var files []statRec
+	for _, e := range entries {
+		h.Write(e.line)
+		if linked && e.file {
+			files = append(files, statRec{e.rel, e.line})
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), files, nil
+}
+
+// fileLines returns the digest lines of the regular files of tree, a tree
+// linked from objects/<baseSum> and hashed into ix by treesum.Update, in
+// ix's order: the lines of the files ix took over from the base's index
+// unchanged are the base's (the same inodes: same mode, owner, size, mtime,
+// xattrs), the others are looked at. ok is false when the base has no
+// lines to take. A file's line does not depend on where the tree is, so
+// this runs before the commit's rename and syncfs, which then flush it.
+func (s *Store) fileLines(ctx context.Context, tree, baseSum string, ix *treesum.Index) ([]statRec, bool, error) {
+	base, err := readStatFiles(filepath.Join(s.indexPath(baseSum), indexFiles))
+	if err != nil {
+		return nil, false, nil
+	}
+	files := make([]statRec, 0, len(base))
+	err = ix.Walk(func(rel string, typ byte, reused bool) error {
+		if typ != 'f' {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if line, ok := base[rel]; ok && reused {
+			files = append(files, statRec{rel, line})
+			return nil
+		}
+		p := filepath.Join(tree, filepath.FromSlash(rel))
 		var st unix.Stat_t
 		if err := unix.Lstat(p, &st); err != nil {
 			return err
 		}
-		rel, _ := filepath.Rel(root, p)
-		fmt.Fprintf(h, "%s\x00%o %d %d %d %d %d.%d %d.%d\n", rel, st.Mode, st.Uid, st.Gid, st.Size, st.Rdev,
-			st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
+		line, err := statLine(p, rel, &st, true)
+		if err != nil {
+			return err
+		}
+		files = append(files, statRec{rel, line})
+		return nil
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("store: stat digest of %s: %w", tree, err)
+	}
+	return files, true, nil
+}
+
+// statFromLines is statWalk of the linked objects/<sum>, whose index is ix
+// and whose files' lines fileLines made: only the other entries (their
+// ctimes count, and the rename changed the root's) are looked at.
+func (s *Store) statFromLines(ctx context.Context, sum string, ix *treesum.Index, files []statRec) (string, error) {
+	root := s.objectPath(sum)
+	h := newStatHash(true)
+	next := 0
+	err := ix.Walk(func(rel string, typ byte, _ bool) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if typ == 'f' {
+			if next >= len(files) || files[next].path != rel {
+				return fmt.Errorf("file lines out of step at %q", rel)
+			}
+			h.Write(files[next].line)
+			next++
+			return nil
+		}
+		p := filepath.Join(root, filepath.FromSlash(rel))
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return err
+		}
+		line, err := statLine(p, rel, &st, true)
+		if err != nil {
+			return err
+		}
+		h.Write(line)
 		return nil
 	})
 	if err != nil {
@@ -78,35 +275,109 @@ func statDigest(ctx context.Context, root string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// recordStat writes the stat digest of objects/<sum> to its index. The
-// file is replaced by rename, so a reader sees an old or a new digest,
-// never half of one. It is not synced: losing it costs one full check.
-func (s *Store) recordStat(ctx context.Context, sum string) error {
-	d, err := statDigest(ctx, s.objectPath(sum))
-	if err != nil {
-		return err
+func writeStatFiles(file string, files []statRec) error {
+	var b bytes.Buffer
+	for _, f := range files {
+		b.Write(binary.BigEndian.AppendUint32(nil, uint32(len(f.path))))
+		b.WriteString(f.path)
+		b.Write(binary.BigEndian.AppendUint32(nil, uint32(len(f.line))))
+		b.Write(f.line)
 	}
-	dir := s.indexPath(sum)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	return writeIndexFile(file, b.Bytes())
+}
+
+func readStatFiles(file string) (map[string][]byte, error) {
+	buf, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string][]byte{}
+	for len(buf) > 0 {
+		var f [2][]byte
+		for i := range f {
+			if len(buf) < 4 {
+				return nil, fmt.Errorf("store: %s: truncated", file)
+			}
+			n := binary.BigEndian.Uint32(buf)
+			if uint64(n) > uint64(len(buf)-4) {
+				return nil, fmt.Errorf("store: %s: truncated", file)
+			}
+			f[i], buf = buf[4:4+n], buf[4+n:]
+		}
+		m[string(f[0])] = f[1]
+	}
+	return m, nil
+}
+
+// writeIndexFile replaces file with data by rename, so that a reader sees
+// an old or a new version, never half of one. It is not synced: losing an
+// index file costs one full check or hash.
+func writeIndexFile(file string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(file), filepath.Base(file)+".tmp*")
+	if err != nil {
 		return fmt.Errorf("store: index: %w", err)
 	}
-	f, err := os.CreateTemp(dir, indexStat+".tmp*")
-	if err != nil {
-		return fmt.Errorf("store: index: %w", err)
-	}
-	tmp := f.Name()
-	_, err = f.WriteString(d)
+	_, err = f.Write(data)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, indexStat))
+		err = os.Rename(f.Name(), file)
 	}
 	if err != nil {
-		os.Remove(tmp)
+		os.Remove(f.Name())
 		return fmt.Errorf("store: index: %w", err)
 	}
 	return nil
+}
+
+// linked reports whether objects/<sum> is marked as sharing inodes with
+// other objects (see statDigest).
+func (s *Store) linked(sum string) bool {
+	_, err := os.Lstat(filepath.Join(s.indexPath(sum), indexLinked))
+	return err == nil
+}
+
+// markLinked marks objects/<sum> as sharing inodes, before a hardlink tree
+// is made from it, and records its stat digest in the linked form. The
+// caller holds the object and verified it when it took it.
+func (s *Store) markLinked(ctx context.Context, sum string) error {
+	if s.linked(sum) {
+		return nil
+	}
+	if err := os.MkdirAll(s.indexPath(sum), 0o700); err != nil {
+		return fmt.Errorf("store: index: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(s.indexPath(sum), indexLinked), nil, 0o600); err != nil {
+		return fmt.Errorf("store: index: %w", err)
+	}
+	return s.recordStat(ctx, sum)
+}
+
+// recordStat writes the stat digest of objects/<sum> to its index, and
+// for a linked object its files' lines. The files are replaced by rename
+// and not synced: losing them costs one full check.
+func (s *Store) recordStat(ctx context.Context, sum string) error {
+	linked := s.linked(sum)
+	d, files, err := statWalk(ctx, s.objectPath(sum), linked)
+	if err != nil {
+		return err
+	}
+	return s.writeStat(sum, d, files, linked)
+}
+
+func (s *Store) writeStat(sum, digest string, files []statRec, linked bool) error {
+	dir := s.indexPath(sum)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("store: index: %w", err)
+	}
+	if linked {
+		// Lines first: stat is what says they belong to the object.
+		if err := writeStatFiles(filepath.Join(dir, indexFiles), files); err != nil {
+			return err
+		}
+	}
+	return writeIndexFile(filepath.Join(dir, indexStat), []byte(digest))
 }
 
 // recordRef notes that id is committed to objects/<sum>, durably: the
@@ -185,7 +456,7 @@ func (s *Store) refRecorded(sum, id string, adopt bool) (bool, error) {
 func (s *Store) verifyObject(ctx context.Context, sum string) error {
 	want, err := os.ReadFile(filepath.Join(s.indexPath(sum), indexStat))
 	if err == nil {
-		got, err := statDigest(ctx, s.objectPath(sum))
+		got, err := statDigest(ctx, s.objectPath(sum), s.linked(sum))
 		if err != nil {
 			return err
 		}

@@ -112,6 +112,10 @@ type Invocation struct {
 	Options json.RawMessage
 	// Tree is the host directory mounted read-write at "/".
 	Tree string
+	// TreeState, when set, is the store's state directory for Tree
+	// (store.HostfsWriteContext): hostfs copies shared files up and
+	// journals changes (hostfs.WithTreeState).
+	TreeState string
 	// Sources and Build, when set, are host directories mounted
 	// read-only at /run/kiln/sources and /run/kiln/build.
 	Sources, Build string
@@ -456,7 +460,7 @@ func (st *Invocation) request() (*stageRequest, error) {
 	}
 	req := &stageRequest{
 		Name: st.Name, ID: st.ID, Epoch: st.Epoch, Options: st.Options,
-		Digest: st.Module.digest, Wasm: st.Module.wasm,
+		Digest: st.Module.digest, Wasm: st.Module.wasm, TreeState: st.TreeState,
 	}
 	for _, d := range []struct {
 		dst      *string

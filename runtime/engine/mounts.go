@@ -30,7 +30,11 @@ func openMounts(req *stageRequest) (*stageMounts, error) {
 		if d.dir == "" {
 			continue
 		}
-		root, err := hostfs.OpenRoot(d.dir, hostfs.WithEpoch(req.Epoch))
+		opts := []hostfs.Option{hostfs.WithEpoch(req.Epoch)}
+		if d.guest == "/" && req.TreeState != "" {
+			opts = append(opts, hostfs.WithTreeState(req.TreeState))
+		}
+		root, err := hostfs.OpenRoot(d.dir, opts...)
 		if err != nil {
 			m.close()
 			return nil, fmt.Errorf("mounting %s at %s: %w", d.dir, d.guest, err)

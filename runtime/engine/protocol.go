@@ -40,9 +40,11 @@ type stageRequest struct {
 	Wasm     []byte // nil when this worker already holds Digest compiled
 	Options  []byte
 	Tree     string
-	Sources  string
-	Build    string
-	Epoch    int64
+	// TreeState is Invocation.TreeState.
+	TreeState string
+	Sources   string
+	Build     string
+	Epoch     int64
 }
 
 const (

@@ -522,14 +522,17 @@ func (r *runner) runStage(ctx context.Context, obj *store.Object, s *PlannedStag
 		return err
 	}
 	defer done()
-	w, err := obj.Write(ctx) // copies the base the first time after a commit
+	// The store's fastest safe strategy for hostfs: reflinks, else
+	// hardlinks that hostfs copies up (store/copymode.go).
+	w, err := obj.WriteHostfs(ctx)
 	if err != nil {
 		return err
 	}
 	res.Prepare = time.Since(start)
+	tree, state := w.HostfsTree()
 	out, err := r.opts.Engine.Run(ctx, engine.Invocation{
 		Name: s.Name, ID: s.ID, Module: s.Info.Module, Options: s.options,
-		Tree: w.Path(), Sources: sourcesDir, Build: buildDir,
+		Tree: tree, TreeState: state, Sources: sourcesDir, Build: buildDir,
 		Epoch: r.epoch, Timeout: r.opts.StageTimeout,
 		Log: logEvents(func(b []byte) { r.emit(Event{Kind: StageLog, Result: res, Log: b}) }),
 	})

@@ -137,10 +137,16 @@ func Describe(t testing.TB, dir string) []string {
 }
 
 // WriteFile writes content to name under dir, making parent directories.
+// An existing file is replaced by a new one, never written in place, so
+// that the suite's writers can run on trees that share inodes with their
+// base (store.WithLinkedWrites).
 func WriteFile(t testing.TB, dir, name, content string) {
 	t.Helper()
 	p := filepath.Join(dir, name)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {

@@ -35,6 +35,12 @@ const (
 	Reflink
 	// Plain always copies file data (copy_file_range where possible).
 	Plain
+	// Hardlink links every regular file of the copy to the source's inode
+	// and creates the rest (directories, symlinks, special files) anew. The
+	// copy shares its files with the source: only a writer that copies a
+	// file up before changing it (hostfs with package cowtree) may write to
+	// it. Options.Shared receives the inodes shared.
+	Hardlink
 )
 
 func (m Mode) String() string {
@@ -45,6 +51,8 @@ func (m Mode) String() string {
 		return "reflink"
 	case Plain:
 		return "copy"
+	case Hardlink:
+		return "hardlink"
 	}
 	return fmt.Sprintf("Mode(%d)", int(m))
 }
@@ -56,6 +64,10 @@ type Options struct {
 	// src, that are copied empty: their own metadata is kept, their
 	// contents are not.
 	Exclude []string
+	// Shared, in Hardlink mode, is filled with the inode number of every
+	// regular file linked, flagged cowtree.Group (1) when the inode has more
+	// than one name in the tree.
+	Shared map[uint64]uint8
 }
 
 // ErrNoReflink is returned in Reflink mode on a filesystem without reflinks.
@@ -138,6 +150,18 @@ func Copy(ctx context.Context, src, dst string, opts Options) error {
 					stack = append(stack, [2]string{s, d})
 				}
 			case unix.S_IFREG:
+				if opts.Mode == Hardlink {
+					// Linked by the workers below, like data is copied.
+					files = append(files, fileJob{src: s, dst: d, st: st})
+					if opts.Shared != nil {
+						if _, again := opts.Shared[st.Ino]; again {
+							opts.Shared[st.Ino] = 1
+						} else {
+							opts.Shared[st.Ino] = 0
+						}
+					}
+					continue
+				}
 				if st.Nlink > 1 {
 					key := [2]uint64{st.Dev, st.Ino}
 					if first, ok := seen[key]; ok {
@@ -187,6 +211,12 @@ func Copy(ctx context.Context, src, dst string, opts Options) error {
 }
 
 func (c *copier) copyFile(ctx context.Context, j fileJob) error {
+	if c.mode == Hardlink {
+		if err := os.Link(j.src, j.dst); err != nil {
+			return fmt.Errorf("treecopy: %w", err)
+		}
+		return nil
+	}
 	in, err := os.OpenFile(j.src, os.O_RDONLY|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return fmt.Errorf("treecopy: %w", err)
@@ -392,4 +422,12 @@ func chownError(path string, err error) error {
 		return fmt.Errorf("treecopy: chown %s: %w (keeping other owners needs root)", path, err)
 	}
 	return fmt.Errorf("treecopy: chown %s: %w", path, err)
+}
+
+// CopyData copies the data of in to out, which must be empty, keeping holes
+// as holes, and sets out's size to size. It never clones (a copy-up must
+// get blocks of its own: a reflink would do as well, but where reflinks
+// exist, trees are not hardlinked in the first place).
+func CopyData(ctx context.Context, in, out *os.File, size int64) error {
+	return copySparse(ctx, in, out, size)
 }

@@ -53,6 +53,9 @@ type node struct {
 	path     string  // host path, for files to hash and directories to read
 	children []*node // sorted by name
 	digest   [32]byte
+	// reuse, for Update, is the entry's subtree from the previous index:
+	// its encoding is taken from there, nothing is read.
+	reuse []record
 }
 
 type xattr struct{ name, value string }
@@ -320,17 +323,12 @@ func hashData(ctx context.Context, h io.Writer, f *os.File, from, to int64, buf 
 
 // writeEntry appends the encoding of n (see docs/treesum.md) to w.
 func writeEntry(w io.Writer, n *node) {
-	var b bytes.Buffer
-	b.WriteByte(n.typ)
-	putString(&b, n.name)
-	putU32(&b, n.mode)
-	putU32(&b, n.uid)
-	putU32(&b, n.gid)
-	putU32(&b, uint32(len(n.xattrs)))
-	for _, x := range n.xattrs {
-		putString(&b, x.name)
-		putString(&b, x.value)
+	if n.reuse != nil {
+		w.Write(n.reuse[0].enc)
+		return
 	}
+	var b bytes.Buffer
+	writeHeader(&b, n)
 	switch n.typ {
 	case typeFile:
 		b.Write(n.digest[:])
@@ -340,13 +338,35 @@ func writeEntry(w io.Writer, n *node) {
 			writeEntry(h, c)
 		}
 		b.Write(h.Sum(nil))
-	case typeSymlink:
-		putString(&b, n.target)
-	case typeChar, typeBlock:
-		putU32(&b, unix.Major(n.rdev))
-		putU32(&b, unix.Minor(n.rdev))
+	default:
+		writePayload(&b, n)
 	}
 	w.Write(b.Bytes())
+}
+
+// writeHeader writes what entry(n) holds before its payload.
+func writeHeader(b *bytes.Buffer, n *node) {
+	b.WriteByte(n.typ)
+	putString(b, n.name)
+	putU32(b, n.mode)
+	putU32(b, n.uid)
+	putU32(b, n.gid)
+	putU32(b, uint32(len(n.xattrs)))
+	for _, x := range n.xattrs {
+		putString(b, x.name)
+		putString(b, x.value)
+	}
+}
+
+// writePayload writes the payload of a symlink or special file.
+func writePayload(b *bytes.Buffer, n *node) {
+	switch n.typ {
+	case typeSymlink:
+		putString(b, n.target)
+	case typeChar, typeBlock:
+		putU32(b, unix.Major(n.rdev))
+		putU32(b, unix.Minor(n.rdev))
+	}
 }
 
 func putU32(b *bytes.Buffer, v uint32) {

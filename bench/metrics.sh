@@ -1,0 +1,47 @@
+#!/bin/sh
+# bench/metrics.sh: issue 14's figures, printed and written as JSON.
+#
+# Each metric is reported by a Go benchmark (b.ReportMetric) measured next
+# to its baseline in the same run; this script runs them once, prints their
+# lines and collects every reported "value unit" pair into one JSON object
+# (unit -> value) at $BENCH_JSON (default bench/metrics.json). To add a
+# metric, add a function that runs its benchmark and a line calling it
+# below: nothing else needs to know about it.
+#
+# KILN_BENCH_MB and KILN_BENCH_FILES scale the generated tree (default
+# about 1 GiB in 40,000 files); it is made in a temporary directory on the
+# filesystem of $TMPDIR, where the store under test lives too.
+set -eu
+GO=${GO:-go}
+out=${BENCH_JSON:-bench/metrics.json}
+raw=$(mktemp)
+trap 'rm -f "$raw"' EXIT
+
+run() { # package benchmark-regexp
+	"$GO" test -run '^$' -bench "$2" -benchtime 1x -count 1 -timeout 60m "$1" | tee -a "$raw"
+}
+
+# kiln/cp-a, kiln/cp-al, commit-1file-ms, full-treesum-ms,
+# checkpoints-disk-ratio: the store's hardlink copy-on-write and
+# incremental treesum (store/bench_metrics_test.go).
+metric_store() { run ./store/ '^BenchmarkMetrics$'; }
+
+metric_store
+
+# Benchmark lines are "Name N ns/op v1 unit1 v2 unit2 ...".
+awk '
+/^Benchmark/ {
+	for (i = 5; i < NF; i += 2) {
+		unit = $(i + 1)
+		if (unit ~ /^(ns|B|allocs)\/op$/) continue
+		val[unit] = $i
+		if (!(unit in seen)) { seen[unit] = 1; order[n++] = unit }
+	}
+}
+END {
+	printf "{"
+	for (k = 0; k < n; k++) printf "%s\n  \"%s\": %s", (k ? "," : ""), order[k], val[order[k]]
+	printf "\n}\n"
+}' "$raw" >"$out"
+echo "metrics written to $out:"
+cat "$out"

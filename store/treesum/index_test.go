@@ -1,0 +1,243 @@
+package treesum_test
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kilnbuild/kiln/store/treesum"
+)
+
+// randTree fills dir with a random tree of about n entries.
+func randTree(t testing.TB, rng *rand.Rand, dir string, n int) {
+	t.Helper()
+	dirs := []string{dir}
+	for i := range n {
+		parent := dirs[rng.IntN(len(dirs))]
+		name := filepath.Join(parent, fmt.Sprintf("e%d", i))
+		switch rng.IntN(6) {
+		case 0:
+			must(t, os.Mkdir(name, 0o755))
+			dirs = append(dirs, name)
+		case 1:
+			must(t, os.Symlink(fmt.Sprintf("target%d", rng.IntN(5)), name))
+		default:
+			must(t, os.WriteFile(name, []byte(fmt.Sprint(rng.IntN(4))), 0o644))
+		}
+	}
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// entries lists the tree's paths relative to dir.
+func entries(t testing.TB, dir string) (files, dirs []string) {
+	t.Helper()
+	must(t, filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if rel == "." {
+			rel = ""
+		}
+		if fi.IsDir() {
+			dirs = append(dirs, rel)
+		} else {
+			files = append(files, rel)
+		}
+		return nil
+	}))
+	return files, dirs
+}
+
+// randEdit changes the tree at random, as a stage would, and returns the
+// changes hostfs would journal for it.
+func randEdit(t testing.TB, rng *rand.Rand, dir string) []treesum.Change {
+	t.Helper()
+	files, dirs := entries(t, dir)
+	pick := func(s []string) string { return s[rng.IntN(len(s))] }
+	abs := func(rel string) string { return filepath.Join(dir, rel) }
+	fresh := fmt.Sprintf("new%d", rng.Int())
+	switch k := rng.IntN(9); {
+	case k == 0 && len(files) > 0: // rewrite a file
+		f := pick(files)
+		if fi, _ := os.Lstat(abs(f)); fi.Mode().IsRegular() {
+			must(t, os.WriteFile(abs(f), []byte(fmt.Sprint(rng.Int())), 0o644))
+			return []treesum.Change{{Path: f}}
+		}
+	case k == 1 && len(files) > 0: // remove a file
+		f := pick(files)
+		must(t, os.Remove(abs(f)))
+		return []treesum.Change{{Path: f, Subtree: true}}
+	case k == 2: // create a file
+		p := filepath.Join(pick(dirs), fresh)
+		must(t, os.WriteFile(abs(p), []byte("n"), 0o600))
+		return []treesum.Change{{Path: p, Subtree: true}}
+	case k == 3: // make a directory with a file in it
+		p := filepath.Join(pick(dirs), fresh)
+		must(t, os.Mkdir(abs(p), 0o700))
+		must(t, os.WriteFile(abs(filepath.Join(p, "x")), nil, 0o644))
+		return []treesum.Change{{Path: p, Subtree: true}, {Path: filepath.Join(p, "x"), Subtree: true}}
+	case k == 4 && len(dirs) > 1: // remove a directory's subtree
+		d := pick(dirs[1:])
+		must(t, os.RemoveAll(abs(d)))
+		return []treesum.Change{{Path: d, Subtree: true}}
+	case k == 5 && len(dirs) > 1: // rename a directory elsewhere
+		d := pick(dirs[1:])
+		to := filepath.Join(pick(dirs), fresh)
+		if err := os.Rename(abs(d), abs(to)); err != nil {
+			return nil // into itself
+		}
+		return []treesum.Change{{Path: d, Subtree: true}, {Path: to, Subtree: true}}
+	case k == 6: // chmod anything, the root included
+		all := append(files, dirs...)
+		p := pick(all)
+		if fi, _ := os.Lstat(abs(p)); fi.Mode()&os.ModeSymlink == 0 {
+			must(t, os.Chmod(abs(p), os.FileMode(0o700+rng.IntN(0o70))))
+			return []treesum.Change{{Path: p}}
+		}
+	case k == 7 && len(files) > 1: // rename a file over another
+		a, b := pick(files), pick(files)
+		if a != b {
+			must(t, os.Rename(abs(a), abs(b)))
+			return []treesum.Change{{Path: a, Subtree: true}, {Path: b, Subtree: true}}
+		}
+	case k == 8: // an xattr on a directory or file
+		p := pick(append(files, dirs...))
+		if fi, _ := os.Lstat(abs(p)); fi.Mode()&os.ModeSymlink == 0 {
+			if err := unix.Lsetxattr(abs(p), "user.k", []byte(fmt.Sprint(rng.IntN(3))), 0); err == nil {
+				return []treesum.Change{{Path: p}}
+			}
+		}
+	}
+	return nil
+}
+
+// TestUpdateAgreesWithSum (issue 14): on random trees after random edits,
+// the incremental sum from the previous index and the journal of changes
+// equals the full sum, step after step, and so does the index it makes.
+func TestUpdateAgreesWithSum(t *testing.T) {
+	for seed := range uint64(12) {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, 14))
+			dir := t.TempDir()
+			randTree(t, rng, dir, 60)
+			sum, ix, err := treesum.SumIndex(t.Context(), dir)
+			must(t, err)
+			if full, _ := treesum.Sum(t.Context(), dir); full != sum {
+				t.Fatalf("SumIndex %s, Sum %s", sum, full)
+			}
+			for step := range 25 {
+				var changes []treesum.Change
+				for range 1 + rng.IntN(4) {
+					changes = append(changes, randEdit(t, rng, dir)...)
+				}
+				got, next, err := treesum.Update(t.Context(), dir, ix, changes)
+				must(t, err)
+				want, wantIx, err := treesum.SumIndex(t.Context(), dir)
+				must(t, err)
+				if got != want {
+					t.Fatalf("step %d (changes %v): Update %s, full sum %s", step, changes, got, want)
+				}
+				var a, b bytes.Buffer
+				_, _ = next.WriteTo(&a)
+				_, _ = wantIx.WriteTo(&b)
+				if !bytes.Equal(a.Bytes(), b.Bytes()) {
+					t.Fatalf("step %d: Update's index differs from a full one", step)
+				}
+				// And it survives the disk.
+				file := filepath.Join(t.TempDir(), "index")
+				must(t, os.WriteFile(file, a.Bytes(), 0o600))
+				if ix, err = treesum.ReadIndex(file, got); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// TestUpdateNeedsTheJournal: a change the journal does not name is not
+// seen (the sum is the old one): the property above depends on hostfs
+// journaling every change, which is what the store's tests check.
+func TestUpdateNeedsTheJournal(t *testing.T) {
+	dir := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(dir, "f"), []byte("a"), 0o644))
+	sum, ix, err := treesum.SumIndex(t.Context(), dir)
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(dir, "f"), []byte("b"), 0o644))
+	got, _, err := treesum.Update(t.Context(), dir, ix, nil)
+	must(t, err)
+	if got != sum {
+		t.Errorf("Update without changes re-read the tree: %s, was %s", got, sum)
+	}
+	got, _, err = treesum.Update(t.Context(), dir, ix, []treesum.Change{{Path: "f"}})
+	must(t, err)
+	if want, _ := treesum.Sum(t.Context(), dir); got != want {
+		t.Errorf("Update with the change: %s, want %s", got, want)
+	}
+}
+
+// TestReadIndexRefusesDamage: an index whose bytes were changed, or that
+// belongs to another sum, is refused.
+func TestReadIndexRefusesDamage(t *testing.T) {
+	dir := t.TempDir()
+	randTree(t, rand.New(rand.NewPCG(1, 2)), dir, 30)
+	sum, ix, err := treesum.SumIndex(t.Context(), dir)
+	must(t, err)
+	var b bytes.Buffer
+	_, _ = ix.WriteTo(&b)
+	file := filepath.Join(t.TempDir(), "index")
+	must(t, os.WriteFile(file, b.Bytes(), 0o600))
+	if _, err := treesum.ReadIndex(file, sum); err != nil {
+		t.Fatalf("good index refused: %v", err)
+	}
+	for i := len("kiln-treesum-index-v1\n"); i < b.Len(); i += 7 {
+		bad := bytes.Clone(b.Bytes())
+		bad[i] ^= 0x20
+		must(t, os.WriteFile(file, bad, 0o600))
+		if _, err := treesum.ReadIndex(file, sum); err == nil {
+			t.Fatalf("index with byte %d flipped accepted", i)
+		}
+	}
+	must(t, os.WriteFile(file, b.Bytes(), 0o600))
+	if _, err := treesum.ReadIndex(file, "00"+sum[2:]); err == nil {
+		t.Error("index accepted for another sum")
+	}
+}
+
+// FuzzReadIndex: no input crashes ReadIndex or is accepted for a sum it
+// does not hash to.
+func FuzzReadIndex(f *testing.F) {
+	dir := f.TempDir()
+	must(f, os.WriteFile(filepath.Join(dir, "a"), []byte("x"), 0o644))
+	must(f, os.Mkdir(filepath.Join(dir, "d"), 0o755))
+	sum, ix, err := treesum.SumIndex(f.Context(), dir)
+	must(f, err)
+	var b bytes.Buffer
+	_, _ = ix.WriteTo(&b)
+	f.Add(b.Bytes())
+	f.Add([]byte("kiln-treesum-index-v1\n\x00\x00\x00\x01"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		file := filepath.Join(t.TempDir(), "index")
+		must(t, os.WriteFile(file, data, 0o600))
+		got, err := treesum.ReadIndex(file, sum)
+		if err != nil {
+			return
+		}
+		var out bytes.Buffer
+		_, _ = got.WriteTo(&out)
+		if !bytes.Equal(out.Bytes(), b.Bytes()) {
+			t.Errorf("an index other than the tree's accepted for its sum")
+		}
+	})
+}
