@@ -455,10 +455,10 @@ func (in *debInstall) writeDB(res *debConfigureResult) error {
 			}
 		}
 		u.pkg.Files = kept
+		// As dpkg, the .md5sums keeps the lines of files a later package
+		// took over; dpkg --verify goes by the .list.
 		for _, l := range u.md5sums {
-			if _, rel, _ := strings.Cut(l, "  "); !gone["/"+rel] {
-				sums.WriteString(l + "\n")
-			}
+			sums.WriteString(l + "\n")
 		}
 		info := path.Join(adminDir, "info", u.key)
 		if err := putFile(info+".list", []byte(list.String()), 0o644, 0, 0); err != nil {

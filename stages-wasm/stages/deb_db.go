@@ -168,8 +168,9 @@ func (db *dpkgDB) takeOver(key, p string) {
 	db.moved[key][p] = true
 }
 
-// rewriteMoved drops the paths later packages took over from the .list and
-// .md5sums of packages installed before this stage, as dpkg does.
+// rewriteMoved drops the paths later packages took over from the .list of
+// packages installed before this stage, as dpkg does; their .md5sums stay
+// as they are, as dpkg leaves them.
 func (db *dpkgDB) rewriteMoved(current map[string]bool) error {
 	keys := make([]string, 0, len(db.moved))
 	for k := range db.moved {
@@ -180,31 +181,22 @@ func (db *dpkgDB) rewriteMoved(current map[string]bool) error {
 		if current[key] {
 			continue // written whole with this stage's packages
 		}
-		gone := db.moved[key]
-		for _, ext := range []string{".list", ".md5sums"} {
-			p := path.Join(adminDir, "info", key+ext)
-			text, ok, err := readOptional(p)
-			if err != nil || !ok {
-				if err != nil {
-					return err
-				}
-				continue
+		p := path.Join(adminDir, "info", key+".list")
+		text, ok, err := readOptional(p)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		var keep strings.Builder
+		for _, l := range strings.SplitAfter(text, "\n") {
+			if l != "" && !db.moved[key][strings.TrimSuffix(l, "\n")] {
+				keep.WriteString(l)
 			}
-			var keep []string
-			for _, l := range strings.SplitAfter(text, "\n") {
-				name := strings.TrimSuffix(l, "\n")
-				if ext == ".md5sums" {
-					if _, f, ok := strings.Cut(name, "  "); ok {
-						name = "/" + f
-					}
-				}
-				if l != "" && !gone[name] {
-					keep = append(keep, l)
-				}
-			}
-			if err := putFile(p, []byte(strings.Join(keep, "")), 0o644, 0, 0); err != nil {
-				return err
-			}
+		}
+		if err := putFile(p, []byte(keep.String()), 0o644, 0, 0); err != nil {
+			return err
 		}
 	}
 	return nil
