@@ -518,3 +518,35 @@ func arArchive(names []string, data [][]byte) []byte {
 	}
 	return b.Bytes()
 }
+
+// TestDebReproducible: two installs of the same packages into fresh trees
+// give the same tree, mtimes included (the archive's, and the epoch for
+// what kiln writes).
+func TestDebReproducible(t *testing.T) {
+	s := newDebSetup(t)
+	d := testDeb{name: "kiln-repro", version: "1", conffiles: []string{"/etc/r.conf"}, scripts: map[string]string{"postinst": "#!/bin/sh\n"},
+		files: []testFile{dir("etc", 0o755), file("etc/r.conf", "r\n"), dir("usr", 0o755), dir("usr/bin", 0o755), file("usr/bin/r", "r\n"), link("usr/bin/rr", "/usr/bin/r")}}
+	deb := d.build(t, t.TempDir())
+	var trees []map[string]string
+	for range 2 {
+		tree := t.TempDir()
+		if _, err := s.install(t, tree, []string{deb}, []map[string]string{d.option("")}, nil); err != nil {
+			t.Fatal(err)
+		}
+		desc := describeDeb(t, tree)
+		for p := range desc {
+			fi, err := os.Lstat(filepath.Join(tree, p))
+			if err != nil {
+				t.Fatal(err)
+			}
+			desc[p] += " mtime=" + fi.ModTime().UTC().Format(time.RFC3339Nano)
+		}
+		trees = append(trees, desc)
+	}
+	if diff := diffTrees(trees[0], trees[1]); diff != "" {
+		t.Errorf("second install differs:\n%s", diff)
+	}
+	if got := trees[0]["/var/lib/dpkg/status"]; !strings.Contains(got, "mtime="+time.Unix(goldenEpoch, 0).UTC().Format(time.RFC3339Nano)) {
+		t.Errorf("status not stamped with SOURCE_DATE_EPOCH: %s", got)
+	}
+}
