@@ -274,15 +274,15 @@ func (in *debInstall) checkPreDepends(u *unpackedDeb) error {
 		var near []string
 		for _, r := range alts {
 			for _, c := range cands {
-				if c.name == r.name {
-					if r.satisfiedBy(c.version) {
+				if c.name == r.Name {
+					if r.SatisfiedBy(c.version) {
 						met = true
 					} else {
 						near = append(near, c.name+" "+c.version)
 					}
 				}
 				for _, pr := range c.provides {
-					if pr.name == r.name && (r.op == "" || r.satisfiedBy(pr.version)) {
+					if pr.Name == r.Name && (r.Op == "" || r.SatisfiedBy(pr.Version)) {
 						met = true
 					}
 				}
@@ -303,7 +303,7 @@ func (in *debInstall) checkPreDepends(u *unpackedDeb) error {
 // package already has, unless u Replaces that package: then u takes it.
 func (in *debInstall) keep(u *unpackedDeb, h *tar.Header, name string) (bool, error) {
 	dirOrLink := h.Typeflag == tar.TypeDir || h.Typeflag == tar.TypeSymlink
-	if in.filter.skip(name, dirOrLink) {
+	if in.filter.Skip(name, dirOrLink) {
 		return false, nil
 	}
 	if h.Typeflag == tar.TypeDir {
@@ -323,7 +323,7 @@ func (in *debInstall) keep(u *unpackedDeb, h *tar.Header, name string) (bool, er
 		oname, oversion = o.name, o.version
 	}
 	for _, r := range u.replaces {
-		if r.name == oname && r.satisfiedBy(oversion) {
+		if r.Name == oname && r.SatisfiedBy(oversion) {
 			in.db.takeOver(owner, name)
 			return true, nil
 		}
@@ -379,7 +379,7 @@ func (u *unpackedDeb) checkSums(filter *pathFilter) error {
 		p := path.Clean("/" + strings.TrimPrefix(rel, "./"))
 		got, ok := u.md5[p]
 		if !ok {
-			if filter.skip(p, false) {
+			if filter.Skip(p, false) {
 				continue
 			}
 			return fmt.Errorf("%w: md5sums lists %s, which the package does not hold as a regular file", errMD5Mismatch, p)

@@ -9,8 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
+
+	"github.com/kilnbuild/kiln/stages-wasm/stages/internal/debfmt"
 )
 
 // A .deb is an ar archive (deb(5)): "debian-binary" holding "2.x", then
@@ -19,7 +20,8 @@ import (
 // reader is written here rather than taken from pault.ag/go/debian/deb,
 // which links golang.org/x/crypto/openpgp, github.com/xi2/xz and
 // github.com/kjk/lzma into every stage for what is sixty lines of ar, and
-// which accepts members in any order; this one streams and is strict.
+// which accepts members in any order; this one (internal/debfmt's ar
+// reader) streams and is strict.
 
 // errNotDeb is wrapped by every error about a .deb's container format.
 var errNotDeb = errors.New("not a Debian binary package")
@@ -28,81 +30,17 @@ var errNotDeb = errors.New("not a Debian binary package")
 // members are text (Debian's largest, a templates file, is under 1 MiB).
 const maxControlSize = 64 << 20
 
-type arReader struct {
-	r       *bufio.Reader
-	pending int64 // bytes of the current member (with its padding) unread
-}
-
-func newArReader(r io.Reader) (*arReader, error) {
-	br := bufio.NewReaderSize(r, 1<<16)
-	magic := make([]byte, 8)
-	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != "!<arch>\n" {
-		return nil, fmt.Errorf("no ar magic: %w", errNotDeb)
-	}
-	return &arReader{r: br}, nil
-}
-
-// next skips what is left of the current member and returns the next
-// one's name and a reader of exactly its content.
-func (a *arReader) next() (string, *bufio.Reader, error) {
-	if a.pending > 0 {
-		if _, err := a.r.Discard(int(a.pending)); err != nil {
-			return "", nil, fmt.Errorf("truncated ar member: %w", errNotDeb)
-		}
-		a.pending = 0
-	}
-	var h [60]byte
-	if _, err := io.ReadFull(a.r, h[:]); err != nil {
-		if errors.Is(err, io.EOF) {
-			return "", nil, io.EOF
-		}
-		return "", nil, fmt.Errorf("truncated ar header: %w", errNotDeb)
-	}
-	if h[58] != '`' || h[59] != '\n' {
-		return "", nil, fmt.Errorf("bad ar header: %w", errNotDeb)
-	}
-	name := strings.TrimSuffix(strings.TrimRight(string(h[0:16]), " "), "/")
-	size, err := strconv.ParseInt(strings.TrimRight(string(h[48:58]), " "), 10, 64)
-	if err != nil || size < 0 {
-		return "", nil, fmt.Errorf("ar member %q: bad size: %w", name, errNotDeb)
-	}
-	a.pending = size + size%2
-	return name, bufio.NewReaderSize(&countedReader{a: a, n: size}, 1<<16), nil
-}
-
-// countedReader reads one member's content and keeps arReader.pending.
-type countedReader struct {
-	a *arReader
-	n int64
-}
-
-func (c *countedReader) Read(p []byte) (int, error) {
-	if c.n <= 0 {
-		return 0, io.EOF
-	}
-	if int64(len(p)) > c.n {
-		p = p[:c.n]
-	}
-	n, err := c.a.r.Read(p)
-	c.n -= int64(n)
-	c.a.pending -= int64(n)
-	if errors.Is(err, io.EOF) && c.n > 0 {
-		err = io.ErrUnexpectedEOF
-	}
-	return n, err
-}
-
 // debArchive walks a .deb's members in the order deb(5) fixes.
 type debArchive struct {
-	ar *arReader
+	ar *debfmt.ArReader
 }
 
 func openDeb(r io.Reader) (*debArchive, error) {
-	ar, err := newArReader(r)
+	ar, err := debfmt.NewArReader(r)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", errNotDeb, err)
 	}
-	name, m, err := ar.next()
+	name, m, err := ar.Next()
 	if err != nil {
 		return nil, fmt.Errorf("no debian-binary member: %w", errNotDeb)
 	}
@@ -123,9 +61,12 @@ func openDeb(r io.Reader) (*debArchive, error) {
 // of exts, skipping "_" members, and the decompressed stream.
 func (d *debArchive) member(base string, exts ...string) (io.Reader, error) {
 	for {
-		name, m, err := d.ar.next()
-		if err != nil {
+		name, m, err := d.ar.Next()
+		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("no %s member: %w", base, errNotDeb)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", errNotDeb, err)
 		}
 		if strings.HasPrefix(name, "_") {
 			continue
@@ -134,7 +75,7 @@ func (d *debArchive) member(base string, exts ...string) (io.Reader, error) {
 		if !ok || (ext != "" && !contains(exts, ext)) {
 			return nil, fmt.Errorf("member %q where %s was expected: %w", name, base, errNotDeb)
 		}
-		r, err := decompress(m)
+		r, err := decompress(bufio.NewReaderSize(m, 1<<16))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
