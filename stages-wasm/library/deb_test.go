@@ -130,8 +130,9 @@ func (d testDeb) build(t *testing.T, dir string) string {
 // debSetup is what the kiln.deb tests share: the built library, an engine
 // and the tools.
 type debSetup struct {
-	st ModuleStage
-	e  *engine.Engine
+	st   ModuleStage
+	e    *engine.Engine
+	last time.Duration // how long the last install's stage ran
 }
 
 func newDebSetup(t *testing.T) *debSetup {
@@ -189,6 +190,7 @@ func (s *debSetup) install(t *testing.T, tree string, debs []string, opts []map[
 		Name: s.st.Name, ID: strings.Repeat("cd", 32), Module: engine.NewModule(s.st.Module),
 		Options: raw, Tree: tree, Sources: sources, Epoch: goldenEpoch,
 	})
+	s.last = res.Duration
 	if err != nil {
 		return string(res.Log), fmt.Errorf("%w\nlog:\n%s", err, res.Log)
 	}
