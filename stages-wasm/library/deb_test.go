@@ -312,6 +312,8 @@ func TestDebLikeDpkg(t *testing.T) {
 	plain := testDeb{name: "kiln-plain", version: "1", comp: "none", files: []testFile{dir("opt", 0o755), file("opt/p", "p\n")}}
 	scripted := testDeb{name: "kiln-scripted", version: "1", scripts: map[string]string{"postinst": "#!/bin/sh\nexit 0\n", "prerm": "#!/bin/sh\nexit 0\n"},
 		files: []testFile{dir("opt", 0o755), file("opt/s", "s\n")}}
+	// Another version of kiln-plain: /opt/p goes, /opt/q comes.
+	plain2 := testDeb{name: "kiln-plain", version: "2", files: []testFile{dir("opt", 0o755), file("opt/q", "q\n")}}
 	takeOver := testDeb{name: "kiln-takeover", version: "2", fields: "Replaces: kiln-base (<< 1:3)\n",
 		files: []testFile{dir("usr", 0o755), dir("usr/bin", 0o755), file("usr/bin/kiln-a", "new a\n")}}
 
@@ -327,6 +329,7 @@ func TestDebLikeDpkg(t *testing.T) {
 		{"maintainer scripts leave the package unpacked", [][]testDeb{{plain, scripted}}, "--unpack", []string{"kiln-plain"}},
 		{"Replaces moves the file", [][]testDeb{{base, takeOver}}, "--install", nil},
 		{"a second stage adds packages and takes files over", [][]testDeb{{base}, {takeOver, plain}}, "--install", nil},
+		{"a second stage installs another version", [][]testDeb{{plain}, {plain2}}, "--install", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()

@@ -216,6 +216,23 @@ func (in *debInstall) install(opt string, po debPackageOption) (*unpackedDeb, er
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", po.Source, err)
 	}
+	// A package the tree has already is being installed again (another
+	// version): what only the old version had goes, as dpkg removes it.
+	var previous []string
+	if old := in.db.pkgs[u.key]; old != nil {
+		for p, owner := range in.db.owner {
+			if owner == u.key {
+				previous = append(previous, p)
+			}
+		}
+		for _, line := range strings.Split(field(old.fields, "Conffiles"), "\n") {
+			// dpkg keeps a conffile the new version drops (as obsolete);
+			// kiln leaves it in the tree.
+			if f := strings.Fields(line); len(f) >= 2 {
+				previous = slices.DeleteFunc(previous, func(p string) bool { return p == f[0] })
+			}
+		}
+	}
 	hooks := &extractHooks{
 		keep: func(h *tar.Header, name string) (bool, error) { return in.keep(u, h, name) },
 		done: func(h *tar.Header, name string, sum []byte, _ bool) error { return in.record(u, h, name, sum) },
@@ -226,12 +243,40 @@ func (in *debInstall) install(opt string, po debPackageOption) (*unpackedDeb, er
 	if err := u.checkSums(in.filter); err != nil {
 		return nil, err
 	}
+	if err := in.removeDropped(u, previous); err != nil {
+		return nil, err
+	}
 	if err := u.readConffiles(); err != nil {
 		return nil, err
 	}
 	in.done = append(in.done, u)
 	in.byKey[u.key] = u
 	return u, nil
+}
+
+// removeDropped removes the non-directories an earlier version of u listed
+// that u no longer has and no other package took. Directories stay: the
+// database cannot tell which other packages share them.
+func (in *debInstall) removeDropped(u *unpackedDeb, previous []string) error {
+	now := make(map[string]bool, len(u.pkg.Files))
+	for _, p := range u.pkg.Files {
+		now[p] = true
+	}
+	slices.Sort(previous)
+	for _, p := range previous {
+		if now[p] || p == "/." || in.db.owner[p] != u.key {
+			continue
+		}
+		fi, err := os.Lstat(p)
+		if err != nil || fi.IsDir() {
+			continue // gone already, or a directory
+		}
+		if err := os.Remove(p); err != nil {
+			return fmt.Errorf("removing %s, which %s %s no longer has: %w", p, u.pkg.Name, u.pkg.Version, err)
+		}
+		delete(in.db.owner, p)
+	}
+	return nil
 }
 
 // validInfoMember accepts the control member names dpkg keeps under info/
