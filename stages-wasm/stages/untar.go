@@ -7,9 +7,10 @@ import (
 	"bufio"
 	"bytes"
 	"compress/bzip2"
-
+	"crypto/md5"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -59,7 +60,7 @@ func init() {
 		if err := mkdirAll(prefix, 0o755, 0, 0); err != nil {
 			return fmt.Errorf("option \"prefix\": %w", err)
 		}
-		if err := extract(tar.NewReader(r), prefix); err != nil {
+		if err := extract(tar.NewReader(r), prefix, nil); err != nil {
 			return fmt.Errorf("unpacking %s: %w", o.Source, err)
 		}
 		return nil
@@ -117,7 +118,21 @@ func unsafeLink(target string) bool {
 	return false
 }
 
-func extract(tr *tar.Reader, prefix string) error {
+// extractHooks change extract's tar rules into dpkg's for kiln.deb; a nil
+// *extractHooks is GNU tar's behaviour, which org.osbuild.untar keeps.
+type extractHooks struct {
+	// keep decides whether member h, bound for the tree path name, is
+	// unpacked at all (dpkg's path-exclude, conflicts between packages).
+	keep func(h *tar.Header, name string) (bool, error)
+	// done is told of every member kept, in archive order, once written
+	// (a delayed symlink once its placeholder is), with the md5 of a
+	// regular file's content; the archive's root member "./" comes as
+	// name == prefix and is not written. existed says a directory member
+	// found a directory there and, as with dpkg, left its metadata alone.
+	done func(h *tar.Header, name string, md5sum []byte, existed bool) error
+}
+
+func extract(tr *tar.Reader, prefix string, hooks *extractHooks) error {
 	var dirs []dirTime
 	var delayed []delayedLink
 	parents := parentDirs{prefix: prefix}
@@ -140,10 +155,38 @@ func extract(tr *tar.Reader, prefix string) error {
 			return err
 		}
 		if name == "" {
+			if hooks != nil {
+				if err := hooks.done(h, prefix, nil, true); err != nil {
+					return fmt.Errorf("%s: %w", h.Name, err)
+				}
+			}
 			continue
+		}
+		if hooks != nil {
+			keep, err := hooks.keep(h, name)
+			if err != nil {
+				return fmt.Errorf("%s: %w", h.Name, err)
+			}
+			if !keep {
+				continue
+			}
 		}
 		if err := parents.ensure(name); err != nil {
 			return fmt.Errorf("%s: %w", h.Name, err)
+		}
+		if hooks != nil && h.Typeflag == tar.TypeDir {
+			// dpkg merges a directory several packages ship: the first
+			// one's mode, owner and mtime stay. A symlink to a directory
+			// (a merged /usr) counts as the directory.
+			if fi, err := os.Stat(name); err == nil {
+				if !fi.IsDir() {
+					return fmt.Errorf("%s: a non-directory is in the way of the directory", h.Name)
+				}
+				if err := hooks.done(h, name, nil, true); err != nil {
+					return fmt.Errorf("%s: %w", h.Name, err)
+				}
+				continue
+			}
 		}
 		if h.Typeflag == tar.TypeSymlink && unsafeLink(h.Linkname) {
 			if err := removeInTheWay(name); err != nil {
@@ -155,13 +198,31 @@ func extract(tr *tar.Reader, prefix string) error {
 			}
 			f.Close()
 			delayed = append(delayed, delayedLink{name, h})
+			if hooks != nil {
+				if err := hooks.done(h, name, nil, false); err != nil {
+					return fmt.Errorf("%s: %w", h.Name, err)
+				}
+			}
 			continue
 		}
-		if err := extractEntry(tr, h, prefix, name); err != nil {
+		var sum hash.Hash
+		if hooks != nil && h.Typeflag == tar.TypeReg {
+			sum = md5.New()
+		}
+		if err := extractEntry(tr, h, prefix, name, sum); err != nil {
 			return fmt.Errorf("%s: %w", h.Name, err)
 		}
 		if h.Typeflag == tar.TypeDir {
 			dirs = append(dirs, dirTime{name, h.ModTime})
+		}
+		if hooks != nil {
+			var b []byte
+			if sum != nil {
+				b = sum.Sum(nil)
+			}
+			if err := hooks.done(h, name, b, false); err != nil {
+				return fmt.Errorf("%s: %w", h.Name, err)
+			}
 		}
 	}
 	for _, d := range delayed {
@@ -169,7 +230,7 @@ func extract(tr *tar.Reader, prefix string) error {
 		if fi, err := os.Lstat(d.name); err != nil || !fi.Mode().IsRegular() || fi.Size() != 0 {
 			continue
 		}
-		if err := extractEntry(tr, d.h, prefix, d.name); err != nil {
+		if err := extractEntry(tr, d.h, prefix, d.name, nil); err != nil {
 			return fmt.Errorf("%s: %w", d.h.Name, err)
 		}
 	}
@@ -228,7 +289,9 @@ func removeInTheWay(name string) error {
 	return nil
 }
 
-func extractEntry(tr *tar.Reader, h *tar.Header, prefix, name string) error {
+// extractEntry writes member h at name; sum, if not nil, is fed a regular
+// file's content.
+func extractEntry(tr *tar.Reader, h *tar.Header, prefix, name string, sum hash.Hash) error {
 	if h.Typeflag != tar.TypeDir {
 		if err := removeInTheWay(name); err != nil {
 			return err
@@ -246,7 +309,11 @@ func extractEntry(tr *tar.Reader, h *tar.Header, prefix, name string) error {
 			if err != nil {
 				return err
 			}
-			_, err = io.Copy(f, tr)
+			var w io.Writer = f
+			if sum != nil {
+				w = io.MultiWriter(f, sum)
+			}
+			_, err = io.Copy(w, tr)
 			if cerr := f.Close(); err == nil {
 				err = cerr
 			}
