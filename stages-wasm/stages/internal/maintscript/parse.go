@@ -81,6 +81,7 @@ type parser struct {
 }
 
 func (p *parser) peek() token { return p.toks[p.i] }
+
 // next consumes a token; the final EOF is never consumed.
 func (p *parser) next() token {
 	t := p.toks[p.i]
