@@ -58,7 +58,7 @@ type Choice struct {
 
 // Set is the groups of a tree, by name.
 type Set struct {
-	Groups map[string]*Group
+	Groups  map[string]*Group
 	slaveOf map[string]string // slave name -> group
 }
 
