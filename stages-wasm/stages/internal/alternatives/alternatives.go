@@ -196,3 +196,27 @@ func (g *Group) Links(altdir string, exists func(string) bool) []Link {
 	}
 	return ls
 }
+
+// Clone returns a deep copy of s, so that a package's calls can be tried
+// together and dropped if one fails.
+func (s *Set) Clone() *Set {
+	n := NewSet()
+	for k, v := range s.slaveOf {
+		n.slaveOf[k] = v
+	}
+	for name, g := range s.Groups {
+		ng := &Group{Name: g.Name, Link: g.Link, Selected: g.Selected, Slaves: map[string]string{}, Choices: map[string]*Choice{}}
+		for k, v := range g.Slaves {
+			ng.Slaves[k] = v
+		}
+		for p, c := range g.Choices {
+			nc := &Choice{Path: c.Path, Priority: c.Priority, Slaves: map[string]string{}}
+			for k, v := range c.Slaves {
+				nc.Slaves[k] = v
+			}
+			ng.Choices[p] = nc
+		}
+		n.Groups[name] = ng
+	}
+	return n
+}
