@@ -9,10 +9,13 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/kilnbuild/kiln/stages-wasm/sdk"
 	"github.com/kilnbuild/kiln/stages-wasm/stages/internal/alternatives"
+	"github.com/kilnbuild/kiln/stages-wasm/stages/internal/cacerts"
 	"github.com/kilnbuild/kiln/stages-wasm/stages/internal/debcfg"
 	"github.com/kilnbuild/kiln/stages-wasm/stages/internal/maintscript"
 )
@@ -41,6 +44,10 @@ type debBuiltin struct {
 var debBuiltins = map[string]debBuiltin{
 	"base-passwd": {scripts: []string{"preinst", "postinst"}, run: (*debConfigurer).basePasswd},
 	"passwd":      {scripts: []string{"postinst"}, run: (*debConfigurer).shadowConfig},
+	// ca-certificates' config, triggers and postinst: the debconf default
+	// (every certificate), update-ca-certificates and the trigger it sets
+	// for the hooks, which kiln runs only when there are none.
+	"ca-certificates": {scripts: []string{"config", "triggers", "postinst"}, run: (*debConfigurer).caCertificates},
 }
 
 type debConfigurer struct {
@@ -61,7 +68,21 @@ func debConfigure(pkgs []*debPackage, mode string) (*debConfigureResult, error) 
 	res := &debConfigureResult{Configured: map[string]bool{}}
 	c := &debConfigurer{alts: alternatives.NewSet()}
 	altOwner := map[string]string{}
-	for _, p := range pkgs {
+	// base-passwd goes first whatever the unpack order, as dpkg configures
+	// it first (it is Essential and passwd's scripts need its files).
+	ordered := slices.Clone(pkgs)
+	slices.SortStableFunc(ordered, func(a, b *debPackage) int {
+		switch {
+		case a.Name == b.Name:
+			return 0
+		case a.Name == "base-passwd":
+			return -1
+		case b.Name == "base-passwd":
+			return 1
+		}
+		return 0
+	})
+	for _, p := range ordered {
 		effects, reason, err := c.judge(p, altOwner)
 		if err != nil {
 			return nil, fmt.Errorf("configuring %s: %w", p.Name, err)
@@ -89,16 +110,16 @@ func debConfigure(pkgs []*debPackage, mode string) (*debConfigureResult, error) 
 // judge decides one package and, when it is configured, applies its
 // builtin effects and records its alternatives.
 func (c *debConfigurer) judge(p *debPackage, altOwner map[string]string) ([]string, string, error) {
-	if _, ok := p.Scripts["config"]; ok {
-		return nil, "config script (debconf questions)", nil
-	}
-	if ts := debcfg.Interests(p.Scripts["triggers"]); len(ts) > 0 {
-		return nil, fmt.Sprintf("trigger interest in %s is not processed", ts[0]), nil
-	}
 	b, builtin := debBuiltins[p.Name]
 	handled := map[string]bool{}
 	for _, s := range b.scripts {
 		handled[s] = true
+	}
+	if _, ok := p.Scripts["config"]; ok && !handled["config"] {
+		return nil, "config script (debconf questions)", nil
+	}
+	if ts := debcfg.Interests(p.Scripts["triggers"]); len(ts) > 0 && !handled["triggers"] {
+		return nil, fmt.Sprintf("trigger interest in %s is not processed", ts[0]), nil
 	}
 	var installs []maintscript.Alternative
 	for _, script := range []string{"preinst", "postinst"} {
@@ -269,6 +290,161 @@ func (c *debConfigurer) shadowConfig() ([]string, string, error) {
 		}
 	}
 	return []string{"passwd: shadowconfig on: /etc/shadow and /etc/gshadow"}, "", nil
+}
+
+// caCertificates is ca-certificates' postinst on a fresh install
+// (internal/cacerts): /usr/local/share/ca-certificates with /usr/local's
+// mode and group, a new /etc/ca-certificates.conf enabling every
+// certificate, then update-ca-certificates: NAME.pem links, the bundle and
+// the hash links of everything in /etc/ssl/certs.
+func (c *debConfigurer) caCertificates() ([]string, string, error) {
+	const share, local, conf, certs = "/usr/share/ca-certificates", "/usr/local/share/ca-certificates", "/etc/ca-certificates.conf", "/etc/ssl/certs"
+	if hooks, err := os.ReadDir("/etc/ca-certificates/update.d"); err == nil && len(hooks) > 0 {
+		return nil, "postinst: update-ca-certificates hooks in /etc/ca-certificates/update.d are not run", nil
+	}
+	if had, err := exists(conf); err != nil || had {
+		if err != nil {
+			return nil, "", err
+		}
+		return nil, "postinst: merging an existing " + conf, nil
+	}
+	if had, err := exists(local); err != nil {
+		return nil, "", err
+	} else if !had {
+		// mkdir without -p, errors ignored, as the postinst.
+		if st, err := sdk.Lstat("/usr/local"); err == nil && st.Mode.IsDir() {
+			if _, err := os.Stat("/usr/local/share"); err == nil {
+				if err := os.Mkdir(local, 0o700); err != nil {
+					return nil, "", err
+				}
+				if err := setOwnerMode(local, 0, int(st.Gid), st.Mode&(fs.ModePerm|fs.ModeSetgid|fs.ModeSetuid|fs.ModeSticky)); err != nil {
+					return nil, "", err
+				}
+			}
+		}
+	}
+	available, err := findCrt(share)
+	if err != nil {
+		return nil, "", err
+	}
+	var rel []string
+	for _, a := range available {
+		rel = append(rel, strings.TrimPrefix(a, share+"/"))
+	}
+	if err := mkdirAll("/etc", 0o755, 0, 0); err != nil {
+		return nil, "", err
+	}
+	confData := cacerts.Conf(rel)
+	if err := putFile(conf, confData, 0o644, 0, 0); err != nil {
+		return nil, "", err
+	}
+	locals, err := findCrt(local)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := mkdirAll(certs, 0o755, 0, 0); err != nil {
+		return nil, "", err
+	}
+	var bundle [][]byte
+	// The conf is sorted, so its order is rel's, sorted.
+	slices.Sort(rel)
+	for _, crt := range append(prefixAll(share+"/", slices.Compact(rel)), locals...) {
+		b, err := os.ReadFile(crt)
+		if err != nil {
+			return nil, "", err
+		}
+		bundle = append(bundle, b)
+		pemPath := path.Join(certs, cacerts.PEMName(crt))
+		if err := removeInTheWay(pemPath); err != nil {
+			return nil, "", err
+		}
+		if err := os.Symlink(crt, pemPath); err != nil {
+			return nil, "", err
+		}
+	}
+	// openssl rehash reads every file of the directory, the links just
+	// made included; the bundle is not there yet, as update-ca-certificates
+	// moves it in after rehashing.
+	ents, err := os.ReadDir(certs)
+	if err != nil {
+		return nil, "", err
+	}
+	var files []cacerts.File
+	for _, e := range ents {
+		p := path.Join(certs, e.Name())
+		if st, err := os.Stat(p); err != nil || !st.Mode().IsRegular() {
+			continue
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, "", err
+		}
+		files = append(files, cacerts.File{Name: e.Name(), Data: b})
+	}
+	links, err := cacerts.HashLinks(files)
+	if err != nil {
+		return nil, "", fmt.Errorf("openssl rehash: %w", err)
+	}
+	for _, l := range links {
+		p := path.Join(certs, l.Name)
+		if err := removeInTheWay(p); err != nil {
+			return nil, "", err
+		}
+		if err := os.Symlink(l.Target, p); err != nil {
+			return nil, "", err
+		}
+	}
+	if err := putFile(path.Join(certs, "ca-certificates.crt"), cacerts.Bundle(bundle), 0o644, 0, 0); err != nil {
+		return nil, "", err
+	}
+	return []string{fmt.Sprintf("ca-certificates: %d certificates in /etc/ssl/certs/ca-certificates.crt, %d hash links", len(bundle), len(links))}, "", nil
+}
+
+// findCrt is find -L DIR -type f -name '*.crt' | sort.
+func findCrt(dir string) ([]string, error) {
+	var out []string
+	var walk func(d string, depth int) error
+	walk = func(d string, depth int) error {
+		if depth > 40 {
+			return fmt.Errorf("%s: too deep", d)
+		}
+		ents, err := os.ReadDir(d)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			p := path.Join(d, e.Name())
+			st, err := os.Stat(p)
+			if err != nil {
+				continue // a dangling link: find -L reports it, and skips it
+			}
+			switch {
+			case st.IsDir():
+				if err := walk(p, depth+1); err != nil {
+					return err
+				}
+			case st.Mode().IsRegular() && strings.HasSuffix(e.Name(), ".crt"):
+				out = append(out, p)
+			}
+		}
+		return nil
+	}
+	if err := walk(dir, 0); err != nil {
+		return nil, err
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+func prefixAll(prefix string, ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = prefix + s
+	}
+	return out
 }
 
 // writeAlternatives makes the links and admin files of every group the
