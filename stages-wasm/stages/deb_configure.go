@@ -17,6 +17,7 @@ import (
 	"github.com/kilnbuild/kiln/stages-wasm/stages/internal/alternatives"
 	"github.com/kilnbuild/kiln/stages-wasm/stages/internal/cacerts"
 	"github.com/kilnbuild/kiln/stages-wasm/stages/internal/debcfg"
+	"github.com/kilnbuild/kiln/stages-wasm/stages/internal/ldcache"
 	"github.com/kilnbuild/kiln/stages-wasm/stages/internal/maintscript"
 )
 
@@ -47,11 +48,19 @@ var debBuiltins = map[string]debBuiltin{
 	// ca-certificates' config, triggers and postinst: the debconf default
 	// (every certificate), update-ca-certificates and the trigger it sets
 	// for the hooks, which kiln runs only when there are none.
+	// libc-bin's postinst: nsswitch.conf from its default, and ldconfig,
+	// whose cache debConfigure writes at the end; its trigger is ldconfig's.
+	"libc-bin":        {scripts: []string{"postinst", "triggers"}, run: (*debConfigurer).libcBin},
 	"ca-certificates": {scripts: []string{"config", "triggers", "postinst"}, run: (*debConfigurer).caCertificates},
 }
 
 type debConfigurer struct {
 	alts *alternatives.Set
+	// arch is the architecture ld.so.cache is written for ("" when no
+	// package names one kiln knows); ldconfig is set once a configured
+	// package asked for it.
+	arch     string
+	ldconfig bool
 }
 
 // debConfigure is kiln.deb's configure step: it runs once every package
@@ -66,7 +75,7 @@ func debConfigure(pkgs []*debPackage, mode string) (*debConfigureResult, error) 
 		return nil, fmt.Errorf("%w %q (want %q or %q)", errDebConfigureMode, mode, debConfigureFirstBoot, debConfigureNone)
 	}
 	res := &debConfigureResult{Configured: map[string]bool{}}
-	c := &debConfigurer{alts: alternatives.NewSet()}
+	c := &debConfigurer{alts: alternatives.NewSet(), arch: cacheArch(pkgs)}
 	altOwner := map[string]string{}
 	// base-passwd goes first whatever the unpack order, as dpkg configures
 	// it first (it is Essential and passwd's scripts need its files).
@@ -94,7 +103,12 @@ func debConfigure(pkgs []*debPackage, mode string) (*debConfigureResult, error) 
 		res.Configured[p.Name] = true
 		res.Effects = append(res.Effects, effects...)
 	}
-	effects, err := c.writeAlternatives(altOwner)
+	effects, err := c.writeLdCache()
+	if err != nil {
+		return nil, err
+	}
+	res.Effects = append(res.Effects, effects...)
+	effects, err = c.writeAlternatives(altOwner)
 	if err != nil {
 		return nil, err
 	}
@@ -135,8 +149,11 @@ func (c *debConfigurer) judge(p *debPackage, altOwner map[string]string) ([]stri
 		if r.Unknown != "" {
 			return nil, script + ": " + r.Unknown, nil
 		}
+		if r.Ldconfig && c.arch == "" {
+			return nil, script + ": runs ldconfig, and kiln writes no ld.so.cache for this architecture", nil
+		}
 		if r.Ldconfig {
-			return nil, script + ": runs ldconfig, and kiln does not write /etc/ld.so.cache yet", nil
+			c.ldconfig = true
 		}
 		installs = append(installs, r.Alternatives...)
 	}
@@ -290,6 +307,78 @@ func (c *debConfigurer) shadowConfig() ([]string, string, error) {
 		}
 	}
 	return []string{"passwd: shadowconfig on: /etc/shadow and /etc/gshadow"}, "", nil
+}
+
+// cacheArch is the architecture of the first package that has one kiln
+// writes ld.so.cache for.
+func cacheArch(pkgs []*debPackage) string {
+	for _, p := range pkgs {
+		if _, ok := ldcache.Arches[p.Arch]; ok {
+			return p.Arch
+		}
+	}
+	return ""
+}
+
+// libcBin is libc-bin's postinst on a fresh install.
+func (c *debConfigurer) libcBin() ([]string, string, error) {
+	if c.arch == "" {
+		return nil, "postinst: runs ldconfig, and kiln writes no ld.so.cache for this architecture", nil
+	}
+	c.ldconfig = true
+	const def, dst = "/usr/share/libc-bin/nsswitch.conf", "/etc/nsswitch.conf"
+	// install_from_default: cp -p when the target is not a regular file.
+	if st, err := os.Stat(dst); err == nil && st.Mode().IsRegular() {
+		return nil, "", nil
+	}
+	b, err := os.ReadFile(def)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, "", nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	st, err := sdk.Lstat(def)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := mkdirAll("/etc", 0o755, 0, 0); err != nil {
+		return nil, "", err
+	}
+	if err := removeInTheWay(dst); err != nil {
+		return nil, "", err
+	}
+	if err := putFile(dst, b, st.Mode&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky), int(st.Uid), int(st.Gid)); err != nil {
+		return nil, "", err
+	}
+	if err := sdk.Utimens(dst, st.Atime, st.Mtime); err != nil {
+		return nil, "", err
+	}
+	return []string{"libc-bin: " + dst + " from " + def}, "", nil
+}
+
+// writeLdCache is ldconfig (internal/ldcache) when a configured package
+// ran it: the SONAME links it makes, then /etc/ld.so.cache.
+func (c *debConfigurer) writeLdCache() ([]string, error) {
+	if !c.ldconfig {
+		return nil, nil
+	}
+	entries, links, err := ldcache.Scan(ldcache.Dir("/"), c.arch)
+	if err != nil {
+		return nil, fmt.Errorf("ldconfig: %w", err)
+	}
+	for _, l := range links {
+		if err := os.Symlink(l.Target, l.Path); err != nil {
+			return nil, fmt.Errorf("ldconfig: %w", err)
+		}
+	}
+	if err := mkdirAll("/etc", 0o755, 0, 0); err != nil {
+		return nil, err
+	}
+	if err := putFile("/etc/ld.so.cache", ldcache.Encode(entries), 0o644, 0, 0); err != nil {
+		return nil, fmt.Errorf("ldconfig: %w", err)
+	}
+	return []string{fmt.Sprintf("ld.so.cache: %d libraries, %d SONAME links made", len(entries), len(links))}, nil
 }
 
 // caCertificates is ca-certificates' postinst on a fresh install
