@@ -50,7 +50,9 @@ var debBuiltins = map[string]debBuiltin{
 	// for the hooks, which kiln runs only when there are none.
 	// libc-bin's postinst: nsswitch.conf from its default, and ldconfig,
 	// whose cache debConfigure writes at the end; its trigger is ldconfig's.
-	"libc-bin":        {scripts: []string{"postinst", "triggers"}, run: (*debConfigurer).libcBin},
+	"libc-bin": {scripts: []string{"postinst", "triggers"}, run: (*debConfigurer).libcBin},
+	// tzdata's config and postinst with debconf's default answer, Etc/UTC.
+	"tzdata":          {scripts: []string{"config", "postinst"}, run: (*debConfigurer).tzdata},
 	"ca-certificates": {scripts: []string{"config", "triggers", "postinst"}, run: (*debConfigurer).caCertificates},
 }
 
@@ -379,6 +381,33 @@ func (c *debConfigurer) writeLdCache() ([]string, error) {
 		return nil, fmt.Errorf("ldconfig: %w", err)
 	}
 	return []string{fmt.Sprintf("ld.so.cache: %d libraries, %d SONAME links made", len(entries), len(links))}, nil
+}
+
+// tzdata is tzdata's postinst on a fresh install with no time zone set:
+// debconf's default Etc/UTC as /etc/localtime (an absolute link, as its
+// ln -nsf) and /etc/timezone. A zone already configured is what its config
+// script would read and offer, so kiln defers then; org.osbuild.timezone
+// after kiln.deb sets another zone.
+func (c *debConfigurer) tzdata() ([]string, string, error) {
+	const zone = "Etc/UTC"
+	for _, p := range []string{"/etc/localtime", "/etc/timezone"} {
+		if had, err := exists(p); err != nil || had {
+			if err != nil {
+				return nil, "", err
+			}
+			return nil, "config: " + p + " exists, and tzdata's config script would read it", nil
+		}
+	}
+	if err := mkdirAll("/etc", 0o755, 0, 0); err != nil {
+		return nil, "", err
+	}
+	if err := os.Symlink("/usr/share/zoneinfo/"+zone, "/etc/localtime"); err != nil {
+		return nil, "", err
+	}
+	if err := putFile("/etc/timezone", []byte(zone+"\n"), 0o644, 0, 0); err != nil {
+		return nil, "", err
+	}
+	return []string{"tzdata: /etc/localtime -> /usr/share/zoneinfo/" + zone}, "", nil
 }
 
 // caCertificates is ca-certificates' postinst on a fresh install
