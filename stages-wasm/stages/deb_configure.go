@@ -138,6 +138,7 @@ func (c *debConfigurer) judge(p *debPackage, altOwner map[string]string) ([]stri
 		return nil, fmt.Sprintf("trigger interest in %s is not processed", ts[0]), nil
 	}
 	var installs []maintscript.Alternative
+	runsLdconfig := false
 	for _, script := range []string{"preinst", "postinst"} {
 		body, ok := p.Scripts[script]
 		if !ok || handled[script] {
@@ -154,9 +155,7 @@ func (c *debConfigurer) judge(p *debPackage, altOwner map[string]string) ([]stri
 		if r.Ldconfig && c.arch == "" {
 			return nil, script + ": runs ldconfig, and kiln writes no ld.so.cache for this architecture", nil
 		}
-		if r.Ldconfig {
-			c.ldconfig = true
-		}
+		runsLdconfig = runsLdconfig || r.Ldconfig
 		installs = append(installs, r.Alternatives...)
 	}
 	// A package's alternatives are tried together on a copy, and its
@@ -177,6 +176,7 @@ func (c *debConfigurer) judge(p *debPackage, altOwner map[string]string) ([]stri
 		effects = e
 	}
 	c.alts = trial
+	c.ldconfig = c.ldconfig || runsLdconfig
 	for _, in := range installs {
 		altOwner[in.Name+"\x00"+in.Path] = p.Name
 	}
