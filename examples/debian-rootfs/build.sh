@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Builds a Debian 12 root filesystem (the Priority: required set plus systemd)
+# from the committed lock packages.lock.json, as a zstd tarball, with kiln's
+# default store. Prints the tarball's path as its last line.
+#
+#   examples/debian-rootfs/build.sh OUTDIR
+#
+# Maintainer scripts kiln does not reproduce are left to the first boot: the
+# image carries a kiln-dpkg-configure.service that runs `dpkg --configure -a`
+# once (docs/maintainer-scripts.md). `dpkg --root=TREE --verify` of the
+# unpacked tarball is clean.
+#
+# The .debs are downloaded from the Debian mirror this machine's apt uses
+# (KILN_DEBIAN_MIRROR overrides it) and checked against the lock's sha256.
+# Refresh the lock when the archive has moved on (a download answers 404):
+#   kiln deb resolve --suite bookworm --required -o examples/debian-rootfs/packages.lock.json \
+#       usr-is-merged systemd systemd-sysv
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+out=${1:?usage: build.sh OUTDIR}
+kiln=${KILN:-$root/bin/kiln}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+[ -x "$kiln" ] || make -C "$root" build >&2
+mirror=$("$root/examples/lib/apt-mirror.sh" bookworm)
+"$kiln" deb manifest --lock "$here/packages.lock.json" --mirror "$mirror" \
+	-o "$out/debian-rootfs.json" "$here/rootfs.json.in"
+"$kiln" build --output-directory "$out" "$out/debian-rootfs.json" >&2
+echo "$out/debian-rootfs.tar.zst"
