@@ -38,29 +38,9 @@ var (
 )
 
 // configureStep reproduces the effects of the packages' maintainer
-// scripts. This default reproduces none: a package with no script that
-// runs on installation (preinst, postinst, config) is configured, every
-// other is deferred. debConfigure (deb_configure*.go) replaces it.
-var configureStep = func(pkgs []*debPackage, mode string) (*debConfigureResult, error) {
-	res := &debConfigureResult{Configured: map[string]bool{}}
-	for _, p := range pkgs {
-		if hasInstallScripts(p) {
-			res.Deferred = append(res.Deferred, debDeferred{Package: p.Name, Reason: "maintainer scripts not run"})
-			continue
-		}
-		res.Configured[p.Name] = true
-	}
-	return res, nil
-}
-
-func hasInstallScripts(p *debPackage) bool {
-	for _, s := range []string{"preinst", "postinst", "config"} {
-		if _, ok := p.Scripts[s]; ok {
-			return true
-		}
-	}
-	return false
-}
+// scripts; it is debConfigure (deb_configure.go), set in an init so that
+// the unpacker and the configure step stay in files of their own.
+var configureStep func(pkgs []*debPackage, mode string) (*debConfigureResult, error)
 
 // kiln.deb installs Debian binary packages into the tree as `dpkg --unpack`
 // would, without dpkg and without running anything: each .deb (an

@@ -22,7 +22,7 @@ type debPackage struct {
 	// Conffiles are the absolute paths the conffiles member lists.
 	Conffiles []string
 	// Files are the absolute paths the package put in the tree (after
-	// exclude globs), sorted, "/." first as dpkg's .list has it.
+	// exclude globs), in archive order, "/." first, as dpkg's .list has them.
 	Files []string
 }
 
