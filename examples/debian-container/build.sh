@@ -9,7 +9,7 @@
 # Run it:
 #   podman load -i OUTDIR/debian-container.oci.tar
 #   podman run --rm --runtime runc --ulimit nofile=1024:1024 \
-#       --ulimit nproc=1024:1024 localhost/latest:latest
+#       --ulimit nproc=1024:1024 localhost/kiln-debian:12
 # (On Debian 12 hosts without cgroup delegation crun fails on setrlimit:
 # runc with explicit --ulimit values works.)
 #
