@@ -27,4 +27,3 @@ func (errBadData) Error() string { return "bad compressed data" }
 
 // Is makes the error match EBADMSG too, the errno it comes as.
 func (errBadData) Is(target error) bool { return target == syscall.EBADMSG }
-
