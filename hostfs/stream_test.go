@@ -11,6 +11,7 @@ import (
 	"github.com/kilnbuild/kiln/hostfs"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+	"golang.org/x/sys/unix"
 )
 
 const streamText = "hello, stream: decompressed by the host\n"
@@ -162,6 +163,104 @@ open after close 0
 			}
 			if !after.ModTime().Equal(before.ModTime()) {
 				t.Errorf("%s changed", secret)
+			}
+		})
+	}
+}
+
+// TestWriteFileABI runs testdata/stream's write_file calls, hostile ones
+// included (symlinked parents, "..", a symlink to a host file in the way, a
+// read-only mount, bad flags, modes, times, pointers and lengths), and then
+// checks on the host what each one made, and that nothing outside the tree
+// changed.
+func TestWriteFileABI(t *testing.T) {
+	const want = `write_file ok 0
+write_file exists 20
+write_file replace 0
+write_file append 0
+write_file empty 0
+write_file replace-nonempty-dir 55
+write_file replace-into-dir 31
+write_file append-missing 44
+write_file append-symlink 32
+write_file append-dir 31
+write_file both-flags 28
+write_file bad-flags 28
+write_file bad-mode 28
+write_file nsec-range 28
+write_file utime-now 28
+write_file read-only 69
+write_file through-abs-symlink 44
+write_file through-rel-symlink 44
+write_file dotdot 44
+write_file replace-symlink-out 0
+write_file nul 28
+write_file long 37
+write_file efault-data 21
+write_file huge-len 21
+`
+	if os.Getuid() != 0 {
+		t.Skip("needs root: write_file sets owners")
+	}
+	r, mod := guest(t, "stream")
+	for _, res := range resolvers {
+		t.Run(res.String(), func(t *testing.T) {
+			base := t.TempDir()
+			tree, sources, outside := filepath.Join(base, "tree"), filepath.Join(base, "sources"), filepath.Join(base, "outside")
+			for _, d := range []string{filepath.Join(tree, "dir"), sources, outside} {
+				if err := os.MkdirAll(d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			secret := filepath.Join(outside, "secret")
+			for p, b := range map[string]string{filepath.Join(tree, "dir", "file"): "in dir", secret: "host secret", filepath.Join(sources, "hello.gz"): "ro"} {
+				if err := os.WriteFile(p, []byte(b), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for link, target := range map[string]string{"link": "new", "out": outside, "up": "../outside", "out-file": secret} {
+				if err := os.Symlink(target, filepath.Join(tree, link)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			mounts := []hostfs.Mount{
+				{GuestPath: "/", Root: openRoot(t, tree, res)},
+				{GuestPath: "/run/kiln/sources", Root: openRoot(t, sources, res), ReadOnly: true},
+			}
+			stdout, stderr, code := runGuest(t, r, mod, mounts, "stream", "writefile")
+			if code != 0 {
+				t.Fatalf("guest exited %d: %s", code, stderr)
+			}
+			if stdout != want {
+				t.Errorf("write_file results differ:\n got:\n%s\nwant:\n%s", stdout, want)
+			}
+			var st unix.Stat_t
+			if err := unix.Lstat(filepath.Join(tree, "new"), &st); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := os.ReadFile(filepath.Join(tree, "new")); err != nil || string(got) != "xyz+more" {
+				t.Errorf("/new holds %q (%v), want the replaced and appended data", got, err)
+			}
+			if st.Mode != unix.S_IFREG|0o4755 || st.Uid != 1000 || st.Gid != 1001 ||
+				st.Mtim != (unix.Timespec{Sec: 1600000000, Nsec: 500000000}) || st.Atim != st.Mtim {
+				t.Errorf("/new: mode %o owner %d:%d mtime %v atime %v", st.Mode, st.Uid, st.Gid, st.Mtim, st.Atim)
+			}
+			if err := unix.Lstat(filepath.Join(tree, "empty"), &st); err != nil || st.Mode != unix.S_IFREG|0o600 || st.Size != 0 {
+				t.Errorf("/empty: %v mode %o size %d", err, st.Mode, st.Size)
+			}
+			// The symlink to the host file was replaced, not followed.
+			if err := unix.Lstat(filepath.Join(tree, "out-file"), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+				t.Errorf("/out-file is not a regular file: %v %o", err, st.Mode)
+			}
+			if got, _ := os.ReadFile(secret); string(got) != "host secret" {
+				t.Errorf("the host file behind /out-file now holds %q", got)
+			}
+			entries, err := os.ReadDir(outside)
+			if err != nil || len(entries) != 1 {
+				t.Errorf("outside the tree: %v %v", entries, err)
+			}
+			if got, _ := os.ReadFile(filepath.Join(tree, "dir", "file")); string(got) != "in dir" {
+				t.Errorf("/dir/file now holds %q", got)
 			}
 		})
 	}

@@ -197,33 +197,41 @@ func removeInTheWay(name string) error {
 	return nil
 }
 
+// setXattrs sets the member's xattrs. They come after the owner, whose
+// change would clear security.capability, and need not come before the
+// mtime: an xattr changes only the ctime.
+func setXattrs(name string, h *tar.Header) error {
+	for k, v := range h.PAXRecords {
+		if attr, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
+			if err := sdk.SetXattr(name, attr, []byte(v), 0); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 func extractEntry(tr *tar.Reader, h *tar.Header, prefix, name string) error {
+	perm := permMode(uint32(h.Mode) & 0o7777)
+	if h.Typeflag == tar.TypeReg {
+		// One host call a MiB: data, owner, mode and mtime, replacing
+		// what is in the way.
+		if err := sdk.WriteFileFrom(name, tr, perm, h.Uid, h.Gid, h.ModTime); err != nil {
+			return err
+		}
+		return setXattrs(name, h)
+	}
 	if h.Typeflag != tar.TypeDir {
 		if err := removeInTheWay(name); err != nil {
 			return err
 		}
 	}
-	perm := permMode(uint32(h.Mode) & 0o7777)
 	switch h.Typeflag {
 	case tar.TypeDir:
 		if err := os.Mkdir(name, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 			return err
 		}
-	case tar.TypeReg, tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
-		if h.Typeflag == tar.TypeReg {
-			f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-			if err != nil {
-				return err
-			}
-			_, err = io.Copy(f, tr)
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return err
-			}
-			break
-		}
+	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 		kind := fs.ModeNamedPipe
 		switch h.Typeflag {
 		case tar.TypeChar:
@@ -257,12 +265,8 @@ func extractEntry(tr *tar.Reader, h *tar.Header, prefix, name string) error {
 			return err
 		}
 	}
-	for k, v := range h.PAXRecords {
-		if attr, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
-			if err := sdk.SetXattr(name, attr, []byte(v), 0); err != nil {
-				return err
-			}
-		}
+	if err := setXattrs(name, h); err != nil {
+		return err
 	}
 	if h.Typeflag != tar.TypeDir {
 		return sdk.Utimens(name, h.ModTime, h.ModTime)

@@ -1,6 +1,7 @@
 //go:build wasip1
 
-// Command stream calls the kiln_hostfs stream imports with raw arguments,
+// Command stream calls the kiln_hostfs stream imports (and, as "stream
+// writefile", write_file) with raw arguments,
 // hostile ones included, and prints "name errno [detail]" for each:
 // TestStreamABI compares the lines with docs/hostfs.md. The test lays out
 // /run/kiln/sources with hello.gz, hello.xz, hello.zst, hello.bz2, plain,
@@ -83,6 +84,10 @@ func errText(h uint32) string {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "writefile" {
+		writeFile()
+		return
+	}
 	sources := "/run/kiln/sources/"
 	for _, c := range []struct {
 		name string
@@ -175,4 +180,45 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "exit" {
 		os.Exit(0)
 	}
+}
+
+//go:wasmimport kiln_hostfs write_file
+func rawWriteFile(path, pathLen, data, dataLen, mode, uid, gid uint32, mtimeSec int64, mtimeNsec, flags uint32) uint32
+
+// writeFile calls write_file; the tree holds dir/file, link -> new, out ->
+// the host directory outside and up -> ../outside, and out-file -> the
+// host file outside/secret.
+func writeFile() {
+	const utimeNow, utimeOmit = 0x3fffffff, 0x3ffffffe
+	w := func(label, path, data string, mode, uid, gid uint32, sec int64, nsec, flags uint32) {
+		p, l := addr([]byte(path))
+		d, dl := addr([]byte(data))
+		fmt.Println("write_file", label, rawWriteFile(p, l, d, dl, mode, uid, gid, sec, nsec, flags))
+	}
+	const keep = 0xffffffff
+	w("ok", "/new", "abc", 0o4755, 1000, 1001, 1600000000, 500000000, 0)
+	w("exists", "/new", "abc", 0o644, keep, keep, 0, utimeOmit, 0)
+	w("replace", "/new", "xyz", 0o4755, 1000, 1001, 1600000000, 500000000, 1)
+	w("append", "/new", "+more", 0o4755, 1000, 1001, 1600000000, 500000000, 2)
+	w("empty", "/empty", "", 0o600, keep, keep, 0, utimeOmit, 0)
+	w("replace-nonempty-dir", "/dir", "x", 0o644, keep, keep, 0, utimeOmit, 1)
+	w("replace-into-dir", "/dir/", "x", 0o644, keep, keep, 0, utimeOmit, 1)
+	w("append-missing", "/nope", "x", 0o644, keep, keep, 0, utimeOmit, 2)
+	w("append-symlink", "/link", "x", 0o644, keep, keep, 0, utimeOmit, 2)
+	w("append-dir", "/dir", "x", 0o644, keep, keep, 0, utimeOmit, 2)
+	w("both-flags", "/f", "x", 0o644, keep, keep, 0, utimeOmit, 3)
+	w("bad-flags", "/f", "x", 0o644, keep, keep, 0, utimeOmit, 4)
+	w("bad-mode", "/f", "x", 0o10644, keep, keep, 0, utimeOmit, 0)
+	w("nsec-range", "/f", "x", 0o644, keep, keep, 0, 1000000000, 0)
+	w("utime-now", "/f", "x", 0o644, keep, keep, 0, utimeNow, 0)
+	w("read-only", "/run/kiln/sources/hello.gz", "x", 0o644, keep, keep, 0, utimeOmit, 1)
+	w("through-abs-symlink", "/out/evil", "x", 0o644, keep, keep, 0, utimeOmit, 0)
+	w("through-rel-symlink", "/up/evil", "x", 0o644, keep, keep, 0, utimeOmit, 0)
+	w("dotdot", "/../../outside/evil", "x", 0o644, keep, keep, 0, utimeOmit, 0)
+	w("replace-symlink-out", "/out-file", "mine", 0o644, keep, keep, 0, utimeOmit, 1)
+	w("nul", "/f\x00", "x", 0o644, keep, keep, 0, utimeOmit, 0)
+	w("long", "/"+strings.Repeat("a", 4100), "x", 0o644, keep, keep, 0, utimeOmit, 0)
+	p, l := addr([]byte("/f"))
+	fmt.Println("write_file efault-data", rawWriteFile(p, l, bad, 64, 0o644, keep, keep, 0, utimeOmit, 0))
+	fmt.Println("write_file huge-len", rawWriteFile(p, l, p, 0xffffffff, 0o644, keep, keep, 0, utimeOmit, 0))
 }
