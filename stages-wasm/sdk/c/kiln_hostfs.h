@@ -123,6 +123,17 @@ int32_t kiln_lstat(const char *path, uint32_t path_len, struct kiln_stat *st)
 int32_t kiln_eio_cause(uint32_t *errno_out)
 	KILN_HOSTFS_IMPORT("eio_cause");
 
+/* Flags of kiln_write_file. */
+#define KILN_WRITE_REPLACE 1 /* remove what is in the way, as tar does */
+#define KILN_WRITE_APPEND 2  /* append to the existing regular file */
+
+/* Make a regular file with data, then owner (-1 keeps), mode (0..07777)
+ * and atime = mtime (KILN_UTIME_OMIT: the epoch), in one call. */
+int32_t kiln_write_file(const char *path, uint32_t path_len,
+	const void *data, uint32_t data_len, uint32_t mode, uint32_t uid, uint32_t gid,
+	int64_t mtime_sec, uint32_t mtime_nsec, uint32_t flags)
+	KILN_HOSTFS_IMPORT("write_file");
+
 /* Kinds of kiln_stream_open. */
 #define KILN_STREAM_AUTO 0 /* gzip, xz, zstd or bzip2 by magic number, else none */
 #define KILN_STREAM_NONE 1
