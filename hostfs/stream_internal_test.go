@@ -66,3 +66,49 @@ func TestStreamsEndWithTheModule(t *testing.T) {
 		}
 	}
 }
+
+// FuzzStream feeds arbitrary bytes, a stage's "archive", to the host's
+// decompressors in every kind: reading must end, with data or an error,
+// never a panic in the host, and close must stop the producer.
+func FuzzStream(f *testing.F) {
+	for _, seed := range [][]byte{
+		nil, []byte("plain"), {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+		{0xfd, '7', 'z', 'X', 'Z', 0}, {0x28, 0xb5, 0x2f, 0xfd, 0, 0}, []byte("BZh91AY&SY"),
+	} {
+		for kind := uint32(streamAuto); kind <= streamBzip2; kind++ {
+			f.Add(seed, kind)
+		}
+	}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte, kind uint32) {
+		kind %= streamBzip2 + 1
+		p := filepath.Join(dir, "in")
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		file, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := openStream(file, 0, -1, kind)
+		defer s.close()
+		buf := make([]byte, 4096)
+		total := 0
+		for total < 64<<20 { // a bomb is cut short: it only costs time
+			n, err := s.read(context.Background(), buf)
+			if err != nil {
+				if kind == streamNone {
+					t.Fatalf("kind none failed: %v", err)
+				}
+				return
+			}
+			if n == 0 {
+				if kind == streamNone && total != len(data) {
+					t.Fatalf("kind none read %d of %d bytes", total, len(data))
+				}
+				return
+			}
+			total += n
+		}
+	})
+}
