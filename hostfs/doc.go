@@ -23,5 +23,9 @@
 // ([WithEpoch]) as mtime, directories list sorted, and device and inode
 // numbers are the mount's and the root's own (inodes.go). wazero's WASI says
 // EIO for host errors it has no number for (ENOSPC among them); the real one
-// is kept for the kiln_hostfs call eio_cause. docs/hostfs.md holds the ABI.
+// is kept for the kiln_hostfs call eio_cause. For unpacking at the speed of
+// the disk, stream_* decompress a file in the host for the guest to read
+// (stream.go; the streams end with the module) and write_file makes a whole
+// file with owner, mode and mtime in one call (writefile.go).
+// docs/hostfs.md holds the ABI.
 package hostfs

@@ -59,6 +59,13 @@ var hostFuncs = []hostFunc{
 		[]string{"path", "path_len", "atime_sec", "atime_nsec", "mtime_sec", "mtime_nsec"}},
 	{"lstat", hostLstat, []api.ValueType{i32, i32, i32}, []string{"path", "path_len", "result.stat"}},
 	{"eio_cause", hostEIOCause, []api.ValueType{i32}, []string{"result.errno"}},
+	{"write_file", hostWriteFile, []api.ValueType{i32, i32, i32, i32, i32, i32, i32, i64, i32, i32},
+		[]string{"path", "path_len", "data", "data_len", "mode", "uid", "gid", "mtime_sec", "mtime_nsec", "flags"}},
+	{"stream_open", hostStreamOpen, []api.ValueType{i32, i32, i64, i64, i32, i32},
+		[]string{"path", "path_len", "offset", "length", "kind", "result.handle"}},
+	{"stream_read", hostStreamRead, []api.ValueType{i32, i32, i32, i32}, []string{"handle", "buf", "buf_len", "result.size"}},
+	{"stream_error", hostStreamError, []api.ValueType{i32, i32, i32, i32}, []string{"handle", "buf", "buf_len", "result.size"}},
+	{"stream_close", hostStreamClose, []api.ValueType{i32}, []string{"handle"}},
 }
 
 // Instantiate adds the kiln_hostfs host module to r. Call it once per

@@ -42,7 +42,7 @@ type mountsKey struct{}
 // It panics if a mount has a nil Root or a relative GuestPath, which are
 // programming errors.
 func WithMounts(ctx context.Context, mounts []Mount) context.Context {
-	return context.WithValue(ctx, mountsKey{}, mountTable(checkMounts(mounts)))
+	return withStreams(context.WithValue(ctx, mountsKey{}, mountTable(checkMounts(mounts))))
 }
 
 // checkMounts validates and copies mounts, cleaning guest paths and sorting

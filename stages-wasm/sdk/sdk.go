@@ -9,7 +9,8 @@
 // with that message. [Register] and [Dispatch] link many stages into one
 // module and pick one by argv[0], busybox-style. The host calls WASI cannot
 // express (chmod, lchown, mknod, xattrs, lstat, utimens) are in this package
-// too, in hostcalls*.go.
+// too, in hostcalls*.go, and [OpenDecompressed], which has the host
+// decompress an input for the stage to read.
 package sdk
 
 import (

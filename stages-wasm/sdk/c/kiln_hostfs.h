@@ -123,6 +123,44 @@ int32_t kiln_lstat(const char *path, uint32_t path_len, struct kiln_stat *st)
 int32_t kiln_eio_cause(uint32_t *errno_out)
 	KILN_HOSTFS_IMPORT("eio_cause");
 
+/* Flags of kiln_write_file. */
+#define KILN_WRITE_REPLACE 1 /* remove what is in the way, as tar does */
+#define KILN_WRITE_APPEND 2  /* append to the existing regular file */
+
+/* Make a regular file with data, then owner (-1 keeps), mode (0..07777)
+ * and atime = mtime (KILN_UTIME_OMIT: the epoch), in one call. */
+int32_t kiln_write_file(const char *path, uint32_t path_len,
+	const void *data, uint32_t data_len, uint32_t mode, uint32_t uid, uint32_t gid,
+	int64_t mtime_sec, uint32_t mtime_nsec, uint32_t flags)
+	KILN_HOSTFS_IMPORT("write_file");
+
+/* Kinds of kiln_stream_open. */
+#define KILN_STREAM_AUTO 0 /* gzip, xz, zstd or bzip2 by magic number, else none */
+#define KILN_STREAM_NONE 1
+#define KILN_STREAM_GZIP 2
+#define KILN_STREAM_XZ 3
+#define KILN_STREAM_ZSTD 4
+#define KILN_STREAM_BZIP2 5
+
+/* Open length bytes of path from offset (length -1: to the end), to be
+ * read decompressed by the host; at most 8 open at once (EMFILE). */
+int32_t kiln_stream_open(const char *path, uint32_t path_len,
+	int64_t offset, int64_t length, uint32_t kind, uint32_t *handle)
+	KILN_HOSTFS_IMPORT("stream_open");
+
+/* Read up to buf_len decompressed bytes; *size 0 at the end. EBADMSG for
+ * bad data: kiln_stream_error says what. */
+int32_t kiln_stream_read(uint32_t handle, void *buf, uint32_t buf_len, uint32_t *size)
+	KILN_HOSTFS_IMPORT("stream_read");
+
+/* The message of the error that ended the stream; size convention as
+ * kiln_getxattr. */
+int32_t kiln_stream_error(uint32_t handle, char *buf, uint32_t buf_len, uint32_t *size)
+	KILN_HOSTFS_IMPORT("stream_error");
+
+int32_t kiln_stream_close(uint32_t handle)
+	KILN_HOSTFS_IMPORT("stream_close");
+
 static inline uint32_t kiln_major(uint64_t rdev) {
 	return (uint32_t)(((rdev >> 8) & 0xfff) | ((rdev >> 32) & 0xfffff000));
 }

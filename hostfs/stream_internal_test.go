@@ -1,0 +1,114 @@
+package hostfs
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/tetratelabs/wazero"
+)
+
+// TestStreamsEndWithTheModule opens streams through the host function, as a
+// guest would, and leaves them open: closing the guest module instantiated
+// with the mount table's context must stop every producer goroutine and
+// close every file, read to the end or not.
+func TestStreamsEndWithTheModule(t *testing.T) {
+	dir := t.TempDir()
+	// Bigger than what a stream decompresses ahead, so that a producer is
+	// blocked on a full queue when the module closes.
+	big := make([]byte, (streamAhead+2)*streamChunk)
+	if err := os.WriteFile(filepath.Join(dir, "big"), big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root, err := OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	ctx := WithMounts(context.Background(), []Mount{{GuestPath: "/", Root: root, ReadOnly: true}})
+	r := wazero.NewRuntime(ctx)
+	defer r.Close(ctx)
+	// A guest with one page of memory; the path "/big" at 16, the handle at 0.
+	guest, err := r.InstantiateWithConfig(ctx, []byte("\x00asm\x01\x00\x00\x00\x05\x03\x01\x00\x01"),
+		wazero.NewModuleConfig().WithName("guest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !guest.Memory().Write(16, []byte("/big")) {
+		t.Fatal("cannot write the path")
+	}
+	table := ctx.Value(streamsKey{}).(*streamTable)
+	var opened []*stream
+	for range 3 {
+		stack := []uint64{16, 4, 0, ^uint64(0), streamNone, 0}
+		errnoFunc(hostStreamOpen).goModuleFunc()(ctx, guest, stack)
+		if stack[0] != 0 {
+			t.Fatalf("stream_open: errno %d", stack[0])
+		}
+		h, _ := guest.Memory().ReadUint32Le(0)
+		opened = append(opened, table.get(h))
+	}
+	if err := guest.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(table.open); n != 0 {
+		t.Errorf("%d streams still open after the module closed", n)
+	}
+	for i, s := range opened {
+		select {
+		case <-s.finished:
+		default:
+			t.Errorf("stream %d: its producer is still running", i)
+		}
+		if err := s.f.Close(); err == nil {
+			t.Errorf("stream %d: its file was still open", i)
+		}
+	}
+}
+
+// FuzzStream feeds arbitrary bytes, a stage's "archive", to the host's
+// decompressors in every kind: reading must end, with data or an error,
+// never a panic in the host, and close must stop the producer.
+func FuzzStream(f *testing.F) {
+	for _, seed := range [][]byte{
+		nil, []byte("plain"), {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+		{0xfd, '7', 'z', 'X', 'Z', 0}, {0x28, 0xb5, 0x2f, 0xfd, 0, 0}, []byte("BZh91AY&SY"),
+	} {
+		for kind := uint32(streamAuto); kind <= streamBzip2; kind++ {
+			f.Add(seed, kind)
+		}
+	}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte, kind uint32) {
+		kind %= streamBzip2 + 1
+		p := filepath.Join(dir, "in")
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		file, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := openStream(file, 0, -1, kind)
+		defer s.close()
+		buf := make([]byte, 4096)
+		total := 0
+		for total < 64<<20 { // a bomb is cut short: it only costs time
+			n, err := s.read(context.Background(), buf)
+			if err != nil {
+				if kind == streamNone {
+					t.Fatalf("kind none failed: %v", err)
+				}
+				return
+			}
+			if n == 0 {
+				if kind == streamNone && total != len(data) {
+					t.Fatalf("kind none read %d of %d bytes", total, len(data))
+				}
+				return
+			}
+			total += n
+		}
+	})
+}
