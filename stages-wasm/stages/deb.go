@@ -135,7 +135,7 @@ func (in *debInstall) install(opt string, po debPackageOption) (*unpackedDeb, er
 		return nil, err
 	}
 	defer f.Close()
-	deb, err := openDeb(f)
+	deb, err := openDeb(f, src)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", po.Source, err)
 	}
@@ -192,10 +192,11 @@ func (in *debInstall) install(opt string, po debPackageOption) (*unpackedDeb, er
 	if err := in.checkPreDepends(u); err != nil {
 		return nil, err
 	}
-	tr, err := deb.data()
+	tr, stream, err := deb.data()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", po.Source, err)
 	}
+	defer stream.Close()
 	// A package the tree has already is being installed again (another
 	// version): what only the old version had goes, as dpkg removes it.
 	var previous []string

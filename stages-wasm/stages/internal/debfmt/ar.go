@@ -19,6 +19,11 @@ var ErrNotAr = errors.New("not an ar archive")
 type ArReader struct {
 	r       *bufio.Reader
 	pending int64 // bytes of the current member (with its padding) unread
+	next    int64 // offset in the archive of the next member's header
+	// off and size place the current member's content in the archive, so
+	// that a caller holding the file can hand the range to someone else
+	// (kiln.deb has the host decompress data.tar).
+	off, size int64
 }
 
 // NewArReader checks the archive's magic.
@@ -28,8 +33,12 @@ func NewArReader(r io.Reader) (*ArReader, error) {
 	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != "!<arch>\n" {
 		return nil, fmt.Errorf("no ar magic: %w", ErrNotAr)
 	}
-	return &ArReader{r: br}, nil
+	return &ArReader{r: br, next: 8}, nil
 }
+
+// Span is where the member Next last returned lies in the archive: its
+// content's offset from the archive's first byte, and its size.
+func (a *ArReader) Span() (off, size int64) { return a.off, a.size }
 
 // Next skips what is left of the current member and returns the next
 // one's name and a reader of exactly its content; io.EOF after the last.
@@ -56,6 +65,8 @@ func (a *ArReader) Next() (string, io.Reader, error) {
 		return "", nil, fmt.Errorf("ar member %q: bad size: %w", name, ErrNotAr)
 	}
 	a.pending = size + size%2
+	a.off, a.size = a.next+60, size
+	a.next = a.off + a.pending
 	return name, &memberReader{a: a, n: size}, nil
 }
 
