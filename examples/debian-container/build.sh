@@ -26,8 +26,8 @@ kiln=${KILN:-$root/bin/kiln}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 [ -x "$kiln" ] || make -C "$root" build >&2
-mirror=$("$root/examples/lib/apt-mirror.sh" bookworm)
-"$kiln" deb manifest --lock "$here/packages.lock.json" --mirror "$mirror" \
+# Without KILN_DEBIAN_MIRROR, kiln takes the mirror from apt's configuration.
+"$kiln" deb manifest --lock "$here/packages.lock.json" ${KILN_DEBIAN_MIRROR:+--mirror "$KILN_DEBIAN_MIRROR"} \
 	-o "$out/debian-container.json" "$here/image.json.in"
 "$kiln" build --output-directory "$out" "$out/debian-container.json" >&2
 echo "$out/debian-container.oci.tar"

@@ -206,7 +206,7 @@ the previous file is left as it was.`,
 func newDebManifestCmd() *cobra.Command {
 	var lockFile, mirror, out string
 	cmd := &cobra.Command{
-		Use:   "manifest --lock LOCK --mirror URL [flags] TEMPLATE.json",
+		Use:   "manifest --lock LOCK [--mirror URL] [flags] TEMPLATE.json",
 		Short: "Fill a manifest's kiln.deb stage and sources from a lock file",
 		Long: `manifest reads a kiln manifest (osbuild v1 format) in which exactly one
 stage is named kiln.deb and has no "packages" option, and writes it with:
@@ -218,9 +218,15 @@ stage is named kiln.deb and has no "packages" option, and writes it with:
     each package, merged with any the template has.
 
 --mirror is http://, https:// or file://, without credentials, query or
-fragment. It only says where to download from: the sha256 from the lock is
-what the build checks, so the mirror need not be trusted.`,
-		Example: `  kiln deb manifest --lock packages.lock.json --mirror http://MIRROR/debian \
+fragment. Without it, the first http mirror for the lock's suite in
+/etc/apt/sources.list and /etc/apt/sources.list.d (as for kiln deb resolve).
+It only says where to download from: the sha256 from the lock is what the
+build checks, so the mirror need not be trusted.`,
+		Example: `  # the .debs from the mirror apt uses here
+  kiln deb manifest --lock packages.lock.json image.json.in -o image.json
+
+  # from a local mirror copy
+  kiln deb manifest --lock packages.lock.json --mirror file:///srv/debian \
       image.json.in -o image.json`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
@@ -229,16 +235,20 @@ what the build checks, so the mirror need not be trusted.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			l, err := debrepo.ReadLock(lockFile)
+			if err != nil {
+				return usageError{err}
+			}
 			if mirror == "" {
-				return usagef("--mirror is required: the archive root the .debs are downloaded from")
+				m, err := debrepo.AptMirror(l.Source.Suite)
+				if err != nil {
+					return usagef("no --mirror, and %v", err)
+				}
+				mirror = m
 			}
 			mu, err := debrepo.ParseMirror(mirror)
 			if err != nil {
 				return usagef("--mirror: %w", err)
-			}
-			l, err := debrepo.ReadLock(lockFile)
-			if err != nil {
-				return usageError{err}
 			}
 			tmpl, err := readBounded(args[0], 64<<20)
 			if err != nil {
@@ -257,7 +267,7 @@ what the build checks, so the mirror need not be trusted.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&lockFile, "lock", "packages.lock.json", "lock file written by kiln deb resolve")
-	f.StringVar(&mirror, "mirror", "", "archive root URL the .debs are downloaded from (required)")
+	f.StringVar(&mirror, "mirror", "", "archive root URL the .debs are downloaded from; default: the apt configuration's mirror for the lock's suite")
 	f.StringVarP(&out, "output", "o", "-", `manifest to write ("-": standard output)`)
 	return cmd
 }

@@ -93,6 +93,12 @@ func TestDebManifestRefusals(t *testing.T) {
 	filled := write("filled.json", `{"pipeline": {"stages": [{"name": "kiln.deb", "options": {"packages": []}}]}}`)
 	notManifest := write("bad.json", `{"pipeline": {"stages": [{"name": "kiln.deb"}]}, "extra": 1}`)
 	badLock := write("bad.lock.json", `{"lockVersion": 1, "mirror": "x"}`)
+	// The committed lock, for a suite no apt configuration names.
+	lockData, err := os.ReadFile(lockFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noSuchSuite := write("nosuch.lock.json", strings.Replace(string(lockData), `"suite": "bookworm"`, `"suite": "kiln-no-such-suite"`, 1))
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -106,7 +112,7 @@ func TestDebManifestRefusals(t *testing.T) {
 		{"credentials", []string{"--lock", lockFile, "--mirror", "http://u:p@m.invalid/debian", noDeb}, "credentials"},
 		{"query", []string{"--lock", lockFile, "--mirror", "http://m.invalid/debian?x", noDeb}, "no query"},
 		{"ftp", []string{"--lock", lockFile, "--mirror", "ftp://m.invalid/debian", noDeb}, "scheme"},
-		{"no mirror", []string{"--lock", lockFile, noDeb}, "--mirror is required"},
+		{"no mirror", []string{"--lock", noSuchSuite, noDeb}, "no --mirror, and no http mirror for kiln-no-such-suite"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, _, errOut := run(t, append([]string{"deb", "manifest"}, tc.args...)...)
