@@ -119,7 +119,7 @@ func (x *Index) ReadSoftdep(r io.Reader) error {
 	return lines(r, "modules.softdep", func(_ int, line string) error {
 		f := strings.Fields(line)
 		if len(f) < 2 || f[0] != "softdep" {
-			return fmt.Errorf("%q: want softdep NAME pre: ... post: ...", line)
+			return fmt.Errorf("%q: want softdep NAME [pre: NAMES] [post: NAMES]", line)
 		}
 		name := Normalize(f[1])
 		pre, post := x.Pre[name], x.Post[name]
