@@ -295,3 +295,42 @@ func unquoteGrub(q string) string {
 	}
 	return b.String()
 }
+
+// FuzzGrubConfig: whatever kernel_opts Validate lets through, grub.cfg
+// keeps the shape of the one with plain options: as many lines, one
+// menuentry, and every option inside the linux line's quotes.
+func FuzzGrubConfig(f *testing.F) {
+	for _, s := range []string{"ro", `x='}' menuentry evil {`, "a\nb", `"a b" $c`} {
+		f.Add(s)
+	}
+	base, err := debianGrub().Config()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, opts string) {
+		g := debianGrub()
+		g.KernelOpts = opts
+		if g.Validate() != nil {
+			return
+		}
+		cfg, err := g.Config()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Count(cfg, "\n") != strings.Count(base, "\n") {
+			t.Fatalf("kernel_opts %q changed the number of lines:\n%s", opts, cfg)
+		}
+		for _, line := range strings.Split(cfg, "\n") {
+			if l := strings.TrimSpace(line); strings.HasPrefix(l, "linux ") {
+				words, _ := SplitCmdline(opts)
+				var q []string
+				for _, w := range append([]string{"root=UUID=9c6ae55b-cf88-45b8-84e8-64990759f39d"}, words...) {
+					q = append(q, GrubQuote(w))
+				}
+				if want := "linux '/boot/vmlinuz-6.1.0-50-amd64' " + strings.Join(q, " "); l != want {
+					t.Fatalf("linux line %q, want %q", l, want)
+				}
+			}
+		}
+	})
+}
