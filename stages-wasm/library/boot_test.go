@@ -207,3 +207,123 @@ func tail(b []byte, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// TestGrubBootsBIOS boots what org.osbuild.grub2 and kiln.initramfs wrote
+// with the real GRUB of the tree under SeaBIOS: a core image of the tree's
+// i386-pc modules (made by the host's grub-mkimage, as the qemu assembler
+// makes it) is loaded through GRUB's own lnxboot.img with qemu -kernel, so
+// no partition table or MBR code is needed: GRUB reads grub.cfg and
+// grubenv from /boot/grub on the ext4 disk, loads its modules from there,
+// boots the menu entry kiln wrote and the kernel kiln's initramfs.
+func TestGrubBootsBIOS(t *testing.T) {
+	src, kver := debianTree(t)
+	var tools [4]string
+	for i, name := range []string{"qemu-system-x86_64", "mkfs.ext4", "debugfs", "grub-mkimage"} {
+		p, err := exec.LookPath(name)
+		if err != nil {
+			t.Skipf("needs %s (qemu-system-x86, e2fsprogs, grub-common): %v", name, err)
+		}
+		tools[i] = p
+	}
+	qemu, mkfs, debugfs, mkimage := tools[0], tools[1], tools[2], tools[3]
+	tree := initramfsTree(t, src, kver)
+	cmd := exec.Command("cp", "-a", "--parents", "usr/lib/grub/i386-pc", "usr/share/grub/unicode.pf2",
+		"etc/os-release", "usr/lib/os-release", tree)
+	cmd.Dir = src
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("copying GRUB's files: %v: %s", err, out)
+	}
+	const uuid = "5b0c7a2e-1f4d-4c8b-9e6a-2d7f3c1b8a90"
+	runStage(t, "kiln.initramfs", tree, `{"root_wait": 60}`)
+	runStage(t, "org.osbuild.grub2", tree, `{"rootfs": {"uuid": "`+uuid+`"}, "kernel_opts": "ro console=ttyS0",
+		"legacy": true, "grub_dir": "grub", "compat_version": 2,
+		"config": {"timeout": 0, "serial": "serial --unit=0 --speed=115200",
+		"terminal_input": ["serial"], "terminal_output": ["serial"]}}`)
+	cfg := filepath.Join(tree, "boot", "grub", "grub.cfg")
+	if out, err := exec.Command("grub-script-check", cfg).CombinedOutput(); err != nil {
+		t.Fatalf("grub-script-check: %v: %s", err, out)
+	}
+
+	dir := t.TempDir()
+	disk := filepath.Join(dir, "root.img")
+	if out, err := exec.Command(mkfs, "-q", "-F", "-t", "ext4", "-U", uuid, "-d", src, disk, "3G").CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4 -d: %v: %s", err, out)
+	}
+	// debugfs puts the stages' output into the filesystem: /boot/grub and
+	// kiln's initramfs in place of initramfs-tools' one.
+	var cmds strings.Builder
+	fmt.Fprintf(&cmds, "cd /boot\nrm initrd.img-%s\nwrite %s initrd.img-%s\n", kver, filepath.Join(tree, "boot", "initrd.img-"+kver), kver)
+	err := filepath.WalkDir(filepath.Join(tree, "boot", "grub"), func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(tree, p)
+		if d.IsDir() {
+			fmt.Fprintf(&cmds, "mkdir /%s\n", rel)
+		} else {
+			fmt.Fprintf(&cmds, "cd /%s\nwrite %s %s\n", filepath.Dir(rel), p, filepath.Base(rel))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(dir, "debugfs.cmds")
+	if err := os.WriteFile(script, []byte(cmds.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(debugfs, "-w", "-f", script, disk).CombinedOutput(); err != nil || bytes.Contains(out, []byte("debugfs: ")) && bytes.Contains(out, []byte(": File exists")) {
+		t.Fatalf("debugfs: %v: %s", err, out)
+	}
+	core := filepath.Join(dir, "core.img")
+	if out, err := exec.Command(mkimage, "--directory", filepath.Join(tree, "usr/lib/grub/i386-pc"),
+		"--prefix", "(hd0)/boot/grub", "--format", "i386-pc", "--output", core, "--", "biosdisk", "ext2").CombinedOutput(); err != nil {
+		t.Fatalf("grub-mkimage: %v: %s", err, out)
+	}
+	lnx, err := os.ReadFile(filepath.Join(tree, "usr/lib/grub/i386-pc/lnxboot.img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	coreImg, err := os.ReadFile(core)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grubKernel := filepath.Join(dir, "grub.lnx")
+	if err := os.WriteFile(grubKernel, append(lnx, coreImg...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	console := filepath.Join(dir, "console.log")
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Second)
+	defer cancel()
+	q := exec.CommandContext(ctx, qemu, "-accel", "tcg", "-m", "1024", "-smp", "1",
+		"-display", "none", "-monitor", "none", "-no-reboot", "-serial", "file:"+console,
+		"-kernel", grubKernel, "-drive", "file="+disk+",if=virtio,format=raw")
+	var qout bytes.Buffer
+	q.Stdout, q.Stderr = &qout, &qout
+	if err := q.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- q.Wait() }()
+	defer func() {
+		cancel()
+		<-exited
+	}()
+	ok, why := waitConsole(ctx, console, exited, "login:")
+	log, _ := os.ReadFile(console)
+	if !ok {
+		keep := filepath.Join(os.TempDir(), fmt.Sprintf("kiln-grub-boot-%d.log", time.Now().UnixNano()))
+		_ = os.WriteFile(keep, log, 0o644)
+		t.Fatalf("no login prompt: %s; qemu: %s\nconsole log kept in %s, its end:\n%s", why, qout.String(), keep, tail(log, 60))
+	}
+	// GRUB's linux command puts BOOT_IMAGE= first: the kernel was booted
+	// by the menu entry kiln wrote, with its root= and options.
+	want := "Command line: BOOT_IMAGE=/boot/vmlinuz-" + kver + " root=UUID=" + uuid + " ro console=ttyS0"
+	if !bytes.Contains(log, []byte(want)) {
+		t.Errorf("console lacks %q:\n%s", want, tail(log, 80))
+	}
+	if !bytes.Contains(log, []byte("Run /init as init process")) || bytes.Contains(log, []byte("kiln initramfs: starting a shell")) {
+		t.Errorf("kiln's initramfs did not run or failed:\n%s", tail(log, 60))
+	}
+}
