@@ -208,44 +208,40 @@ func tail(b []byte, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// TestGrubBootsBIOS boots what org.osbuild.grub2 and kiln.initramfs wrote
-// with the real GRUB of the tree under SeaBIOS: a core image of the tree's
-// i386-pc modules (made by the host's grub-mkimage, as the qemu assembler
-// makes it) is loaded through GRUB's own lnxboot.img with qemu -kernel, so
-// no partition table or MBR code is needed: GRUB reads grub.cfg and
-// grubenv from /boot/grub on the ext4 disk, loads its modules from there,
-// boots the menu entry kiln wrote and the kernel kiln's initramfs.
-func TestGrubBootsBIOS(t *testing.T) {
-	src, kver := debianTree(t)
-	var tools [4]string
-	for i, name := range []string{"qemu-system-x86_64", "mkfs.ext4", "debugfs", "grub-mkimage"} {
+// grubDisk runs kiln.initramfs and org.osbuild.grub2 (extra options
+// merged into the grub2 ones) on a copy of the Debian tree's boot files
+// and makes the root disk: an ext4 of the Debian tree with the stages'
+// /boot/grub and initramfs put in by debugfs. It returns the stage tree,
+// the disk and a scratch directory.
+func grubDisk(t *testing.T, src, kver, uuid, extra string) (tree, disk, dir string) {
+	t.Helper()
+	var tools [3]string
+	for i, name := range []string{"mkfs.ext4", "debugfs", "grub-script-check"} {
 		p, err := exec.LookPath(name)
 		if err != nil {
-			t.Skipf("needs %s (qemu-system-x86, e2fsprogs, grub-common): %v", name, err)
+			t.Skipf("needs %s (e2fsprogs, grub-common): %v", name, err)
 		}
 		tools[i] = p
 	}
-	qemu, mkfs, debugfs, mkimage := tools[0], tools[1], tools[2], tools[3]
-	tree := initramfsTree(t, src, kver)
-	cmd := exec.Command("cp", "-a", "--parents", "usr/lib/grub/i386-pc", "usr/share/grub/unicode.pf2",
-		"etc/os-release", "usr/lib/os-release", tree)
+	mkfs, debugfs, check := tools[0], tools[1], tools[2]
+	tree = initramfsTree(t, src, kver)
+	cmd := exec.Command("cp", "-a", "--parents", "usr/lib/grub/i386-pc", "usr/lib/grub/x86_64-efi",
+		"usr/share/grub/unicode.pf2", "etc/os-release", "usr/lib/os-release", tree)
 	cmd.Dir = src
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("copying GRUB's files: %v: %s", err, out)
 	}
-	const uuid = "5b0c7a2e-1f4d-4c8b-9e6a-2d7f3c1b8a90"
 	runStage(t, "kiln.initramfs", tree, `{"root_wait": 60}`)
 	runStage(t, "org.osbuild.grub2", tree, `{"rootfs": {"uuid": "`+uuid+`"}, "kernel_opts": "ro console=ttyS0",
-		"legacy": true, "grub_dir": "grub", "compat_version": 2,
+		"legacy": true, "grub_dir": "grub", "compat_version": 2,`+extra+`
 		"config": {"timeout": 0, "serial": "serial --unit=0 --speed=115200",
 		"terminal_input": ["serial"], "terminal_output": ["serial"]}}`)
-	cfg := filepath.Join(tree, "boot", "grub", "grub.cfg")
-	if out, err := exec.Command("grub-script-check", cfg).CombinedOutput(); err != nil {
+	if out, err := exec.Command(check, filepath.Join(tree, "boot", "grub", "grub.cfg")).CombinedOutput(); err != nil {
 		t.Fatalf("grub-script-check: %v: %s", err, out)
 	}
 
-	dir := t.TempDir()
-	disk := filepath.Join(dir, "root.img")
+	dir = t.TempDir()
+	disk = filepath.Join(dir, "root.img")
 	if out, err := exec.Command(mkfs, "-q", "-F", "-t", "ext4", "-U", uuid, "-d", src, disk, "3G").CombinedOutput(); err != nil {
 		t.Fatalf("mkfs.ext4 -d: %v: %s", err, out)
 	}
@@ -272,9 +268,86 @@ func TestGrubBootsBIOS(t *testing.T) {
 	if err := os.WriteFile(script, []byte(cmds.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command(debugfs, "-w", "-f", script, disk).CombinedOutput(); err != nil || bytes.Contains(out, []byte("debugfs: ")) && bytes.Contains(out, []byte(": File exists")) {
+	if out, err := exec.Command(debugfs, "-w", "-f", script, disk).CombinedOutput(); err != nil {
 		t.Fatalf("debugfs: %v: %s", err, out)
 	}
+	// What debugfs wrote must be there: a failed write is only a message.
+	out, err := exec.Command(debugfs, "-R", "cat /boot/grub/grub.cfg", disk).Output()
+	if want, _ := os.ReadFile(filepath.Join(tree, "boot", "grub", "grub.cfg")); err != nil || !bytes.Equal(out, want) {
+		t.Fatalf("grub.cfg on the disk is not the stage's (%v):\n%s", err, out)
+	}
+	return tree, disk, dir
+}
+
+// bootQEMU runs qemu with args until the login prompt shows on the
+// serial console, qemu exits or 300 s pass, and returns the console log;
+// on failure the log is kept and its end shown.
+func bootQEMU(t *testing.T, dir string, args ...string) []byte {
+	t.Helper()
+	qemu, err := exec.LookPath("qemu-system-x86_64")
+	if err != nil {
+		t.Skip("needs qemu-system-x86_64 (qemu-system-x86): ", err)
+	}
+	console := filepath.Join(dir, "console.log")
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Second)
+	defer cancel()
+	q := exec.CommandContext(ctx, qemu, append([]string{"-accel", "tcg", "-m", "1024", "-smp", "1",
+		"-display", "none", "-monitor", "none", "-no-reboot", "-serial", "file:" + console}, args...)...)
+	var qout bytes.Buffer
+	q.Stdout, q.Stderr = &qout, &qout
+	if err := q.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- q.Wait() }()
+	defer func() {
+		cancel()
+		<-exited
+	}()
+	ok, why := waitConsole(ctx, console, exited, "login:")
+	log, _ := os.ReadFile(console)
+	if !ok {
+		keep := filepath.Join(os.TempDir(), fmt.Sprintf("kiln-boot-%s-%d.log", strings.ReplaceAll(t.Name(), "/", "_"), time.Now().UnixNano()))
+		_ = os.WriteFile(keep, log, 0o644)
+		t.Fatalf("no login prompt: %s; qemu: %s\nconsole log kept in %s, its end:\n%s", why, qout.String(), keep, tail(log, 60))
+	}
+	return log
+}
+
+// checkGrubBooted: GRUB's linux command puts BOOT_IMAGE= first, so the
+// kernel was booted by the menu entry kiln wrote, with its root= and
+// options, and kiln's initramfs ran.
+func checkGrubBooted(t *testing.T, log []byte, kver, uuid string) {
+	t.Helper()
+	want := "Command line: BOOT_IMAGE=/boot/vmlinuz-" + kver + " root=UUID=" + uuid + " ro console=ttyS0"
+	if !bytes.Contains(log, []byte(want)) {
+		t.Errorf("console lacks %q:\n%s", want, tail(log, 80))
+	}
+	for _, line := range strings.Split(string(log), "\n") {
+		if strings.Contains(line, "Command line:") || strings.Contains(line, "login:") {
+			t.Logf("console: %s", strings.TrimSpace(line))
+		}
+	}
+	if !bytes.Contains(log, []byte("Run /init as init process")) || bytes.Contains(log, []byte("kiln initramfs: starting a shell")) {
+		t.Errorf("kiln's initramfs did not run or failed:\n%s", tail(log, 60))
+	}
+}
+
+// TestGrubBootsBIOS boots what org.osbuild.grub2 and kiln.initramfs wrote
+// with the real GRUB of the tree under SeaBIOS: a core image of the tree's
+// i386-pc modules (made by the host's grub-mkimage, as the qemu assembler
+// makes it) is loaded through GRUB's own lnxboot.img with qemu -kernel, so
+// no partition table or MBR code is needed: GRUB reads grub.cfg and
+// grubenv from /boot/grub on the ext4 disk, loads its modules from there,
+// boots the menu entry kiln wrote and the kernel kiln's initramfs.
+func TestGrubBootsBIOS(t *testing.T) {
+	src, kver := debianTree(t)
+	mkimage, err := exec.LookPath("grub-mkimage")
+	if err != nil {
+		t.Skip("needs grub-mkimage (grub-common): ", err)
+	}
+	const uuid = "5b0c7a2e-1f4d-4c8b-9e6a-2d7f3c1b8a90"
+	tree, disk, dir := grubDisk(t, src, kver, uuid, "")
 	core := filepath.Join(dir, "core.img")
 	if out, err := exec.Command(mkimage, "--directory", filepath.Join(tree, "usr/lib/grub/i386-pc"),
 		"--prefix", "(hd0)/boot/grub", "--format", "i386-pc", "--output", core, "--", "biosdisk", "ext2").CombinedOutput(); err != nil {
@@ -292,38 +365,38 @@ func TestGrubBootsBIOS(t *testing.T) {
 	if err := os.WriteFile(grubKernel, append(lnx, coreImg...), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	log := bootQEMU(t, dir, "-kernel", grubKernel, "-drive", "file="+disk+",if=virtio,format=raw")
+	checkGrubBooted(t, log, kver, uuid)
+}
 
-	console := filepath.Join(dir, "console.log")
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Second)
-	defer cancel()
-	q := exec.CommandContext(ctx, qemu, "-accel", "tcg", "-m", "1024", "-smp", "1",
-		"-display", "none", "-monitor", "none", "-no-reboot", "-serial", "file:"+console,
-		"-kernel", grubKernel, "-drive", "file="+disk+",if=virtio,format=raw")
-	var qout bytes.Buffer
-	q.Stdout, q.Stderr = &qout, &qout
-	if err := q.Start(); err != nil {
+// TestGrubBootsUEFI boots the hybrid configuration under OVMF: the ESP
+// (the stage's /boot/efi, given to qemu as a FAT drive) holds a GRUB EFI
+// image with the prefix /EFI/debian, as Debian's signed grubx64.efi has,
+// and org.osbuild.grub2's redirect EFI/debian/grub.cfg, which finds
+// /boot/grub/grub.cfg on the root disk; GRUB then loads the x86_64-efi
+// modules the stage copied to /boot/grub/x86_64-efi.
+func TestGrubBootsUEFI(t *testing.T) {
+	src, kver := debianTree(t)
+	mkimage, err := exec.LookPath("grub-mkimage")
+	if err != nil {
+		t.Skip("needs grub-mkimage (grub-common): ", err)
+	}
+	const ovmf = "/usr/share/ovmf/OVMF.fd"
+	if _, err := os.Stat(ovmf); err != nil {
+		t.Skip("needs OVMF (ovmf): ", err)
+	}
+	const uuid = "8e2b6f41-3c5d-4a7e-b1f0-9d4c2a6e7b35"
+	tree, disk, dir := grubDisk(t, src, kver, uuid, `"uefi": {"vendor": "debian"},`)
+	esp := filepath.Join(tree, "boot", "efi")
+	if err := os.MkdirAll(filepath.Join(esp, "EFI", "BOOT"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- q.Wait() }()
-	defer func() {
-		cancel()
-		<-exited
-	}()
-	ok, why := waitConsole(ctx, console, exited, "login:")
-	log, _ := os.ReadFile(console)
-	if !ok {
-		keep := filepath.Join(os.TempDir(), fmt.Sprintf("kiln-grub-boot-%d.log", time.Now().UnixNano()))
-		_ = os.WriteFile(keep, log, 0o644)
-		t.Fatalf("no login prompt: %s; qemu: %s\nconsole log kept in %s, its end:\n%s", why, qout.String(), keep, tail(log, 60))
+	if out, err := exec.Command(mkimage, "--directory", filepath.Join(tree, "usr/lib/grub/x86_64-efi"),
+		"--prefix", "/EFI/debian", "--format", "x86_64-efi", "--output", filepath.Join(esp, "EFI", "BOOT", "BOOTX64.EFI"),
+		"--", "part_gpt", "part_msdos", "fat", "ext2", "normal", "configfile", "search", "search_fs_file", "search_fs_uuid").CombinedOutput(); err != nil {
+		t.Fatalf("grub-mkimage: %v: %s", err, out)
 	}
-	// GRUB's linux command puts BOOT_IMAGE= first: the kernel was booted
-	// by the menu entry kiln wrote, with its root= and options.
-	want := "Command line: BOOT_IMAGE=/boot/vmlinuz-" + kver + " root=UUID=" + uuid + " ro console=ttyS0"
-	if !bytes.Contains(log, []byte(want)) {
-		t.Errorf("console lacks %q:\n%s", want, tail(log, 80))
-	}
-	if !bytes.Contains(log, []byte("Run /init as init process")) || bytes.Contains(log, []byte("kiln initramfs: starting a shell")) {
-		t.Errorf("kiln's initramfs did not run or failed:\n%s", tail(log, 60))
-	}
+	log := bootQEMU(t, dir, "-bios", ovmf, "-drive", "file=fat:"+esp+",format=raw,if=virtio,readonly=on",
+		"-drive", "file="+disk+",if=virtio,format=raw")
+	checkGrubBooted(t, log, kver, uuid)
 }
