@@ -400,3 +400,71 @@ func TestGrubBootsUEFI(t *testing.T) {
 		"-drive", "file="+disk+",if=virtio,format=raw")
 	checkGrubBooted(t, log, kver, uuid)
 }
+
+// TestSystemdBootUEFI boots kiln.systemd-boot's ESP under OVMF: the
+// tree's systemd-boot as EFI/BOOT/BOOTX64.EFI (install), loader.conf, the
+// BLS entry and the kernel and kiln's initramfs copied beside it, given to
+// qemu as a FAT drive; the root disk is an ext4 of the Debian tree.
+func TestSystemdBootUEFI(t *testing.T) {
+	src, kver := debianTree(t)
+	const ovmf = "/usr/share/ovmf/OVMF.fd"
+	if _, err := os.Stat(ovmf); err != nil {
+		t.Skip("needs OVMF (ovmf): ", err)
+	}
+	// The tree's systemd-boot, or the host's when the tree lacks the
+	// package: the Debian 12 development tree has no systemd-boot-efi.
+	const sdboot = "usr/lib/systemd/boot/efi/systemd-bootx64.efi"
+	bootSrc := src
+	if _, err := os.Stat(filepath.Join(src, sdboot)); err != nil {
+		bootSrc = "/"
+		if _, err := os.Stat("/" + sdboot); err != nil {
+			t.Skip("needs systemd-boot (systemd-boot-efi) in the tree or on the host: ", err)
+		}
+	}
+	mkfs, err := exec.LookPath("mkfs.ext4")
+	if err != nil {
+		t.Skip("needs mkfs.ext4 (e2fsprogs): ", err)
+	}
+	tree := initramfsTree(t, src, kver)
+	for _, c := range []struct{ from, path string }{{src, "etc/os-release"}, {src, "usr/lib/os-release"}, {src, "etc/machine-id"}, {bootSrc, sdboot}} {
+		cmd := exec.Command("cp", "-a", "--parents", c.path, tree)
+		cmd.Dir = c.from
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("copying %s: %v: %s", c.path, err, out)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(tree, "boot", "efi"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const uuid = "c4a9e1d2-6b7f-4e3a-8d5c-1f2e3d4c5b6a"
+	runStage(t, "kiln.initramfs", tree, `{"root_wait": 60}`)
+	log := runStage(t, "kiln.systemd-boot", tree, `{"rootfs": {"uuid": "`+uuid+`"}, "kernel_opts": "ro console=ttyS0",
+		"install": true, "loader": {"timeout": 0, "editor": false}}`)
+	t.Logf("%s", log)
+	entries, _ := filepath.Glob(filepath.Join(tree, "boot", "efi", "loader", "entries", "*.conf"))
+	if len(entries) != 1 {
+		t.Fatalf("entries %q, want one", entries)
+	}
+	dir := t.TempDir()
+	disk := filepath.Join(dir, "root.img")
+	if out, err := exec.Command(mkfs, "-q", "-F", "-t", "ext4", "-U", uuid, "-d", src, disk, "3G").CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4 -d: %v: %s", err, out)
+	}
+	console := bootQEMU(t, dir, "-bios", ovmf, "-drive", "file=fat:"+filepath.Join(tree, "boot", "efi")+",format=raw,if=virtio,readonly=on",
+		"-drive", "file="+disk+",if=virtio,format=raw")
+	// systemd-boot passes the entry's options and its initrd= path.
+	want := "root=UUID=" + uuid + " ro console=ttyS0"
+	var cmdline string
+	for _, line := range strings.Split(string(console), "\n") {
+		if strings.Contains(line, "Command line:") {
+			cmdline = strings.TrimSpace(line)
+		}
+	}
+	t.Logf("console: %s", cmdline)
+	if !strings.Contains(cmdline, want) || !strings.Contains(cmdline, "initrd=") {
+		t.Errorf("kernel command line %q lacks %q or initrd=", cmdline, want)
+	}
+	if !bytes.Contains(console, []byte("Run /init as init process")) || bytes.Contains(console, []byte("kiln initramfs: starting a shell")) {
+		t.Errorf("kiln's initramfs did not run or failed:\n%s", tail(console, 60))
+	}
+}
