@@ -334,3 +334,28 @@ func FuzzGrubConfig(f *testing.F) {
 		}
 	})
 }
+
+func TestSeparateBoot(t *testing.T) {
+	g := debianGrub()
+	g.Boot = FS{Label: "boot"}
+	g.Kernels = Kernels("", []string{"vmlinuz-6.1.0-50-amd64", "initrd.img-6.1.0-50-amd64"})
+	if err := g.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := g.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"search --no-floppy --set=root --label boot\n",
+		"\tlinux '/vmlinuz-6.1.0-50-amd64' 'root=UUID=9c6ae55b-cf88-45b8-84e8-64990759f39d' 'ro' 'console=ttyS0,115200n8'\n",
+		"\tinitrd '/initrd.img-6.1.0-50-amd64'\n",
+	} {
+		if !strings.Contains(cfg, want) {
+			t.Errorf("grub.cfg lacks %q:\n%s", want, cfg)
+		}
+	}
+	if r := g.Redirect(); !strings.Contains(r, "--file /grub/grub.cfg\nset prefix=($prefix)/grub\n") {
+		t.Errorf("redirect %q does not look for /grub on the boot filesystem", r)
+	}
+}

@@ -165,3 +165,46 @@ func FuzzReadDep(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReadIndex feeds softdep and alias text with a fixed modules.dep:
+// whatever parses, Resolve terminates and loads each module once, after
+// its dependencies.
+func FuzzReadIndex(f *testing.F) {
+	for _, p := range []string{"modules.softdep", "modules.alias"} {
+		b, err := os.ReadFile(filepath.Join("testdata", p))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(string(b), "ext4")
+	}
+	f.Add("softdep ext4 pre: ext4\nalias crypto-crc32c ext4\n", "ext4")
+	f.Add("softdep a pre: b\nsoftdep b pre: a\n", "a")
+	f.Fuzz(func(t *testing.T, text, req string) {
+		x := loadIndex(t, "testdata")
+		soft, alias := NewIndex(), NewIndex()
+		if soft.ReadSoftdep(strings.NewReader(text)) == nil {
+			x.Pre, x.Post = soft.Pre, soft.Post
+		}
+		if alias.ReadAlias(strings.NewReader(text)) == nil {
+			x.Aliases = alias.Aliases
+		}
+		res, err := x.Resolve([]string{req})
+		if err != nil {
+			return
+		}
+		pos := map[string]int{}
+		for i, m := range res.Load {
+			if _, dup := pos[m.Path]; dup {
+				t.Fatalf("%s loaded twice", m.Name)
+			}
+			pos[m.Path] = i
+		}
+		for i, m := range res.Load {
+			for _, d := range m.Deps {
+				if j, ok := pos[d]; !ok || j > i {
+					t.Fatalf("%s before its dependency %s", m.Name, d)
+				}
+			}
+		}
+	})
+}
