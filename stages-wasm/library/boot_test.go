@@ -38,6 +38,15 @@ func debianTree(t *testing.T) (tree, kver string) {
 	return tree, strings.TrimPrefix(filepath.Base(kernels[0]), "vmlinuz-")
 }
 
+// needBoot skips a test that boots a VM under -short: each boot takes
+// about a minute of one core under TCG.
+func needBoot(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("boots a VM under TCG (about a minute): not with -short")
+	}
+}
+
 // initramfsTree copies what kiln.initramfs reads from the Debian tree
 // (the kernel, its module index and the module directories a VM's root
 // disk needs, busybox and its libraries) into a fresh tree, so the
@@ -118,6 +127,7 @@ func TestInitramfsReproducible(t *testing.T) {
 // under qemu (TCG, no boot loader: -kernel/-initrd) from an ext4 disk
 // made of the tree, and waits for the login prompt on the serial console.
 func TestInitramfsBoots(t *testing.T) {
+	needBoot(t)
 	src, kver := debianTree(t)
 	qemu, err := exec.LookPath("qemu-system-x86_64")
 	if err != nil {
@@ -341,6 +351,7 @@ func checkGrubBooted(t *testing.T, log []byte, kver, uuid string) {
 // grubenv from /boot/grub on the ext4 disk, loads its modules from there,
 // boots the menu entry kiln wrote and the kernel kiln's initramfs.
 func TestGrubBootsBIOS(t *testing.T) {
+	needBoot(t)
 	src, kver := debianTree(t)
 	mkimage, err := exec.LookPath("grub-mkimage")
 	if err != nil {
@@ -376,6 +387,7 @@ func TestGrubBootsBIOS(t *testing.T) {
 // /boot/grub/grub.cfg on the root disk; GRUB then loads the x86_64-efi
 // modules the stage copied to /boot/grub/x86_64-efi.
 func TestGrubBootsUEFI(t *testing.T) {
+	needBoot(t)
 	src, kver := debianTree(t)
 	mkimage, err := exec.LookPath("grub-mkimage")
 	if err != nil {
@@ -406,6 +418,7 @@ func TestGrubBootsUEFI(t *testing.T) {
 // BLS entry and the kernel and kiln's initramfs copied beside it, given to
 // qemu as a FAT drive; the root disk is an ext4 of the Debian tree.
 func TestSystemdBootUEFI(t *testing.T) {
+	needBoot(t)
 	src, kver := debianTree(t)
 	const ovmf = "/usr/share/ovmf/OVMF.fd"
 	if _, err := os.Stat(ovmf); err != nil {
