@@ -4,7 +4,6 @@ package main
 
 import (
 	"bytes"
-	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
@@ -14,9 +13,6 @@ import (
 	"regexp"
 	"strings"
 	"time"
-
-	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
 
 	"github.com/kilnbuild/kiln/stages-wasm/sdk"
 	"github.com/kilnbuild/kiln/stages-wasm/stages/internal/initramfs"
@@ -254,16 +250,16 @@ func buildInitramfs(kver string, o initramfsOptions, bb *busyboxFiles, out strin
 		if err != nil {
 			return err
 		}
-		if data, err = decompressModule(m.Path, data); err != nil {
+		if data, err = initramfs.DecompressModule(m.Path, data); err != nil {
 			return err
 		}
-		p := dir + "/" + plainKo(m.Path)
+		p := dir + "/" + initramfs.PlainModulePath(m.Path)
 		if err := a.File(p, data, 0o644); err != nil {
 			return err
 		}
 		order = append(order, p)
 	}
-	if err := a.File(dir+"/modules.dep", []byte(kmod.Dep(res.Load, plainKo)), 0o644); err != nil {
+	if err := a.File(dir+"/modules.dep", []byte(kmod.Dep(res.Load, initramfs.PlainModulePath)), 0o644); err != nil {
 		return err
 	}
 	if b, err := os.ReadFile(dir + "/modules.builtin"); err == nil {
@@ -325,43 +321,4 @@ func listOrNone(s []string) string {
 		return "none"
 	}
 	return strings.Join(s, " ")
-}
-
-// plainKo is a module's path in the initramfs: decompressed, so that
-// busybox's insmod, which may lack xz and zstd, loads it.
-func plainKo(p string) string {
-	for _, s := range []string{".xz", ".zst", ".gz"} {
-		if q, ok := strings.CutSuffix(p, s); ok {
-			return q
-		}
-	}
-	return p
-}
-
-func decompressModule(p string, data []byte) ([]byte, error) {
-	var r io.Reader
-	var err error
-	switch {
-	case strings.HasSuffix(p, ".xz"):
-		r, err = xz.NewReader(bytes.NewReader(data))
-	case strings.HasSuffix(p, ".zst"):
-		var d *zstd.Decoder
-		d, err = zstd.NewReader(bytes.NewReader(data), zstd.WithDecoderConcurrency(1))
-		if err == nil {
-			defer d.Close()
-			r = d
-		}
-	case strings.HasSuffix(p, ".gz"):
-		r, err = gzip.NewReader(bytes.NewReader(data))
-	default:
-		return data, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", p, err)
-	}
-	out, err := io.ReadAll(r)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", p, err)
-	}
-	return out, nil
 }
