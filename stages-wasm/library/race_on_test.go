@@ -1,0 +1,6 @@
+//go:build race
+
+package library
+
+// raceEnabled: the race detector slows the stages (wazero) several times.
+const raceEnabled = true
