@@ -1,5 +1,6 @@
 #!/bin/sh
-# bench/metrics.sh: issue 14's figures, printed and written as JSON.
+# bench/metrics.sh: the store, unpack and package-install figures, printed
+# and written as JSON.
 #
 # Each metric is reported by a Go benchmark (b.ReportMetric) measured next
 # to its baseline in the same run; this script runs them once, prints their
@@ -26,7 +27,17 @@ run() { # package benchmark-regexp
 # incremental treesum (store/bench_metrics_test.go).
 metric_store() { run ./store/ '^BenchmarkMetrics$'; }
 
+# kiln/gnu-tar: org.osbuild.untar against GNU tar on the same archives
+# (stages-wasm/library/bench_test.go).
+metric_untar() { run ./stages-wasm/library/ '^BenchmarkUntar$'; }
+
+# kiln/dpkg-x, kiln/debootstrap: kiln.deb installing examples/debian-rootfs's
+# locked set against dpkg -x and debootstrap --foreign (cmd/kiln/bench_deb_test.go).
+metric_deb() { run ./cmd/kiln/ '^BenchmarkDebInstall$'; }
+
 metric_store
+metric_untar
+metric_deb
 
 # Benchmark lines are "Name N ns/op v1 unit1 v2 unit2 ...".
 awk '

@@ -98,7 +98,7 @@ func TestDebianExamples(t *testing.T) {
 // temporary directory, from the sha256 cache, downloading what the cache
 // lacks from the machine's apt mirror. It skips when the network and the
 // cache both lack a file.
-func localMirror(t *testing.T, lockFile string) string {
+func localMirror(t testing.TB, lockFile string) string {
 	t.Helper()
 	l, err := debrepo.ReadLock(lockFile)
 	if err != nil {
