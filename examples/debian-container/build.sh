@@ -20,14 +20,4 @@
 #       busybox ca-certificates tzdata base-files base-passwd netbase
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-out=${1:?usage: build.sh OUTDIR}
-kiln=${KILN:-$root/bin/kiln}
-mkdir -p "$out"
-out=$(cd "$out" && pwd)
-[ -x "$kiln" ] || make -C "$root" build >&2
-# Without KILN_DEBIAN_MIRROR, kiln takes the mirror from apt's configuration.
-"$kiln" deb manifest --lock "$here/packages.lock.json" ${KILN_DEBIAN_MIRROR:+--mirror "$KILN_DEBIAN_MIRROR"} \
-	-o "$out/debian-container.json" "$here/image.json.in"
-"$kiln" build --output-directory "$out" "$out/debian-container.json" >&2
-echo "$out/debian-container.oci.tar"
+exec "$here/../lib/build-deb-example.sh" "$here" image.json.in debian-container.oci.tar "${1:?usage: build.sh OUTDIR}"

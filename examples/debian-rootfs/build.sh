@@ -17,14 +17,4 @@
 #       usr-is-merged systemd systemd-sysv
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-out=${1:?usage: build.sh OUTDIR}
-kiln=${KILN:-$root/bin/kiln}
-mkdir -p "$out"
-out=$(cd "$out" && pwd)
-[ -x "$kiln" ] || make -C "$root" build >&2
-# Without KILN_DEBIAN_MIRROR, kiln takes the mirror from apt's configuration.
-"$kiln" deb manifest --lock "$here/packages.lock.json" ${KILN_DEBIAN_MIRROR:+--mirror "$KILN_DEBIAN_MIRROR"} \
-	-o "$out/debian-rootfs.json" "$here/rootfs.json.in"
-"$kiln" build --output-directory "$out" "$out/debian-rootfs.json" >&2
-echo "$out/debian-rootfs.tar.zst"
+exec "$here/../lib/build-deb-example.sh" "$here" rootfs.json.in debian-rootfs.tar.zst "${1:?usage: build.sh OUTDIR}"

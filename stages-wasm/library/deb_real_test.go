@@ -1,7 +1,6 @@
 package library
 
 import (
-	"bufio"
 	"crypto/sha256"
 	"fmt"
 	"maps"
@@ -12,47 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// debianMirror is the first http Debian mirror the machine's apt
-// configuration uses for suite (/etc/apt/sources.list, one-line *.list and
-// deb822 *.sources under sources.list.d). The host comes from the machine,
-// never from the repository.
-func debianMirror(suite string) string {
-	lists, _ := filepath.Glob("/etc/apt/sources.list.d/*")
-	for _, name := range append([]string{"/etc/apt/sources.list"}, lists...) {
-		data, err := os.ReadFile(name)
-		if err != nil {
-			continue
-		}
-		if strings.HasSuffix(name, ".sources") {
-			for _, para := range strings.Split(string(data), "\n\n") {
-				var uris, suites []string
-				for _, l := range strings.Split(para, "\n") {
-					k, v, _ := strings.Cut(l, ":")
-					switch strings.TrimSpace(k) {
-					case "URIs":
-						uris = strings.Fields(v)
-					case "Suites":
-						suites = strings.Fields(v)
-					}
-				}
-				if slices.Contains(suites, suite) && len(uris) > 0 && strings.HasPrefix(uris[0], "http://") {
-					return strings.TrimSuffix(uris[0], "/")
-				}
-			}
-			continue
-		}
-		sc := bufio.NewScanner(strings.NewReader(string(data)))
-		for sc.Scan() {
-			f := strings.Fields(sc.Text())
-			if len(f) >= 3 && f[0] == "deb" && !strings.HasPrefix(f[1], "[") && f[2] == suite && strings.HasPrefix(f[1], "http://") {
-				return strings.TrimSuffix(f[1], "/")
-			}
-		}
-	}
-	return ""
-}
+	"github.com/kilnbuild/kiln/runtime/debrepo"
+)
 
 // debootstrapForeign returns a tree made by `debootstrap --variant=minbase
 // --foreign --no-merged-usr bookworm`, whose first stage unpacks the
@@ -85,7 +46,7 @@ func debootstrapForeign(t *testing.T) string {
 			os.RemoveAll(ref)
 		}
 	}
-	mirror := debianMirror("bookworm")
+	mirror, _ := debrepo.AptMirror("bookworm")
 	if mirror == "" {
 		t.Skip("no http mirror for bookworm in /etc/apt/sources.list{,.d}")
 	}
