@@ -37,7 +37,10 @@ func TestFullDisk(t *testing.T) {
 	warmCache := filepath.Join(t.TempDir(), "cache")
 	for _, kind := range []string{"tmpfs", "ext4"} {
 		t.Run(kind, func(t *testing.T) {
-			disk := mountSmallFS(t, kind, 64)
+			// 160 MiB: the compiled stage library (the store's module
+			// cache, copied in) takes most of it; the ballast leaves the
+			// rest as each case needs.
+			disk := mountSmallFS(t, kind, 160)
 			store := filepath.Join(disk, "store")
 			if _, err := os.Stat(warmCache); err == nil {
 				// The cache is the store's own business: should its layout
