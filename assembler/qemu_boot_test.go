@@ -26,7 +26,6 @@ import (
 // once with SeaBIOS and once with OVMF, logging in as root on the serial
 // console.
 const (
-	bootTreeDefault = "/work/cache/vmtree"
 	bootHostname    = "kiln-boot"
 	bootESPSerial   = "7B77-95E7"
 	// bootTimeout bounds one boot, login and power-off; a TCG boot to
@@ -47,21 +46,22 @@ func bootDiskOpts() string {
 
 // TestBootDisk boots the disk both ways. It needs root (an overlay mount
 // on the read-only tree), qemu-system-x86_64, OVMF for the UEFI half, and
-// a tree: KILN_BOOT_TREE, else /work/cache/vmtree (debootstrap of Debian
-// 12 with linux-image-amd64, grub-pc-bin, grub-efi-amd64-bin, systemd).
+// a tree named by KILN_DEBIAN_TREE (debootstrap of Debian 12 with
+// linux-image-amd64, grub-pc-bin, grub-efi-amd64-bin, systemd). The
+// example's boot test (cmd/kiln TestDebianVMBoots) needs no such tree.
 func TestBootDisk(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots two VMs under TCG (minutes): not with -short")
 	}
 	requireRoot(t)
 	requireTools(t, "qemu-system-x86_64", "grub-mkimage", "mkfs.ext4", "debugfs", "e2fsck", "mkfs.vfat", "mcopy", "mmd")
-	tree := os.Getenv("KILN_BOOT_TREE")
+	tree := os.Getenv("KILN_DEBIAN_TREE")
 	if tree == "" {
-		tree = bootTreeDefault
+		t.Skip("needs a debootstrapped Debian 12 tree with a kernel and GRUB in KILN_DEBIAN_TREE")
 	}
 	kernels, _ := filepath.Glob(filepath.Join(tree, "boot/vmlinuz-*"))
 	if len(kernels) == 0 {
-		t.Skipf("needs a Debian tree with a kernel in KILN_BOOT_TREE or %s: none at %s", bootTreeDefault, tree)
+		t.Skipf("needs a Debian tree with a kernel in KILN_DEBIAN_TREE: none at %s", tree)
 	}
 	disk := bootDisk(t, tree, filepath.Base(kernels[0]))
 	t.Run("bios", func(t *testing.T) {

@@ -153,8 +153,8 @@ func newDebSetup(t *testing.T) *debSetup {
 	return &debSetup{st: st, e: newEngine(t)}
 }
 
-// install runs kiln.deb on tree with the .debs as sources; extra holds
-// the options besides "packages".
+// install runs kiln.deb on tree with the .debs as sources, in the unpack
+// mode unless extra (the options besides "packages") says otherwise.
 func (s *debSetup) install(t *testing.T, tree string, debs []string, opts []map[string]string, extra map[string]any) (string, error) {
 	t.Helper()
 	sources := filepath.Join(t.TempDir(), "sources")
@@ -175,7 +175,9 @@ func (s *debSetup) install(t *testing.T, tree string, debs []string, opts []map[
 			t.Fatal(err)
 		}
 	}
-	o := map[string]any{"packages": opts}
+	// The tests compare kiln.deb with dpkg --unpack and debootstrap
+	// --foreign, which run no script: so does the unpack mode.
+	o := map[string]any{"packages": opts, "configure": "unpack"}
 	for k, v := range extra {
 		o[k] = v
 	}

@@ -127,7 +127,7 @@ type benchArchive struct {
 // untarArchives returns the generated tree as .tar and .tar.gz, made once
 // and kept under ~/.cache/kiln-test, and the Debian tarball if one is
 // there (KILN_DEBIAN_TARBALL, or debian.tar.gz in that cache, e.g. made
-// from /work/cache/vmtree with tar --numeric-owner --xattrs -czf).
+// from a debootstrapped tree with tar --numeric-owner --xattrs -czf).
 func untarArchives(b *testing.B) []benchArchive {
 	home, err := os.UserHomeDir()
 	if err != nil {

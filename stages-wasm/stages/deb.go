@@ -42,6 +42,34 @@ var (
 // the unpacker and the configure step stay in files of their own.
 var configureStep func(pkgs []*debPackage, mode string) (*debConfigureResult, error)
 
+// debConfigureUnpack is the mode in which kiln.deb does what dpkg --unpack
+// (and debootstrap --foreign) does, and no more: no effect of any script is
+// reproduced, and a package is installed only if it has no script that runs
+// at installation.
+const debConfigureUnpack = "unpack"
+
+// unpackOnly is the configure result of the unpack mode.
+func unpackOnly(pkgs []*debPackage) *debConfigureResult {
+	res := &debConfigureResult{Configured: map[string]bool{}}
+	for _, p := range pkgs {
+		if hasInstallScripts(p) {
+			res.Deferred = append(res.Deferred, debDeferred{Package: p.Name, Reason: "maintainer scripts not run (configure: unpack)"})
+			continue
+		}
+		res.Configured[p.Name] = true
+	}
+	return res
+}
+
+func hasInstallScripts(p *debPackage) bool {
+	for _, s := range []string{"preinst", "postinst", "config"} {
+		if _, ok := p.Scripts[s]; ok {
+			return true
+		}
+	}
+	return false
+}
+
 // kiln.deb installs Debian binary packages into the tree as `dpkg --unpack`
 // would, without dpkg and without running anything: each .deb (an
 // org.osbuild.files or org.osbuild.curl source named by its sha256) is
@@ -57,8 +85,8 @@ func init() {
 		if o.Configure != nil {
 			mode = *o.Configure
 		}
-		if mode != "none" && mode != "first-boot" {
-			return fmt.Errorf("option \"configure\": %q is not none or first-boot", mode)
+		if mode != "none" && mode != "first-boot" && mode != debConfigureUnpack {
+			return fmt.Errorf("option \"configure\": %q is not none, first-boot or unpack", mode)
 		}
 		if len(o.Packages) == 0 {
 			return errors.New("option \"packages\": no packages")
@@ -85,9 +113,12 @@ func init() {
 		for i, u := range in.done {
 			pkgs[i] = u.pkg
 		}
-		res, err := configureStep(pkgs, mode)
-		if err != nil {
-			return fmt.Errorf("configuring: %w", err)
+		res := unpackOnly(pkgs)
+		if mode != debConfigureUnpack {
+			var err error
+			if res, err = configureStep(pkgs, mode); err != nil {
+				return fmt.Errorf("configuring: %w", err)
+			}
 		}
 		if err := in.writeDB(res); err != nil {
 			return fmt.Errorf("writing %s: %w", adminDir, err)

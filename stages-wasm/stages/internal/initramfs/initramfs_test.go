@@ -104,17 +104,18 @@ func TestCpioReadsBack(t *testing.T) {
 // TestBusyboxCpioLists runs a real cpio (the Debian tree's busybox) on
 // the archive: another implementation must read it.
 func TestBusyboxCpioLists(t *testing.T) {
+	tree := os.Getenv("KILN_DEBIAN_TREE")
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: runs busybox cpio chrooted in /work/cache/vmtree")
+		t.Skip("needs root: runs busybox cpio chrooted in the Debian tree")
 	}
-	if _, err := os.Stat("/work/cache/vmtree/bin/busybox"); err != nil {
-		t.Skip("needs the shared Debian tree /work/cache/vmtree with busybox: ", err)
+	if _, err := os.Stat(filepath.Join(tree, "bin/busybox")); tree == "" || err != nil {
+		t.Skip("needs a Debian tree with busybox in KILN_DEBIAN_TREE: ", err)
 	}
 	var b bytes.Buffer
 	if err := sample(t).WriteCpio(&b, epoch); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("chroot", "/work/cache/vmtree", "/bin/busybox", "cpio", "-t")
+	cmd := exec.Command("chroot", tree, "/bin/busybox", "cpio", "-t")
 	cmd.Stdin = &b
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -109,9 +109,10 @@ func TestReadDepRefuses(t *testing.T) {
 // TestResolveRealKernel resolves kiln.initramfs's default module list in
 // a real Debian kernel's index (the shared debootstrapped tree).
 func TestResolveRealKernel(t *testing.T) {
-	dirs, _ := filepath.Glob("/work/cache/vmtree/lib/modules/*")
-	if len(dirs) == 0 {
-		t.Skip("needs a Debian tree with a kernel at /work/cache/vmtree (issue 13's shared tree)")
+	tree := os.Getenv("KILN_DEBIAN_TREE")
+	dirs, _ := filepath.Glob(filepath.Join(tree, "lib/modules/*"))
+	if tree == "" || len(dirs) == 0 {
+		t.Skip("needs a Debian tree with a kernel in KILN_DEBIAN_TREE")
 	}
 	x := loadIndex(t, dirs[0])
 	res, err := x.Resolve([]string{"virtio_pci", "virtio_blk", "virtio_scsi", "sd_mod", "ext4"})
