@@ -26,8 +26,8 @@ import (
 // once with SeaBIOS and once with OVMF, logging in as root on the serial
 // console.
 const (
-	bootHostname    = "kiln-boot"
-	bootESPSerial   = "7B77-95E7"
+	bootHostname  = "kiln-boot"
+	bootESPSerial = "7B77-95E7"
 	// bootTimeout bounds one boot, login and power-off; a TCG boot to
 	// login takes 70-90 s on an idle machine.
 	bootTimeout = 6 * time.Minute
