@@ -60,5 +60,7 @@ else
 fi
 rm "$out/debian-vm.json.tmp"
 grep -q '@KILN_PUBKEY@' "$out/debian-vm.json" && { echo "build.sh: the key placeholder is still in the manifest" >&2; exit 1; }
-"$kiln" build --output-directory "$out" "$out/debian-vm.json" >&2
+# The package installation is the expensive stage: stored, so a change to a
+# later stage re-runs only the stages after it.
+"$kiln" build --checkpoint kiln.deb --output-directory "$out" "$out/debian-vm.json" >&2
 echo "$out/disk.qcow2"
