@@ -381,3 +381,44 @@ func (c *vmConsole) tail(n int) string {
 	b := c.buf.Bytes()
 	return string(b[max(0, len(b)-n):])
 }
+
+// TestDebianVMBuildRefusesBadKeys: build.sh puts PUBKEY into the
+// manifest's JSON with sed, so anything but one plain key line is refused
+// before kiln runs.
+func TestDebianVMBuildRefusesBadKeys(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const good = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGc2hbXUOdcdzN8oVaLUs6rwHv0Wu7WvZmtAO3yoeNLp"
+	for _, tc := range []struct{ name, key string }{
+		{"two lines", good + " a\n" + good + " b\n"},
+		{"quote", good + ` x","password":"y`},
+		{"backslash", good + ` x\`},
+		{"sed ampersand", good + " a&b"},
+		{"sed delimiter", good + " a|b"},
+		{"carriage return", good + "\r"},
+		{"not a key", "hello world"},
+		{"unknown type", "ssh-dss AAAAB3NzaC1kc3MAAACBAP"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			keyFile := filepath.Join(dir, "key.pub")
+			if err := os.WriteFile(keyFile, []byte(tc.key), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(dir, "out")
+			cmd := exec.Command(filepath.Join(root, "examples/debian-vm/build.sh"), out, keyFile)
+			// A kiln that cannot run: a refusal must come before it.
+			cmd.Env = append(os.Environ(), "KILN=/nonexistent/kiln")
+			b, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+				t.Fatalf("build.sh with key %q: %v, want exit status 2\n%s", tc.key, err, b)
+			}
+			if _, err := os.Stat(out); err == nil {
+				t.Errorf("build.sh made %s before refusing the key", out)
+			}
+		})
+	}
+}
