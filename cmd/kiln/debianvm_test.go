@@ -47,6 +47,12 @@ func TestDebianVMBoots(t *testing.T) {
 			t.Skipf("needs ovmf (%s): %v", f, err)
 		}
 	}
+	// go test's default 10-minute timeout (make test) is too short for a
+	// build and two TCG boots, the first of which configures the packages.
+	if dl, ok := t.Deadline(); ok && time.Until(dl) < vmTestNeeds {
+		t.Skipf("needs %v of go test's -timeout, has %v: run go test -count=1 -timeout 40m -run TestDebianVMBoots ./cmd/kiln/",
+			vmTestNeeds, time.Until(dl).Round(time.Second))
+	}
 	dir := t.TempDir()
 	key := filepath.Join(dir, "id_ed25519")
 	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "kiln-test", "-f", key).CombinedOutput(); err != nil {
@@ -112,8 +118,11 @@ const (
 	// vmBootTimeout bounds one boot, login and power-off: a TCG boot to
 	// login takes 70-90 s on an idle machine. The first boot also runs the
 	// deferred package scripts and update-initramfs.
-	vmBootTimeout      = 5 * time.Minute
-	vmFirstBootTimeout = 8 * time.Minute
+	vmBootTimeout      = 6 * time.Minute
+	vmFirstBootTimeout = 12 * time.Minute
+	// vmTestNeeds is the build (a cold one downloads 119 MiB) and both
+	// boots at their bounds.
+	vmTestNeeds = 5*time.Minute + vmFirstBootTimeout + vmBootTimeout
 )
 
 // bootDebianVM boots disk with the firmware args and checks it within
