@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -218,6 +219,19 @@ func treepathClean(p string) (string, error) {
 func buildInitramfs(kver string, o initramfsOptions, bb *busyboxFiles, out string) error {
 	dir := "/lib/modules/" + kver
 	x := kmod.NewIndex()
+	depmodRan, err := exists(dir + "/modules.dep")
+	if err != nil {
+		return err
+	}
+	if !depmodRan {
+		// depmod runs in linux-image's postinst; kiln.deb with
+		// "configure": "first-boot" leaves that to the first boot, so
+		// the index is read from the modules themselves, as depmod does.
+		if err := indexFromModinfo(x, dir); err != nil {
+			return err
+		}
+		fmt.Printf("kiln.initramfs: %s has no modules.dep (depmod has not run): dependencies read from %d modules' .modinfo\n", dir, len(x.Modules))
+	}
 	for _, f := range []struct {
 		name     string
 		required bool
@@ -228,6 +242,9 @@ func buildInitramfs(kver string, o initramfsOptions, bb *busyboxFiles, out strin
 		{"modules.softdep", false, x.ReadSoftdep},
 		{"modules.alias", false, x.ReadAlias},
 	} {
+		if !depmodRan && f.name != "modules.builtin" {
+			continue
+		}
 		b, err := os.ReadFile(dir + "/" + f.name)
 		if errors.Is(err, fs.ErrNotExist) && !f.required {
 			continue
@@ -321,4 +338,58 @@ func listOrNone(s []string) string {
 		return "none"
 	}
 	return strings.Join(s, " ")
+}
+
+// indexFromModinfo adds every module under dir (kernel/, updates/,
+// extra/...) to x from its .modinfo section.
+func indexFromModinfo(x *kmod.Index, dir string) error {
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type()&fs.ModeSymlink != 0 || d.IsDir() {
+			// A symlinked directory (Debian's build, source) is not walked.
+			return nil
+		}
+		rel := strings.TrimPrefix(p, dir+"/")
+		if kmod.Name(rel) == "" || !isModuleFile(rel) {
+			return nil
+		}
+		var r io.ReaderAt
+		if strings.HasSuffix(rel, ".ko") {
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			r = f
+		} else {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			if data, err = initramfs.DecompressModule(rel, data); err != nil {
+				return err
+			}
+			r = bytes.NewReader(data)
+		}
+		info, err := kmod.Modinfo(r)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		return x.AddModinfo(rel, info)
+	})
+	if err != nil {
+		return fmt.Errorf("reading modules' .modinfo: %w", err)
+	}
+	return x.ResolveModinfoDeps()
+}
+
+func isModuleFile(p string) bool {
+	for _, s := range []string{".ko", ".ko.xz", ".ko.zst", ".ko.gz"} {
+		if strings.HasSuffix(p, s) {
+			return true
+		}
+	}
+	return false
 }

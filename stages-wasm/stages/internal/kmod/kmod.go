@@ -8,6 +8,7 @@ package kmod
 
 import (
 	"bufio"
+	"debug/elf"
 	"errors"
 	"fmt"
 	"io"
@@ -270,4 +271,77 @@ func Dep(mods []*Module, rename func(string) string) string {
 		b.WriteByte('\n')
 	}
 	return b.String()
+}
+
+// AddModinfo adds one module from its .modinfo section (NUL-separated
+// key=value strings, as modinfo(8) reads them): depends= names its
+// dependencies, softdep= its pre and post modules, alias= its aliases.
+// It is what depmod reads to write modules.dep, modules.softdep and
+// modules.alias, and stands in for them where depmod has not run (a tree
+// whose linux-image postinst is deferred to the first boot). Call
+// ResolveModinfoDeps once every module is added.
+func (x *Index) AddModinfo(p string, info []byte) error {
+	if !pathRE.MatchString(p) || strings.Contains("/"+p+"/", "/../") {
+		return fmt.Errorf("module path %q refused", p)
+	}
+	m := &Module{Name: Name(p), Path: p}
+	if _, dup := x.Modules[m.Name]; dup {
+		return fmt.Errorf("module %s found twice (%s, %s)", m.Name, x.Modules[m.Name].Path, p)
+	}
+	for _, kv := range strings.Split(string(info), "\x00") {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "depends":
+			for _, d := range strings.Split(v, ",") {
+				if d = strings.TrimSpace(d); d != "" {
+					m.Deps = append(m.Deps, Normalize(d))
+				}
+			}
+		case "softdep":
+			if err := x.ReadSoftdep(strings.NewReader("softdep " + m.Name + " " + v + "\n")); err != nil {
+				return fmt.Errorf("%s: %w", p, err)
+			}
+		case "alias":
+			if v != "" && !strings.ContainsAny(v, "*?[ \t") {
+				x.Aliases[v] = append(x.Aliases[v], m.Name)
+			}
+		}
+	}
+	x.Modules[m.Name] = m
+	return nil
+}
+
+// ResolveModinfoDeps turns the dependency names AddModinfo recorded into
+// paths, as modules.dep lists them; a name no module has is an error.
+func (x *Index) ResolveModinfoDeps() error {
+	for _, m := range x.Modules {
+		for i, d := range m.Deps {
+			if pathRE.MatchString(d) {
+				continue
+			}
+			dm, ok := x.Modules[d]
+			if !ok {
+				return fmt.Errorf("module %s depends on %s: %w", m.Name, d, ErrUnknownModule)
+			}
+			m.Deps[i] = dm.Path
+		}
+	}
+	return nil
+}
+
+// Modinfo returns the .modinfo section of a module's ELF image (a plain
+// .ko; decompress others first).
+func Modinfo(r io.ReaderAt) ([]byte, error) {
+	f, err := elf.NewFile(r)
+	if err != nil {
+		return nil, err
+	}
+	s := f.Section(".modinfo")
+	if s == nil {
+		return nil, errors.New("no .modinfo section")
+	}
+	return s.Data()
 }

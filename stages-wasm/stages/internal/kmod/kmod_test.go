@@ -2,6 +2,8 @@ package kmod
 
 import (
 	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -134,6 +136,102 @@ func TestResolveRealKernel(t *testing.T) {
 		if !slices.Contains(names(res.Load), want) {
 			t.Errorf("%s not among %q", want, names(res.Load))
 		}
+	}
+}
+
+// TestModinfoMatchesDepmod builds the index from the modules' .modinfo
+// sections, as kiln.initramfs does where depmod has not run, and requires
+// the same resolution as from depmod's files in the same tree.
+func TestModinfoMatchesDepmod(t *testing.T) {
+	dirs, _ := filepath.Glob("/work/cache/vmtree/lib/modules/*")
+	if len(dirs) == 0 {
+		t.Skip("needs a Debian tree with a kernel at /work/cache/vmtree (issue 13's shared tree)")
+	}
+	want := loadIndex(t, dirs[0])
+	got := NewIndex()
+	err := filepath.WalkDir(dirs[0], func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".ko") {
+			return err
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		info, err := Modinfo(f)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		rel, _ := filepath.Rel(dirs[0], p)
+		return got.AddModinfo(rel, info)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := got.ResolveModinfoDeps(); err != nil {
+		t.Fatal(err)
+	}
+	got.Builtin = want.Builtin
+	mods := []string{"virtio_pci", "virtio_blk", "virtio_scsi", "sd_mod", "ext4", "virtio_net", "crypto-crc32c"}
+	r1, err := want.Resolve(mods)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := got.Resolve(mods)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same modules; the order may differ where either is valid
+	// (modules.dep lists a closure, .modinfo direct dependencies).
+	a, b := names(r1.Load), names(r2.Load)
+	slices.Sort(a)
+	slices.Sort(b)
+	if !slices.Equal(a, b) {
+		t.Errorf("from .modinfo: %q\nfrom depmod's files: %q", b, a)
+	}
+	pos := map[string]int{}
+	for i, m := range r2.Load {
+		pos[m.Path] = i
+	}
+	for i, m := range r2.Load {
+		for _, d := range want.Modules[m.Name].Deps {
+			if j, ok := pos[d]; !ok || j > i {
+				t.Errorf("from .modinfo, %s loads before its dependency %s", m.Name, d)
+			}
+		}
+	}
+	for name, m := range want.Modules {
+		g, ok := got.Modules[name]
+		if !ok {
+			t.Errorf("%s: in modules.dep, not found from .modinfo", name)
+			continue
+		}
+		// modules.dep lists the whole closure, .modinfo the direct
+		// dependencies: each direct one must be in depmod's list.
+		for _, d := range g.Deps {
+			if !slices.Contains(m.Deps, d) {
+				t.Errorf("%s: dependency %s not in modules.dep's %q", name, d, m.Deps)
+			}
+		}
+	}
+}
+
+func TestAddModinfoRefuses(t *testing.T) {
+	for _, tc := range []struct{ path, info string }{
+		{"../x.ko", "depends="},
+		{"kernel/a b.ko", ""},
+		{"kernel/x.txt", ""},
+	} {
+		if err := NewIndex().AddModinfo(tc.path, []byte(tc.info)); err == nil {
+			t.Errorf("AddModinfo(%q) accepted", tc.path)
+		}
+	}
+	x := NewIndex()
+	if err := x.AddModinfo("kernel/a.ko", []byte("license=GPL\x00depends=b,\x00")); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.ResolveModinfoDeps(); !errors.Is(err, ErrUnknownModule) {
+		t.Errorf("a dependency no module has: %v, want ErrUnknownModule", err)
 	}
 }
 
