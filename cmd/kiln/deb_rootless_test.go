@@ -6,10 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
-	"syscall"
 	"testing"
 )
 
@@ -18,20 +15,10 @@ import (
 // conffile) as root twice, each in a fresh store, and as the unprivileged
 // kiln-unpriv: the three images must be the same bytes.
 func TestDebRootlessSameBytes(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to build the packages' owners and to switch to the test user")
+	uid, gid := unprivUser(t, "to build the packages' owners")
+	if _, err := exec.LookPath("dpkg-deb"); err != nil {
+		t.Skip("needs dpkg-deb (Debian package dpkg)")
 	}
-	u, err := user.Lookup("kiln-unpriv")
-	if err != nil {
-		t.Skipf("needs the user kiln-unpriv (created by .ci/run): %v", err)
-	}
-	for _, tool := range []string{"newuidmap", "dpkg-deb"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s (Debian packages uidmap, dpkg)", tool)
-		}
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
 	dir, err := os.MkdirTemp("", "kiln-deb-rootless-")
 	if err != nil {
 		t.Fatal(err)
@@ -95,10 +82,7 @@ func TestDebRootlessSameBytes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cmd := exec.Command(bin, "build", "--json", "--progress", "plain", "--allow-file-sources", dir, "--output-directory", filepath.Join(dir, "out"), manifest)
-	cmd.Dir = dir
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	cmd := asUser(uid, gid, dir, bin, "build", "--json", "--progress", "plain", "--allow-file-sources", dir, "--output-directory", filepath.Join(dir, "out"), manifest)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("rootless build: %v\n%s", err, out)
 	}

@@ -16,18 +16,7 @@ import (
 // user and its subordinate ids into a user namespace, and must produce the
 // same tree, owners included, as a build as root.
 func TestRootlessBuild(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to compare against and to switch to the test user")
-	}
-	u, err := user.Lookup("kiln-unpriv")
-	if err != nil {
-		t.Skipf("needs the user kiln-unpriv (created by .ci/run): %v", err)
-	}
-	if _, err := exec.LookPath("newuidmap"); err != nil {
-		t.Skip("needs newuidmap (Debian package uidmap, installed by .ci/run)")
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
+	uid, gid := unprivUser(t, "to compare against")
 	dir, err := os.MkdirTemp("", "kiln-rootless-")
 	if err != nil {
 		t.Fatal(err)
@@ -49,11 +38,7 @@ func TestRootlessBuild(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cmd := exec.Command(bin, "build", "--json", "--progress", "plain", "--output-directory", filepath.Join(dir, "out"), manifest)
-	cmd.Dir = dir
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
-	out, err := cmd.Output()
+	out, err := asUser(uid, gid, dir, bin, "build", "--json", "--progress", "plain", "--output-directory", filepath.Join(dir, "out"), manifest).Output()
 	if err != nil {
 		var stderr []byte
 		if ee, ok := err.(*exec.ExitError); ok {
@@ -87,4 +72,34 @@ func TestRootlessBuild(t *testing.T) {
 	if got := st.Sys().(*syscall.Stat_t).Uid; int(got) != uid {
 		t.Errorf("store owned by uid %d, want %d", got, uid)
 	}
+}
+
+// unprivUser skips unless the test runs as root and can switch to the CI's
+// kiln-unpriv user with subordinate ids (newuidmap); it returns that
+// user's uid and gid. why says what the test needs root for besides.
+func unprivUser(t *testing.T, why string) (uid, gid int) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skipf("needs root %s and to switch to the test user", why)
+	}
+	u, err := user.Lookup("kiln-unpriv")
+	if err != nil {
+		t.Skipf("needs the user kiln-unpriv (created by .ci/run): %v", err)
+	}
+	if _, err := exec.LookPath("newuidmap"); err != nil {
+		t.Skip("needs newuidmap (Debian package uidmap, installed by .ci/run)")
+	}
+	uid, _ = strconv.Atoi(u.Uid)
+	gid, _ = strconv.Atoi(u.Gid)
+	return uid, gid
+}
+
+// asUser is kiln (bin) run as uid:gid in dir, with dir as its home, so that
+// its default store is the user's own.
+func asUser(uid, gid int, dir, bin string, args ...string) *exec.Cmd {
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	return cmd
 }
