@@ -315,6 +315,20 @@ func (c *call) streams() (*streamTable, uint32) {
 	return t, 0
 }
 
+// stream is the open stream whose handle is argument i: EBADF for a
+// handle the stage does not hold.
+func (c *call) stream(i int) (*stream, uint32) {
+	t, errno := c.streams()
+	if errno != 0 {
+		return nil, errno
+	}
+	s := t.get(c.u32(i))
+	if s == nil {
+		return nil, wasiErrno(unix.EBADF)
+	}
+	return s, 0
+}
+
 // hostStreamOpen opens the regular file at the guest path, on any mount,
 // following symlinks inside it as open(2) does, and starts decompressing
 // length bytes of it from offset (length -1: to the end).
@@ -368,13 +382,9 @@ func hostStreamOpen(c *call) uint32 {
 // hostStreamRead reads decompressed bytes into the guest buffer and writes
 // their number, 0 at the end of the stream.
 func hostStreamRead(c *call) uint32 {
-	t, errno := c.streams()
+	s, errno := c.stream(0)
 	if errno != 0 {
 		return errno
-	}
-	s := t.get(c.u32(0))
-	if s == nil {
-		return wasiErrno(unix.EBADF)
 	}
 	buf, errno := c.bytes(1)
 	if errno != 0 {
@@ -400,13 +410,9 @@ func hostStreamRead(c *call) uint32 {
 // as getxattr writes a value, so that a stage can say what was wrong with
 // its archive ("gzip: invalid checksum"), not only EBADMSG.
 func hostStreamError(c *call) uint32 {
-	t, errno := c.streams()
+	s, errno := c.stream(0)
 	if errno != 0 {
 		return errno
-	}
-	s := t.get(c.u32(0))
-	if s == nil {
-		return wasiErrno(unix.EBADF)
 	}
 	var msg []byte
 	select {
