@@ -129,7 +129,7 @@ type stream struct {
 	chunks   chan []byte   // decompressed data, in order; closed at the end
 	free     chan []byte   // chunks the reader is done with
 	done     chan struct{} // closed by close: the producer stops
-	finished chan struct{} // closed when the producer has returned
+	finished chan struct{} // closed when the producer is done, just before chunks
 	err      error         // why the producer stopped; read after chunks closes
 	chunk    []byte        // the chunk being read, whole
 	cur      []byte        // its unread rest
@@ -161,8 +161,11 @@ func openStream(f *os.File, off, n int64, kind uint32) *stream {
 }
 
 func (s *stream) produce(src io.Reader, kind uint32) {
-	defer close(s.finished)
+	// chunks closes last: a reader that sees the end (and then asks
+	// stream_error why) must find finished closed and err set, not race
+	// the producer between the two closes.
 	defer close(s.chunks)
+	defer close(s.finished)
 	r, closer, err := decompressor(bufio.NewReaderSize(src, 1<<16), kind)
 	if err != nil {
 		s.err = err

@@ -112,3 +112,41 @@ func FuzzStream(f *testing.F) {
 		}
 	})
 }
+
+// TestStreamErrorAfterEnd: a guest that reads a corrupt archive to its
+// EBADMSG and asks stream_error at once must get the decompressor's
+// message. The producer once closed chunks before finished, so a reader
+// quick enough found the stream ended but "still running": an empty
+// message, seen in CI. Many rounds give the old order chances to lose.
+func TestStreamErrorAfterEnd(t *testing.T) {
+	dir := t.TempDir()
+	corrupt := filepath.Join(dir, "corrupt.gz")
+	if err := os.WriteFile(corrupt, []byte("\x1f\x8b\x08\x00not a deflate stream at all"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2000 {
+		f, err := os.Open(corrupt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := openStream(f, 0, -1, streamAuto)
+		buf := make([]byte, 64)
+		var rerr error
+		for rerr == nil {
+			var n int
+			n, rerr = s.read(t.Context(), buf)
+			if n == 0 && rerr == nil {
+				t.Fatal("the corrupt stream ended without an error")
+			}
+		}
+		select {
+		case <-s.finished:
+			if s.err == nil {
+				t.Fatalf("round %d: read failed with %v but the stream has no error", i, rerr)
+			}
+		default:
+			t.Fatalf("round %d: read ended with %v before the producer finished: stream_error would say nothing", i, rerr)
+		}
+		s.close()
+	}
+}
