@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"path"
 	"slices"
@@ -91,7 +92,7 @@ func RunDepmod(fsys fs.FS, dir string, conf *DepmodConfig, decompress Decompress
 	for _, m := range d.byName {
 		mods = append(mods, m)
 	}
-	slices.SortFunc(mods, func(a, b *dmod) int { return hashLess(512)(a.name, b.name) })
+	hashOrder(mods, func(m *dmod) string { return m.name }, 512)
 	if err := d.sortByOrder(mods); err != nil {
 		return nil, err
 	}
@@ -318,42 +319,101 @@ func (d *depmodRun) sortByOrder(mods []*dmod) error {
 	return nil
 }
 
-// image returns a module's ELF image, decompressed by its magic as
-// libkmod's kmod_file_open does, or nil with a warning where libkmod
-// fails: depmod then lists the module with nothing from it.
-func (d *depmodRun) image(m *dmod) *moduleELF {
-	data, err := fs.ReadFile(d.fsys, d.dir+"/"+m.relpath)
-	if err == nil && len(data) < 6 {
-		err = fmt.Errorf("%s: too short", describe(data))
-	}
-	if err == nil {
-		switch {
-		case bytes.HasPrefix(data, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-			data, err = d.decompress("zst", data)
-		case bytes.HasPrefix(data, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
-			data, err = d.decompress("xz", data)
-		}
-	}
-	var e *moduleELF
-	if err == nil {
-		e, err = parseModuleELF(data)
-	}
+// image opens a module's ELF image, decompressed by its magic as
+// libkmod's kmod_file_open does, or returns nil with a warning where
+// libkmod fails: depmod then lists the module with nothing from it. A
+// plain module is read in the parts depmod needs, not whole.
+func (d *depmodRun) image(m *dmod) (*moduleELF, func()) {
+	e, closer, err := d.open(m.relpath)
 	if err != nil {
 		d.warnf("%s: %v: listed without dependencies, aliases or symbols (as depmod does)", m.relpath, err)
-		return nil
+		return nil, nil
 	}
-	return e
+	return e, closer
+}
+
+func (d *depmodRun) open(rel string) (*moduleELF, func(), error) {
+	f, err := d.fsys.Open(d.dir + "/" + rel)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	ra, ok := f.(io.ReaderAt)
+	if !ok || st.Size() < 6 {
+		// A file without ReadAt (none in the stage's file system), or
+		// one too short for libkmod's magic check.
+		data, err := io.ReadAll(f)
+		f.Close()
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(data) < 6 {
+			return nil, nil, fmt.Errorf("%s: too short", describe(data))
+		}
+		return d.fromBytes(data)
+	}
+	magic := make([]byte, 6)
+	if _, err := ra.ReadAt(magic, 0); err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	if isCompressed(magic) {
+		data, err := io.ReadAll(f)
+		f.Close()
+		if err != nil {
+			return nil, nil, err
+		}
+		return d.fromBytes(data)
+	}
+	e, err := parseModuleELF(ra, st.Size())
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return e, func() { f.Close() }, nil
+}
+
+var (
+	magicZstd = []byte{0x28, 0xb5, 0x2f, 0xfd}
+	magicXz   = []byte{0xfd, '7', 'z', 'X', 'Z', 0}
+)
+
+func isCompressed(magic []byte) bool {
+	return bytes.HasPrefix(magic, magicZstd) || bytes.HasPrefix(magic, magicXz)
+}
+
+func (d *depmodRun) fromBytes(data []byte) (*moduleELF, func(), error) {
+	var err error
+	switch {
+	case bytes.HasPrefix(data, magicZstd):
+		data, err = d.decompress("zst", data)
+	case bytes.HasPrefix(data, magicXz):
+		data, err = d.decompress("xz", data)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	e, err := parseModuleELF(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		return nil, nil, err
+	}
+	return e, func() {}, nil
 }
 
 func (d *depmodRun) load(mods []*dmod) error {
 	for _, m := range mods {
-		e := d.image(m)
+		e, closer := d.image(m)
 		if e == nil {
 			continue
 		}
 		m.exports = e.exports()
 		m.info = e.modinfo()
 		m.undef = e.undefined()
+		closer()
 	}
 	return nil
 }
@@ -389,8 +449,7 @@ func (d *depmodRun) resolve(mods []*dmod) []*depmodSymbol {
 	for _, s := range syms {
 		list = append(list, s)
 	}
-	less := hashLess(2048)
-	slices.SortFunc(list, func(a, b *depmodSymbol) int { return less(a.name, b.name) })
+	hashOrder(list, func(s *depmodSymbol) string { return s.name }, 2048)
 	return list
 }
 

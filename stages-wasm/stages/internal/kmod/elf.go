@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 )
 
@@ -15,68 +16,105 @@ import (
 // checked against the image; a section out of bounds is skipped, as
 // libkmod skips it.
 type moduleELF struct {
-	data     []byte
+	src      io.ReaderAt
+	size     uint64
 	is32     bool
 	order    binary.ByteOrder
+	header   []byte
 	shoff    uint64
 	shnum    uint16
-	strOff   uint64 // section name strings
-	strSize  uint64
+	shdrs    []byte // the section header table
+	shstr    []byte // section name strings
 	symSize  uint64 // one symbol table entry
 	shdrSize uint64
+	cache    map[uint16][]byte
 }
 
 var errELF = errors.New("not a valid ELF module")
 
-func (e *moduleELF) uint(off, size uint64) (uint64, bool) {
-	if off+size < off || off+size > uint64(len(e.data)) {
-		return 0, false
+// readAt reads n bytes at off, which the caller has checked lie within
+// the image.
+func (e *moduleELF) readAt(off, n uint64) ([]byte, error) {
+	b := make([]byte, n)
+	if _, err := e.src.ReadAt(b, int64(off)); err != nil && !(errors.Is(err, io.EOF) && off+n == e.size) {
+		return nil, err
 	}
-	b := e.data[off : off+size]
+	return b, nil
+}
+
+func (e *moduleELF) uintIn(b []byte, off, size uint64) uint64 {
+	if off+size < off || off+size > uint64(len(b)) {
+		return 0
+	}
+	b = b[off : off+size]
 	switch size {
 	case 1:
-		return uint64(b[0]), true
+		return uint64(b[0])
 	case 2:
-		return uint64(e.order.Uint16(b)), true
+		return uint64(e.order.Uint16(b))
 	case 4:
-		return uint64(e.order.Uint32(b)), true
+		return uint64(e.order.Uint32(b))
 	default:
-		return e.order.Uint64(b), true
+		return e.order.Uint64(b)
 	}
 }
 
-// cstring is the NUL-terminated string at off; libkmod reads such
-// strings unbounded, here they end at the image's end.
-func (e *moduleELF) cstring(off uint64) string {
-	if off >= uint64(len(e.data)) {
+// cstring is the NUL-terminated string at rel in a section read at off.
+// libkmod reads such strings unbounded: one that runs past the section
+// goes on in the rest of the image, which is read then, up to its end.
+func (e *moduleELF) cstring(sec []byte, off, rel uint64) string {
+	if rel >= uint64(len(sec)) {
 		return ""
 	}
-	b := e.data[off:]
+	b := sec[rel:]
 	if i := bytes.IndexByte(b, 0); i >= 0 {
-		b = b[:i]
+		return string(b[:i])
 	}
-	return string(b)
+	start := off + uint64(len(sec))
+	if start >= e.size {
+		return string(b)
+	}
+	rest, err := e.readAt(start, e.size-start)
+	if err != nil {
+		return string(b)
+	}
+	if i := bytes.IndexByte(rest, 0); i >= 0 {
+		rest = rest[:i]
+	}
+	return string(b) + string(rest)
 }
 
-func parseModuleELF(data []byte) (*moduleELF, error) {
-	if len(data) <= 16 || !bytes.HasPrefix(data, []byte("\x7fELF")) {
+// parseModuleELF reads the ELF header and section headers of a module of
+// size bytes; sections are read when asked for, so that of a module's
+// code nothing is read.
+func parseModuleELF(src io.ReaderAt, size int64) (*moduleELF, error) {
+	e := &moduleELF{src: src, size: uint64(size), cache: map[uint16][]byte{}}
+	n := uint64(64)
+	if e.size < n {
+		n = e.size
+	}
+	h, err := e.readAt(0, n)
+	if err != nil {
+		return nil, err
+	}
+	e.header = h
+	if len(h) <= 16 || !bytes.HasPrefix(h, []byte("\x7fELF")) {
 		return nil, errELF
 	}
-	e := &moduleELF{data: data}
-	switch data[4] {
+	switch h[4] {
 	case 1:
 		e.is32 = true
-		if len(data) <= 52 {
+		if e.size <= 52 {
 			return nil, errELF
 		}
 	case 2:
-		if len(data) <= 64 {
+		if e.size <= 64 {
 			return nil, errELF
 		}
 	default:
 		return nil, errELF
 	}
-	switch data[5] {
+	switch h[5] {
 	case 1:
 		e.order = binary.LittleEndian
 	case 2:
@@ -86,32 +124,38 @@ func parseModuleELF(data []byte) (*moduleELF, error) {
 	}
 	var shentsize, shstrndx uint64
 	if e.is32 {
-		e.shoff, _ = e.uint(32, 4)
-		shentsize, _ = e.uint(46, 2)
-		n, _ := e.uint(48, 2)
-		e.shnum = uint16(n)
-		shstrndx, _ = e.uint(50, 2)
+		e.shoff = e.uintIn(h, 32, 4)
+		shentsize = e.uintIn(h, 46, 2)
+		e.shnum = uint16(e.uintIn(h, 48, 2))
+		shstrndx = e.uintIn(h, 50, 2)
 		e.shdrSize, e.symSize = 40, 16
 	} else {
-		e.shoff, _ = e.uint(40, 8)
-		shentsize, _ = e.uint(58, 2)
-		n, _ := e.uint(60, 2)
-		e.shnum = uint16(n)
-		shstrndx, _ = e.uint(62, 2)
+		e.shoff = e.uintIn(h, 40, 8)
+		shentsize = e.uintIn(h, 58, 2)
+		e.shnum = uint16(e.uintIn(h, 60, 2))
+		shstrndx = e.uintIn(h, 62, 2)
 		e.shdrSize, e.symSize = 64, 24
 	}
 	if shentsize != e.shdrSize {
 		return nil, errELF
 	}
 	end := e.shdrSize*uint64(e.shnum) + e.shoff
-	if end < e.shoff || end > uint64(len(data)) {
+	if end < e.shoff || end > e.size {
 		return nil, errELF
 	}
-	off, size, _, ok := e.section(uint16(shstrndx))
-	if !ok || size == 0 || data[off+size-1] != 0 {
+	if e.shdrs, err = e.readAt(e.shoff, end-e.shoff); err != nil {
+		return nil, err
+	}
+	off, sz, _, ok := e.section(uint16(shstrndx))
+	if !ok || sz == 0 {
 		return nil, errELF
 	}
-	e.strOff, e.strSize = off, size
+	if e.shstr, err = e.readAt(off, sz); err != nil {
+		return nil, err
+	}
+	if e.shstr[sz-1] != 0 {
+		return nil, errELF
+	}
 	return e, nil
 }
 
@@ -121,34 +165,43 @@ func (e *moduleELF) section(idx uint16) (off, size uint64, name uint32, ok bool)
 	if idx == 0 || idx >= e.shnum {
 		return 0, 0, 0, false
 	}
-	h := e.shoff + uint64(idx)*e.shdrSize
-	var n uint64
+	h := uint64(idx) * e.shdrSize
+	n := e.uintIn(e.shdrs, h, 4)
 	if e.is32 {
-		n, _ = e.uint(h, 4)
-		off, _ = e.uint(h+16, 4)
-		size, _ = e.uint(h+20, 4)
+		off = e.uintIn(e.shdrs, h+16, 4)
+		size = e.uintIn(e.shdrs, h+20, 4)
 	} else {
-		n, _ = e.uint(h, 4)
-		off, _ = e.uint(h+24, 8)
-		size, _ = e.uint(h+32, 8)
+		off = e.uintIn(e.shdrs, h+24, 8)
+		size = e.uintIn(e.shdrs, h+32, 8)
 	}
-	if off+size < off || off+size > uint64(len(e.data)) {
+	if off+size < off || off+size > e.size {
 		return 0, 0, 0, false
 	}
 	return off, size, uint32(n), true
 }
 
-// find returns the first section called name (libkmod's
-// kmod_elf_get_section).
+// find returns the contents and offset of the first section called name
+// (libkmod's kmod_elf_get_section). A section that cannot be read is as
+// good as absent.
 func (e *moduleELF) find(name string) ([]byte, uint64, bool) {
 	for i := uint16(1); i < e.shnum; i++ {
 		off, size, n, ok := e.section(i)
-		if !ok || uint64(n) >= e.strSize {
+		if !ok || uint64(n) >= uint64(len(e.shstr)) {
 			continue
 		}
-		if e.cstring(e.strOff+uint64(n)) == name {
-			return e.data[off : off+size], off, true
+		rest := e.shstr[n:]
+		if !bytes.HasPrefix(rest, []byte(name)) || len(rest) == len(name) || rest[len(name)] != 0 {
+			continue
 		}
+		if b, ok := e.cache[i]; ok {
+			return b, off, true
+		}
+		b, err := e.readAt(off, size)
+		if err != nil {
+			return nil, 0, false
+		}
+		e.cache[i] = b
+		return b, off, true
 	}
 	return nil, 0, false
 }
@@ -197,49 +250,43 @@ type elfSym struct {
 	shndx uint16
 }
 
-func (e *moduleELF) sym(off uint64) elfSym {
-	var s elfSym
-	var n, info, shndx uint64
+func (e *moduleELF) sym(symtab []byte, i uint64) elfSym {
+	off := i * e.symSize
 	if e.is32 {
-		n, _ = e.uint(off, 4)
-		info, _ = e.uint(off+12, 1)
-		shndx, _ = e.uint(off+14, 2)
-	} else {
-		n, _ = e.uint(off, 4)
-		info, _ = e.uint(off+4, 1)
-		shndx, _ = e.uint(off+6, 2)
+		return elfSym{uint32(e.uintIn(symtab, off, 4)), uint8(e.uintIn(symtab, off+12, 1)), uint16(e.uintIn(symtab, off+14, 2))}
 	}
-	s.name, s.info, s.shndx = uint32(n), uint8(info), uint16(shndx)
-	return s
+	return elfSym{uint32(e.uintIn(symtab, off, 4)), uint8(e.uintIn(symtab, off+4, 1)), uint16(e.uintIn(symtab, off+6, 2))}
 }
 
-// symtab returns .symtab's and .strtab's places, or ok false when
+// symtab returns .symtab, .strtab and .strtab's offset, or ok false when
 // libkmod would not read them.
-func (e *moduleELF) symtab() (symOff, symCount, strOff, strSize uint64, ok bool) {
+func (e *moduleELF) symtab() (symtab, strtab []byte, strOff uint64, ok bool) {
 	strtab, so, ok1 := e.find(".strtab")
-	symtab, yo, ok2 := e.find(".symtab")
+	symtab, _, ok2 := e.find(".symtab")
 	if !ok1 || !ok2 || uint64(len(symtab))%e.symSize != 0 {
-		return 0, 0, 0, 0, false
+		return nil, nil, 0, false
 	}
-	return yo, uint64(len(symtab)) / e.symSize, so, uint64(len(strtab)), true
+	return symtab, strtab, so, true
 }
 
 // exports are the symbols the module exports, as kmod_elf_get_symbols
 // finds them: the __crc_ symbols of .symtab (a kernel with
 // CONFIG_MODVERSIONS), else the strings of __ksymtab_strings.
 func (e *moduleELF) exports() []string {
-	if symOff, n, strOff, strSize, ok := e.symtab(); ok {
+	if symtab, strtab, strOff, ok := e.symtab(); ok {
 		var names []string
 		bad := false
+		n := uint64(len(symtab)) / e.symSize
 		for i := uint64(1); i < n; i++ {
-			s := e.sym(symOff + i*e.symSize)
-			if uint64(s.name) >= strSize {
+			s := e.sym(symtab, i)
+			if uint64(s.name) >= uint64(len(strtab)) {
 				bad = true
 				break
 			}
-			if name := e.cstring(strOff + uint64(s.name)); strings.HasPrefix(name, "__crc_") {
-				names = append(names, name[len("__crc_"):])
+			if !bytes.HasPrefix(strtab[s.name:], []byte("__crc_")) {
+				continue
 			}
+			names = append(names, e.cstring(strtab, strOff, uint64(s.name))[len("__crc_"):])
 		}
 		if !bad && len(names) > 0 {
 			return names
@@ -266,43 +313,44 @@ func (e *moduleELF) undefined() []string {
 	if e.is32 {
 		crclen = 4
 	}
-	symOff, n, strOff, strSize, ok := e.symtab()
+	symtab, strtab, strOff, ok := e.symtab()
 	if !ok {
 		return nil
 	}
-	sparc := false
-	if m, _ := e.uint(18, 2); m == 2 || m == 43 { // EM_SPARC, EM_SPARCV9
-		sparc = true
-	}
+	m := e.uintIn(e.header, 18, 2)
+	sparc := m == 2 || m == 43 // EM_SPARC, EM_SPARCV9
 	var vernames []string
+	firstVer := map[string]int{} // kmod_elf_crc_find takes the first match
 	if hasVer {
 		for i := 0; i < len(versions)/verlen; i++ {
-			vernames = append(vernames, e.cstring(verOff+uint64(i*verlen)+crclen))
+			v := e.cstring(versions, verOff, uint64(i*verlen)+crclen)
+			vernames = append(vernames, v)
+			if _, ok := firstVer[v]; !ok {
+				firstVer[v] = i
+			}
 		}
 	}
 	visited := make([]bool, len(vernames))
 	var names []string
+	n := uint64(len(symtab)) / e.symSize
 	for i := uint64(1); i < n; i++ {
-		s := e.sym(symOff + i*e.symSize)
+		s := e.sym(symtab, i)
 		if s.shndx != 0 {
 			continue
 		}
 		if sparc && s.info&0xf == 13 { // STT_REGISTER
 			continue
 		}
-		if uint64(s.name) >= strSize {
+		if uint64(s.name) >= uint64(len(strtab)) {
 			return nil
 		}
-		name := e.cstring(strOff + uint64(s.name))
+		name := e.cstring(strtab, strOff, uint64(s.name))
 		if name == "" {
 			continue
 		}
 		names = append(names, name)
-		for j, v := range vernames {
-			if v == name {
-				visited[j] = true
-				break
-			}
+		if j, ok := firstVer[name]; ok {
+			visited[j] = true
 		}
 	}
 	for j, v := range vernames {

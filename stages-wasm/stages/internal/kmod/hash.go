@@ -1,5 +1,10 @@
 package kmod
 
+import (
+	"cmp"
+	"slices"
+)
+
 // superFastHash is libkmod's hash_superfast (Paul Hsieh's SuperFastHash)
 // as kmod 30 computes it on x86: 16-bit loads in little-endian order and
 // char signed. depmod prints modules.symbols, and orders the modules
@@ -41,19 +46,28 @@ func superFastHash(key string) uint32 {
 	return hash
 }
 
-// hashLess orders keys as iterating a libkmod hash of nBuckets (a power
-// of two) visits them: by bucket, then by strcmp within a bucket (kmod
-// keeps each bucket sorted).
-func hashLess(nBuckets uint32) func(a, b string) int {
-	return func(a, b string) int {
-		ba, bb := superFastHash(a)&(nBuckets-1), superFastHash(b)&(nBuckets-1)
-		if ba != bb {
-			if ba < bb {
-				return -1
-			}
-			return 1
+// hashOrder sorts items by their keys as iterating a libkmod hash of
+// nBuckets (a power of two) visits them: by bucket, then by strcmp within
+// a bucket (kmod keeps each bucket sorted).
+func hashOrder[T any](items []T, key func(T) string, nBuckets uint32) {
+	type keyed struct {
+		bucket uint32
+		key    string
+		item   T
+	}
+	ks := make([]keyed, len(items))
+	for i, it := range items {
+		k := key(it)
+		ks[i] = keyed{superFastHash(k) & (nBuckets - 1), k, it}
+	}
+	slices.SortFunc(ks, func(a, b keyed) int {
+		if a.bucket != b.bucket {
+			return cmp.Compare(a.bucket, b.bucket)
 		}
-		return strcmpGo(a, b)
+		return strcmpGo(a.key, b.key)
+	})
+	for i := range ks {
+		items[i] = ks[i].item
 	}
 }
 
