@@ -33,6 +33,9 @@ var depmodKernelRE = regexp.MustCompile(`^[0-9]+\.[0-9]+([._+-]?[A-Za-z0-9]+)*\+
 func init() {
 	sdk.Register("kiln.depmod", func(o depmodOptions) error {
 		kernels := o.Kernels
+		if kernels != nil && len(kernels) == 0 {
+			return errors.New("option \"kernels\": an empty list names no kernel; leave it out for every kernel")
+		}
 		if kernels == nil {
 			var err error
 			if kernels, err = depmodKernels(); err != nil {

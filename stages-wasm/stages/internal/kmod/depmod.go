@@ -83,7 +83,7 @@ func modnameOf(p string) string {
 func RunDepmod(fsys fs.FS, dir string, conf *DepmodConfig, decompress Decompressor) (*Depmod, error) {
 	d := &depmodRun{fsys: fsys, dir: dir, conf: conf, byName: map[string]*dmod{}, decompress: decompress}
 	d.warn = append(d.warn, conf.Warnings...)
-	if err := d.search(dir, ""); err != nil {
+	if err := d.search(dir, "", 0); err != nil {
 		return nil, err
 	}
 	// The module array is the modules_by_name hash (512 buckets) in
@@ -153,8 +153,11 @@ func (d *depmodRun) excluded(name string) bool {
 // depmod takes entries in readdir order, which matters only between two
 // modules of one name and equal priority (the first found stays): here
 // it is name order. Symbolic links are followed, as depmod's fstatat
-// does.
-func (d *depmodRun) search(dir, rel string) error {
+// does; a loop of them stops at a depth no module tree has.
+func (d *depmodRun) search(dir, rel string, depth int) error {
+	if depth > 32 {
+		return fmt.Errorf("%s: directories nest deeper than 32 (a symbolic link loop?)", dir)
+	}
 	ents, err := fs.ReadDir(d.fsys, dir)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", dir, err)
@@ -182,7 +185,7 @@ func (d *depmodRun) search(dir, rel string) error {
 			}
 		}
 		if isDir {
-			if err := d.search(p, r+"/"); err != nil {
+			if err := d.search(p, r+"/", depth+1); err != nil {
 				return err
 			}
 			continue

@@ -263,6 +263,14 @@ func synthTree(t *testing.T, kver string) string {
 		}
 	}
 	order.WriteString("kernel/gone.ko\n")
+	// A directory of modules reached through a symbolic link, which
+	// depmod follows.
+	buildSynthTree(t, filepath.Join(root, "opt"), "mods", []synthModule{
+		{path: "linked-mod.ko", modinfo: []string{"alias=linked"}, needs: []string{"base_b"}},
+	})
+	if err := os.Symlink("../../../../opt/lib/modules/mods", filepath.Join(root, "lib/modules", kver, "kernel/linked")); err != nil {
+		t.Fatal(err)
+	}
 	writeFiles(t, root, map[string]string{
 		"lib/modules/" + kver + "/modules.order":   order.String(),
 		"lib/modules/" + kver + "/modules.builtin": "kernel/fs/ext4/ext4.ko\nkernel/drivers/virtio/virtio-pci.ko\n\n#junk\nkernel/crypto/crc32c_generic.ko\n",
@@ -282,15 +290,15 @@ func TestDepmodMatchesKmod(t *testing.T) {
 	const kver = "6.1.0-test"
 	root := synthTree(t, kver)
 	got := kilnDepmod(t, root, kver)
-	if got.Modules != 53 {
-		t.Errorf("%d modules, want 53", got.Modules)
+	if got.Modules != 54 {
+		t.Errorf("%d modules, want 54", got.Modules)
 	}
 	for _, w := range got.Warnings {
 		t.Logf("warning: %s", w)
 	}
 	// What depmod.d chose, so that a test passing because both ignored
 	// the configuration shows.
-	for _, want := range []string{"\nupdates/dup.ko:", "\nextra/ovr.ko:", "\nkernel/drivers/pinned.ko:", "kernel/drivers/uses-dup.ko: updates/dup.ko kernel/lib/mid_two.ko.xz"} {
+	for _, want := range []string{"\nupdates/dup.ko:", "\nextra/ovr.ko:", "\nkernel/drivers/pinned.ko:", "kernel/drivers/uses-dup.ko: updates/dup.ko kernel/lib/mid_two.ko.xz", "\nkernel/linked/linked-mod.ko: kernel/lib/base.ko\n"} {
 		if !bytes.Contains(got.Files["modules.dep"], []byte(want)) {
 			t.Errorf("modules.dep lacks %q", want)
 		}
