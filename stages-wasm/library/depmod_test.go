@@ -52,7 +52,12 @@ func TestDepmodStageRealKernel(t *testing.T) {
 	log := runStage(t, "kiln.depmod", stageTree, `{"kernels": ["`+kver+`"]}`)
 	took := time.Since(start)
 	start = time.Now()
-	if out, err := exec.Command("depmod", "-b", depmodTree, kver).CombinedOutput(); err != nil {
+	// depmod's configuration is the copy's depmod.d (none), not the host's.
+	args := []string{"-b", depmodTree}
+	for _, d := range []string{"/etc/depmod.d", "/run/depmod.d", "/usr/local/lib/depmod.d", "/lib/depmod.d"} {
+		args = append(args, "-C", filepath.Join(depmodTree, d))
+	}
+	if out, err := exec.Command("depmod", append(args, kver)...).CombinedOutput(); err != nil {
 		t.Fatalf("depmod: %v: %s", err, out)
 	}
 	t.Logf("kiln.depmod %v (engine, stage included), depmod %v; stage log:\n%s", took.Round(time.Millisecond), time.Since(start).Round(time.Millisecond), log)
