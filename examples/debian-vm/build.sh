@@ -13,7 +13,8 @@
 # without a key nobody logs in over ssh or on the console.
 #
 # Package scripts kiln does not reproduce (openssh-server's host keys,
-# linux-image's update-initramfs, ...) run at the first boot through
+# linux-image's update-initramfs, ...; kiln.depmod writes the module index
+# linux-image's would) run at the first boot through
 # kiln-dpkg-configure.service (docs/maintainer-scripts.md, docs/boot.md).
 #
 # The .debs are downloaded from the Debian mirror this machine's apt uses
@@ -60,7 +61,7 @@ else
 fi
 rm "$out/debian-vm.json.tmp"
 grep -q '@KILN_PUBKEY@' "$out/debian-vm.json" && { echo "build.sh: the key placeholder is still in the manifest" >&2; exit 1; }
-# The package installation is the expensive stage: stored, so a change to a
-# later stage re-runs only the stages after it.
-"$kiln" build --checkpoint kiln.deb --output-directory "$out" "$out/debian-vm.json" >&2
+# The package installation and the initramfs are the expensive stages:
+# stored, so a change to a later stage re-runs only the stages after them.
+"$kiln" build --checkpoint kiln.deb --checkpoint kiln.initramfs --output-directory "$out" "$out/debian-vm.json" >&2
 echo "$out/disk.qcow2"
