@@ -9,7 +9,6 @@
 package initramfs
 
 import (
-	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/cavaliergopher/cpio"
+	"github.com/klauspost/compress/gzip"
 )
 
 // ErrPath is returned for an archive path kiln will not write.
@@ -151,7 +151,11 @@ func (a *Archive) Write(w io.Writer, c Compression, mtime time.Time) error {
 	case None:
 		return a.WriteCpio(w, mtime)
 	case Gzip:
-		zw, err := gzip.NewWriterLevel(w, gzip.BestCompression)
+		// klauspost's deflate at its default level: in wasm the
+		// standard library's BestCompression took 13-20 s for Debian's
+		// 6.7 MB initramfs, this about 1 s, for 2% more bytes (2.48 MB
+		// against 2.42 MB).
+		zw, err := gzip.NewWriterLevel(w, gzip.DefaultCompression)
 		if err != nil {
 			return err
 		}
