@@ -112,8 +112,7 @@ const (
 	// vmBootTimeout bounds one first boot, login and power-off: a TCG
 	// boot to the login prompt takes 50-90 s, and the deferred package
 	// scripts (Debian's update-initramfs among them) about 4 minutes more
-	// on an idle machine; in make test two boots and a build share two
-	// cores with the race pass.
+	// on an idle machine; here two boots and a build share two cores.
 	vmBootTimeout = 15 * time.Minute
 	// vmTestNeeds is a build (about a minute; a cold cache downloads
 	// 119 MiB first) and the boots at their bound.
