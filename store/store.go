@@ -417,12 +417,13 @@ func (s *Store) storeTree(ctx context.Context, tree, sum, linkedFrom string, ix 
 			return err
 		}
 		if linkedFrom != "" && s.linked(sum) {
+			var from *fileLinesFrom
 			var err error
-			if files, lines, err = s.fileLines(ctx, tree, linkedFrom, ix); err != nil {
+			if files, from, lines, err = s.fileLines(ctx, tree, linkedFrom, ix); err != nil {
 				return err
 			}
 			if lines {
-				if err := writeStatFiles(filepath.Join(s.indexPath(sum), indexFiles), files); err != nil {
+				if err := s.writeStatFiles(sum, files, from); err != nil {
 					return err
 				}
 			}

@@ -1,0 +1,85 @@
+package store_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	experimentalsys "github.com/tetratelabs/wazero/experimental/sys"
+
+	"github.com/kilnbuild/kiln/store"
+	"github.com/kilnbuild/kiln/store/storetest"
+)
+
+// TestIndexChainOutlivesBases (issue 14): commits that each change one
+// file store their indexes as differences from their base's, a chain that
+// is stored whole again before it grows past what a reader follows; gc
+// then removes every base of the chain, and the next commit from its end
+// is still incremental and right, and fsck finds nothing wrong.
+func TestIndexChainOutlivesBases(t *testing.T) {
+	st, err := store.Open(t.Context(), t.TempDir(), store.WithCopyMode(store.CopyHardlink))
+	check(t, err)
+	defer st.Close()
+	ctx := t.Context()
+	obj, err := st.New(ctx, "")
+	check(t, err)
+	hostfsStage(t, obj, func(fsys experimentalsys.FS) {
+		for d := range 5 {
+			dir := fmt.Sprintf("d%d", d)
+			if errno := fsys.Mkdir(dir, 0o755); errno != 0 {
+				t.Fatalf("mkdir %s: %v", dir, errno)
+			}
+			for f := range 10 {
+				writeVia(t, fsys, fmt.Sprintf("%s/f%d", dir, f), fmt.Sprint(d, f), experimentalsys.O_CREAT)
+			}
+		}
+	})
+	_, err = st.Commit(ctx, obj, "c0")
+	check(t, err)
+	chained, whole := 0, 0
+	const commits = 14
+	for i := 1; i < commits; i++ {
+		hostfsStage(t, obj, func(fsys experimentalsys.FS) {
+			writeVia(t, fsys, "d3/f4", fmt.Sprint("step ", i), experimentalsys.O_TRUNC)
+		})
+		sum, err := st.Commit(ctx, obj, fmt.Sprint("c", i))
+		check(t, err)
+		committedSum(t, st, fmt.Sprint("c", i), sum)
+		links, err := filepath.Glob(filepath.Join(st.Root(), "index", sum, "chain", "*.tree"))
+		check(t, err)
+		if len(links) > 0 {
+			chained++
+		} else {
+			whole++
+		}
+	}
+	t.Logf("chained %d whole %d", chained, whole)
+	if chained < commits/2 || whole < 1 {
+		t.Errorf("%d indexes stored as differences, %d whole", chained, whole)
+	}
+	// obj holds the last commit, its base: everything else goes.
+	res, err := st.GC(ctx, 0)
+	check(t, err)
+	if len(res.Removed) != commits-1 {
+		t.Fatalf("gc removed %d objects, want %d", len(res.Removed), commits-1)
+	}
+	before := store.IncrementalCommits(st)
+	hostfsStage(t, obj, func(fsys experimentalsys.FS) {
+		writeVia(t, fsys, "d1/f1", "after gc", experimentalsys.O_TRUNC)
+	})
+	sum, err := st.Commit(ctx, obj, "after")
+	check(t, err)
+	committedSum(t, st, "after", sum)
+	if store.IncrementalCommits(st) != before+1 {
+		t.Error("the commit after gc removed the chain's bases hashed the whole tree")
+	}
+	if n := store.FullChecks(st); n != 0 {
+		t.Errorf("%d checks on use hashed a whole tree", n)
+	}
+	check(t, obj.Close())
+	storetest.AssertClean(t, st)
+	if _, err := os.Stat(filepath.Join(st.Root(), "index", sum, "files")); err != nil {
+		t.Errorf("no file lines for the last commit: %v", err)
+	}
+}
