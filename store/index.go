@@ -100,7 +100,7 @@ func (s *Store) linkChain(sum, base, kind string) error {
 // where it can.
 func (s *Store) hashTree(ctx context.Context, obj *Object) (string, *treesum.Index, error) {
 	if obj.tracked && obj.baseSum != "" {
-		prev, perr := treesum.ReadIndex(s.treeIndexPath(obj.baseSum), obj.baseSum, s.chainOf(obj.baseSum, indexTree))
+		prev, perr := s.readTreeIndex(obj.baseSum)
 		touched, jerr := cowtree.ReadJournal(obj.cowPath())
 		if perr == nil && jerr == nil {
 			s.incrementalCommits.Add(1)
@@ -119,6 +119,20 @@ func (s *Store) hashTree(ctx context.Context, obj *Object) (string, *treesum.Ind
 	return treesum.SumIndex(ctx, obj.treePath())
 }
 
+// readTreeIndex returns the index of objects/<sum>, from the cache when it
+// is there.
+func (s *Store) readTreeIndex(sum string) (*treesum.Index, error) {
+	if ix := s.indexes.get(sum).tree; ix != nil {
+		return ix, nil
+	}
+	ix, err := treesum.ReadIndex(s.treeIndexPath(sum), sum, s.chainOf(sum, indexTree))
+	if err != nil {
+		return nil, err
+	}
+	s.indexes.putTree(sum, ix)
+	return ix, nil
+}
+
 // writeTreeIndex records ix as the index of objects/<sum>, unless one is
 // there already: as its difference from its base's where that is worth it.
 func (s *Store) writeTreeIndex(sum string, ix *treesum.Index) error {
@@ -132,14 +146,22 @@ func (s *Store) writeTreeIndex(sum string, ix *treesum.Index) error {
 	if err := os.MkdirAll(s.indexPath(sum), 0o700); err != nil {
 		return fmt.Errorf("store: index of %s: %w", sum, err)
 	}
-	if base, data, ok := ix.Delta(); ok && s.linkChain(sum, base, indexTree) == nil {
-		return writeIndexFile(file, data)
+	if base, data, depth, ok := ix.Delta(); ok && s.linkChain(sum, base, indexTree) == nil {
+		if err := writeIndexFile(file, data); err != nil {
+			return err
+		}
+		s.indexes.putTree(sum, ix.Stored(depth))
+		return nil
 	}
 	var b bytes.Buffer
 	if _, err := ix.WriteTo(&b); err != nil {
 		return fmt.Errorf("store: index of %s: %w", sum, err)
 	}
-	return writeIndexFile(file, b.Bytes())
+	if err := writeIndexFile(file, b.Bytes()); err != nil {
+		return err
+	}
+	s.indexes.putTree(sum, ix.Stored(0))
+	return nil
 }
 
 // checkTreeIndex is fsck's look at index/<sum>/tree: absent is fine, but
@@ -182,6 +204,9 @@ func (r *statRec) record() []byte {
 // readStatFiles returns the file lines stored in index/<sum>/files and the
 // depth of their chain.
 func (s *Store) readStatFiles(sum string) ([]statRec, int, error) {
+	if e := s.indexes.get(sum); e.files != nil {
+		return e.files, e.filesDepth, nil
+	}
 	file := filepath.Join(s.indexPath(sum), indexFiles)
 	data, err := os.ReadFile(file)
 	if err != nil {
@@ -201,6 +226,7 @@ func (s *Store) readStatFiles(sum string) ([]statRec, int, error) {
 		// per file would cost more than the rest of reading them.
 		out[i] = statRec{unsafe.String(unsafe.SliceData(r[4:n]), n-4), r[n:]}
 	}
+	s.indexes.putFiles(sum, out, depth)
 	return out, depth, nil
 }
 
@@ -209,11 +235,19 @@ func (s *Store) readStatFiles(sum string) ([]statRec, int, error) {
 func (s *Store) writeStatFiles(sum string, files []statRec, from *fileLinesFrom) error {
 	file := filepath.Join(s.indexPath(sum), indexFiles)
 	if from != nil && reclist.Worth(from.depth, from.own, len(files)) && s.linkChain(sum, from.base, indexFiles) == nil {
-		return writeIndexFile(file, reclist.EncodeDelta(statFilesMagic, from.base, from.depth, len(files), from.ops))
+		if err := writeIndexFile(file, reclist.EncodeDelta(statFilesMagic, from.base, from.depth, len(files), from.ops)); err != nil {
+			return err
+		}
+		s.indexes.putFiles(sum, files, from.depth+1)
+		return nil
 	}
 	recs := make([][]byte, len(files))
 	for i := range files {
 		recs[i] = files[i].record()
 	}
-	return writeIndexFile(file, reclist.Encode(statFilesMagic, recs))
+	if err := writeIndexFile(file, reclist.Encode(statFilesMagic, recs)); err != nil {
+		return err
+	}
+	s.indexes.putFiles(sum, files, 0)
+	return nil
 }

@@ -53,6 +53,7 @@ type Store struct {
 	// incrementalCommits counts commits that re-hashed only what hostfs
 	// journaled (index.go).
 	incrementalCommits atomic.Int64
+	indexes            indexCache // index.go
 }
 
 // Option configures Open.

@@ -297,12 +297,13 @@ func (ix *Index) WriteTo(w io.Writer) (int64, error) {
 }
 
 // Delta returns the index as its difference from the index Update made it
-// from (the index of the tree whose sum is base), when that is worth
-// storing: the records Update took over are named by position, the others
-// written out. Reading it back takes base's stored index too (ReadIndex).
-func (ix *Index) Delta() (base string, data []byte, ok bool) {
+// from (the index of the tree whose sum is base), and its chain depth, when
+// that is worth storing: the records Update took over are named by
+// position, the others written out. Reading it back takes base's stored
+// index too (ReadIndex).
+func (ix *Index) Delta() (base string, data []byte, depth int, ok bool) {
 	if ix.prev == nil {
-		return "", nil, false
+		return "", nil, 0, false
 	}
 	var ops []reclist.Op
 	own := 0
@@ -320,10 +321,15 @@ func (ix *Index) Delta() (base string, data []byte, ok bool) {
 		ops = append(ops, reclist.Op{From: r.from, N: 1})
 	}
 	if !reclist.Worth(ix.depth, own, len(ix.recs)) {
-		return "", nil, false
+		return "", nil, 0, false
 	}
-	return ix.base, reclist.EncodeDelta(indexMagic, ix.base, ix.depth, len(ix.recs), ops), true
+	return ix.base, reclist.EncodeDelta(indexMagic, ix.base, ix.depth, len(ix.recs), ops), ix.depth + 1, true
 }
+
+// Stored returns ix alone, as an index stored depth deep (0: whole, else
+// Delta's depth) that a later Update may start from: ix's own base is not
+// kept alive by it.
+func (ix *Index) Stored(depth int) *Index { return &Index{recs: ix.recs, readDepth: depth} }
 
 // Same reports whether ix and o hold the same entries.
 func (ix *Index) Same(o *Index) bool {

@@ -172,7 +172,7 @@ func TestUpdateAgreesWithSum(t *testing.T) {
 				// And it survives the disk, as a difference where one is
 				// worth it.
 				data := a.Bytes()
-				if base, delta, ok := next.Delta(); ok {
+				if base, delta, _, ok := next.Delta(); ok {
 					if base != sum {
 						t.Fatalf("step %d: delta from %s, Update started from %s", step, base, sum)
 					}
@@ -229,7 +229,7 @@ func TestDeltaIndex(t *testing.T) {
 		must(t, os.WriteFile(filepath.Join(dir, "d07", "f03"), []byte(fmt.Sprint(step)), 0o644))
 		got, next, err := treesum.Update(t.Context(), dir, ix, []treesum.Change{{Path: "d07/f03"}})
 		must(t, err)
-		base, delta, ok := next.Delta()
+		base, delta, _, ok := next.Delta()
 		if !ok {
 			// Stored whole: only when the chain would be too long.
 			if step-depthWhole < 5 {

@@ -59,7 +59,7 @@ func TestChain(t *testing.T) {
 		want = next
 	}
 	for name, data := range map[string][]byte{
-		"wrong depth":  reclist.EncodeDelta(magic, "b0", 3, 1, []reclist.Op{{From: 0, N: 1}}),
+		"too deep":     reclist.EncodeDelta(magic, "b2", 0, 1, []reclist.Op{{From: 0, N: 1}}),
 		"outside":      reclist.EncodeDelta(magic, "b0", 0, 11, []reclist.Op{{From: 0, N: 11}}),
 		"missing base": reclist.EncodeDelta(magic, "nope", 0, 1, []reclist.Op{{From: 0, N: 1}}),
 		"short count":  reclist.EncodeDelta(magic, "b0", 0, 2, []reclist.Op{{From: 0, N: 1}}),
