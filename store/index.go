@@ -6,9 +6,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"unsafe"
 
 	"github.com/kilnbuild/kiln/store/cowtree"
@@ -59,15 +59,26 @@ func (s *Store) chainOf(sum, kind string) func(string) ([]byte, error) {
 }
 
 // linkChain links index/<base>'s stored list of kind and the lists it is
-// made from into index/<sum>/chain, so that a difference from it can be
-// read however long base's index lives.
-func (s *Store) linkChain(sum, base, kind string) error {
+// made from (its chain, followed through the headers of the links made)
+// into index/<sum>/chain, so that a difference from it can be read however
+// long base's index lives. When it fails, the caller stores the list whole
+// and the links it made go again.
+func (s *Store) linkChain(sum, base, kind string) (err error) {
 	dir := filepath.Join(s.indexPath(sum), indexChain)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	link := func(from, name string) error {
-		to := filepath.Join(dir, name)
+	var made []string
+	defer func() {
+		if err != nil {
+			for _, l := range made {
+				os.Remove(l)
+			}
+		}
+	}()
+	from, name := filepath.Join(s.indexPath(base), kind), base
+	for range reclist.MaxDepth + 1 {
+		to := filepath.Join(dir, name+"."+kind)
 		err := os.Link(from, to)
 		if errors.Is(err, os.ErrExist) {
 			// Left by a commit of the same tree that did not finish:
@@ -76,24 +87,35 @@ func (s *Store) linkChain(sum, base, kind string) error {
 				err = os.Link(from, to)
 			}
 		}
-		return err
-	}
-	bdir := s.indexPath(base)
-	if err := link(filepath.Join(bdir, kind), base+"."+kind); err != nil {
-		return err
-	}
-	entries, err := os.ReadDir(filepath.Join(bdir, indexChain))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	for _, e := range entries {
-		if strings.HasSuffix(e.Name(), "."+kind) {
-			if err := link(filepath.Join(bdir, indexChain, e.Name()), e.Name()); err != nil {
-				return err
-			}
+		if err != nil {
+			return err
 		}
+		made = append(made, to)
+		next, err := listBase(to)
+		if err != nil || next == "" {
+			return err
+		}
+		if !validSum.MatchString(next) {
+			return fmt.Errorf("store: %s: base %q is not a treesum", to, next)
+		}
+		from, name = filepath.Join(s.indexPath(base), indexChain, next+"."+kind), next
 	}
-	return nil
+	return fmt.Errorf("store: index of %s: the chain of %s is deeper than %d", sum, base, reclist.MaxDepth)
+}
+
+// listBase returns the base of the stored list in file ("" when whole).
+func listBase(file string) (string, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	buf := make([]byte, reclist.HeaderSize)
+	n, err := io.ReadFull(f, buf)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return "", err
+	}
+	return reclist.Base(buf[:n])
 }
 
 // hashTree returns the treesum and index of obj's tree, incrementally

@@ -361,6 +361,9 @@ func ReadIndex(file, sum string, chain func(base string) ([]byte, error)) (*Inde
 		if ix, err = parseV1(buf[len(indexMagicV1):]); err != nil {
 			return nil, bad(err.Error())
 		}
+		// A difference can only name a base of the current form: as
+		// deep as a chain goes, Delta never makes one from it.
+		ix.readDepth = reclist.MaxDepth
 	} else {
 		if chain == nil {
 			chain = func(string) ([]byte, error) { return nil, os.ErrNotExist }

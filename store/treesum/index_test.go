@@ -348,3 +348,37 @@ func FuzzReadIndex(f *testing.F) {
 		}
 	})
 }
+
+// TestV1IndexIsNoBase: an index of the older whole form (v1) is still
+// read, and an index made from it is never stored as a difference from
+// it, which readers could not follow.
+func TestV1IndexIsNoBase(t *testing.T) {
+	dir := t.TempDir()
+	randTree(t, rand.New(rand.NewPCG(3, 4)), dir, 30)
+	sum, ix, err := treesum.SumIndex(t.Context(), dir)
+	must(t, err)
+	var b bytes.Buffer
+	_, _ = ix.WriteTo(&b)
+	// v2 whole: magic, 'W', count, then each record length-prefixed; v1:
+	// magic, count, the records as they are.
+	v2 := b.Bytes()[len("kiln-treesum-index-v2\n")+1:]
+	v1 := append([]byte("kiln-treesum-index-v1\n"), v2[:4]...)
+	for rest := v2[4:]; len(rest) > 0; {
+		n := int(rest[0])<<24 | int(rest[1])<<16 | int(rest[2])<<8 | int(rest[3])
+		v1 = append(v1, rest[4:4+n]...)
+		rest = rest[4+n:]
+	}
+	file := filepath.Join(t.TempDir(), "index")
+	must(t, os.WriteFile(file, v1, 0o600))
+	old, err := treesum.ReadIndex(file, sum, nil)
+	must(t, err)
+	if !old.Same(ix) {
+		t.Fatal("the v1 index reads as another")
+	}
+	must(t, os.WriteFile(filepath.Join(dir, "new"), nil, 0o644))
+	_, next, err := treesum.Update(t.Context(), dir, old, []treesum.Change{{Path: "new", Subtree: true}})
+	must(t, err)
+	if _, _, _, ok := next.Delta(); ok {
+		t.Error("a difference from a v1 index offered")
+	}
+}

@@ -11,6 +11,7 @@
 package reclist
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -19,6 +20,10 @@ import (
 // MaxDepth is the longest chain of differences a reader follows: deeper
 // lists are refused, and writers store a list whole before reaching it.
 const MaxDepth = 8
+
+// HeaderSize is enough of a list's start for Base, for base names of up to
+// 128 bytes after a magic line of up to 120.
+const HeaderSize = 256
 
 // ErrCorrupt: data does not parse as a list, or its chain does not fit.
 var ErrCorrupt = errors.New("reclist: corrupt")
@@ -180,15 +185,17 @@ func decode(magic string, data []byte, open func(string) ([]byte, error), limit 
 }
 
 // Base returns the name of the list data is a difference from, or "" for
-// a list stored whole.
-func Base(magic string, data []byte) (string, error) {
-	if len(data) < len(magic)+1 || string(data[:len(magic)]) != magic {
+// a list stored whole, whatever its magic (a line): data need only hold
+// the start of the list (HeaderSize bytes).
+func Base(data []byte) (string, error) {
+	nl := bytes.IndexByte(data, '\n')
+	if nl < 0 || nl+1 >= len(data) {
 		return "", fmt.Errorf("%w: no header", ErrCorrupt)
 	}
-	if data[len(magic)] != kindDelta {
+	if data[nl+1] != kindDelta {
 		return "", nil
 	}
-	r := reader{data[len(magic)+1:]}
+	r := reader{data[nl+2:]}
 	name, ok := r.bytes()
 	if !ok {
 		return "", fmt.Errorf("%w: truncated header", ErrCorrupt)
