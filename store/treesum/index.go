@@ -464,7 +464,7 @@ func (ix *Index) check() error {
 		if err != nil {
 			return fmt.Errorf("record %d: %w", i, err)
 		}
-		if (i == 0 && name != "") || (i > 0 && path.Base(r.path) != name) {
+		if (i == 0 && len(name) != 0) || (i > 0 && path.Base(r.path) != string(name)) {
 			return fmt.Errorf("record %d: path %q and name %q differ", i, r.path, name)
 		}
 		if typ != typeDir {
@@ -493,38 +493,40 @@ func (ix *Index) check() error {
 	return walk(0)
 }
 
+var errShortEntry = errors.New("short entry")
+
 // splitEntry parses entry(e) far enough to check an index: its type, name
-// and payload.
-func splitEntry(enc []byte) (typ byte, name string, payload []byte, err error) {
-	short := errors.New("short entry")
+// and payload (slices of enc: reading an index checks every entry, and a
+// copy of each name would cost more than the rest of the check).
+func splitEntry(enc []byte) (typ byte, name []byte, payload []byte, err error) {
 	if len(enc) < 5 {
-		return 0, "", nil, short
+		return 0, nil, nil, errShortEntry
 	}
 	typ, rest := enc[0], enc[1:]
-	str := func() (string, bool) {
+	str := func() ([]byte, bool) {
 		if len(rest) < 4 {
-			return "", false
+			return nil, false
 		}
 		n := binary.BigEndian.Uint32(rest)
 		if uint64(n) > uint64(len(rest)-4) {
-			return "", false
+			return nil, false
 		}
-		s := string(rest[4 : 4+n])
+		s := rest[4 : 4+n]
 		rest = rest[4+n:]
 		return s, true
 	}
 	name, ok := str()
 	if !ok || len(rest) < 16 {
-		return 0, "", nil, short
+		return 0, nil, nil, errShortEntry
 	}
 	nx := binary.BigEndian.Uint32(rest[12:])
 	rest = rest[16:]
 	for range nx {
 		if _, ok := str(); !ok {
-			return 0, "", nil, short
+			return 0, nil, nil, errShortEntry
 		}
 		if _, ok := str(); !ok {
-			return 0, "", nil, short
+			return 0, nil, nil, errShortEntry
 		}
 	}
 	return typ, name, rest, nil
