@@ -22,8 +22,8 @@ run() { # package benchmark-regexp
 	"$GO" test -run '^$' -bench "$2" -benchtime 1x -count 1 -timeout 60m "$1" | tee -a "$raw"
 }
 
-# kiln/cp-a, kiln/cp-al, commit-1file-ms, full-treesum-ms,
-# checkpoints-disk-ratio: the store's hardlink copy-on-write and
+# kiln/cp-a, kiln/cp-al, commit-1file-ms, commit-1file-cold-ms,
+# full-treesum-ms, checkpoints-disk-ratio: the store's hardlink copy-on-write and
 # incremental treesum (store/bench_metrics_test.go).
 metric_store() { run ./store/ '^BenchmarkMetrics$'; }
 
@@ -35,9 +35,16 @@ metric_untar() { run ./stages-wasm/library/ '^BenchmarkUntar$'; }
 # locked set against dpkg -x and debootstrap --foreign (cmd/kiln/bench_deb_test.go).
 metric_deb() { run ./cmd/kiln/ '^BenchmarkDebInstall$'; }
 
+# rebuild-s, rebuild-assembler-s: examples/debian-rootfs rebuilt after its
+# last stage's option changed, every stage checkpointed (goal: under 5 s
+# plus the assembler); skips without the .debs in the local caches
+# (cmd/kiln/bench_rebuild_test.go).
+metric_rebuild() { run ./cmd/kiln/ '^BenchmarkRebuild$'; }
+
 metric_store
 metric_untar
 metric_deb
+metric_rebuild
 
 # Benchmark lines are "Name N ns/op v1 unit1 v2 unit2 ...".
 awk '

@@ -53,6 +53,7 @@ type Store struct {
 	// incrementalCommits counts commits that re-hashed only what hostfs
 	// journaled (index.go).
 	incrementalCommits atomic.Int64
+	indexes            indexCache // index.go
 }
 
 // Option configures Open.
@@ -417,12 +418,13 @@ func (s *Store) storeTree(ctx context.Context, tree, sum, linkedFrom string, ix 
 			return err
 		}
 		if linkedFrom != "" && s.linked(sum) {
+			var from *fileLinesFrom
 			var err error
-			if files, lines, err = s.fileLines(ctx, tree, linkedFrom, ix); err != nil {
+			if files, from, lines, err = s.fileLines(ctx, tree, linkedFrom, ix); err != nil {
 				return err
 			}
 			if lines {
-				if err := writeStatFiles(filepath.Join(s.indexPath(sum), indexFiles), files); err != nil {
+				if err := s.writeStatFiles(sum, files, from); err != nil {
 					return err
 				}
 			}

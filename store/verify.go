@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kilnbuild/kiln/internal/fsmeta"
+	"github.com/kilnbuild/kiln/store/internal/reclist"
 	"github.com/kilnbuild/kiln/store/treesum"
 )
 
@@ -198,27 +198,52 @@ func statWalk(ctx context.Context, root string, linked bool) (string, []statRec,
 
 // fileLines returns the digest lines of the regular files of tree, a tree
 // linked from objects/<baseSum> and hashed into ix by treesum.Update, in
-// ix's order: the lines of the files ix took over from the base's index
-// unchanged are the base's (the same inodes: same mode, owner, size, mtime,
-// xattrs), the others are looked at. ok is false when the base has no
-// lines to take. A file's line does not depend on where the tree is, so
-// this runs before the commit's rename and syncfs, which then flush it.
-func (s *Store) fileLines(ctx context.Context, tree, baseSum string, ix *treesum.Index) ([]statRec, bool, error) {
-	base, err := readStatFiles(filepath.Join(s.indexPath(baseSum), indexFiles))
+// ix's order, and where they came from: the lines of the files ix took
+// over from the base's index unchanged are the base's (the same inodes:
+// same mode, owner, size, mtime, xattrs), the others are looked at. ok is
+// false when the base has no lines to take. A file's line does not depend
+// on where the tree is, so this runs before the commit's rename and
+// syncfs, which then flush it.
+func (s *Store) fileLines(ctx context.Context, tree, baseSum string, ix *treesum.Index) ([]statRec, *fileLinesFrom, bool, error) {
+	base, depth, err := s.readStatFiles(baseSum)
 	if err != nil {
-		return nil, false, nil
+		return nil, nil, false, nil
 	}
+	// ord: a base index position's place among the base's files, whose
+	// lines are in that order.
+	var ord []int32
+	if prev := ix.Base(); prev != nil {
+		ord = make([]int32, 0, prev.Len())
+		k := int32(0)
+		_ = prev.Walk(func(_ string, typ byte, _ int) error {
+			if typ != 'f' {
+				ord = append(ord, -1)
+				return nil
+			}
+			ord = append(ord, k)
+			k++
+			return nil
+		})
+	}
+	from := &fileLinesFrom{base: baseSum, depth: depth}
 	files := make([]statRec, 0, len(base))
-	err = ix.Walk(func(rel string, typ byte, reused bool) error {
+	err = ix.Walk(func(rel string, typ byte, at int) error {
 		if typ != 'f' {
 			return nil
 		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if line, ok := base[rel]; ok && reused {
-			files = append(files, statRec{rel, line})
-			return nil
+		if at >= 0 && at < len(ord) {
+			if k := int(ord[at]); k >= 0 && k < len(base) && base[k].path == rel {
+				files = append(files, statRec{rel, base[k].line})
+				if n := len(from.ops) - 1; n >= 0 && from.ops[n].Rec == nil && from.ops[n].From+from.ops[n].N == k {
+					from.ops[n].N++
+				} else {
+					from.ops = append(from.ops, reclist.Op{From: k, N: 1})
+				}
+				return nil
+			}
 		}
 		p := filepath.Join(tree, filepath.FromSlash(rel))
 		var st unix.Stat_t
@@ -230,12 +255,14 @@ func (s *Store) fileLines(ctx context.Context, tree, baseSum string, ix *treesum
 			return err
 		}
 		files = append(files, statRec{rel, line})
+		from.ops = append(from.ops, reclist.Op{Rec: files[len(files)-1].record()})
+		from.own++
 		return nil
 	})
 	if err != nil {
-		return nil, false, fmt.Errorf("store: stat digest of %s: %w", tree, err)
+		return nil, nil, false, fmt.Errorf("store: stat digest of %s: %w", tree, err)
 	}
-	return files, true, nil
+	return files, from, true, nil
 }
 
 // statFromLines is statWalk of the linked objects/<sum>, whose index is ix
@@ -243,70 +270,59 @@ func (s *Store) fileLines(ctx context.Context, tree, baseSum string, ix *treesum
 // ctimes count, and the rename changed the root's) are looked at.
 func (s *Store) statFromLines(ctx context.Context, sum string, ix *treesum.Index, files []statRec) (string, error) {
 	root := s.objectPath(sum)
-	h := newStatHash(true)
+	// lines: every entry's line in ix's order, the files' from files; the
+	// others are looked at on all CPUs, as statWalk does.
+	lines := make([][]byte, 0, ix.Len())
+	var others []int
+	var rels []string
 	next := 0
-	err := ix.Walk(func(rel string, typ byte, _ bool) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
+	err := ix.Walk(func(rel string, typ byte, _ int) error {
 		if typ == 'f' {
 			if next >= len(files) || files[next].path != rel {
 				return fmt.Errorf("file lines out of step at %q", rel)
 			}
-			h.Write(files[next].line)
+			lines = append(lines, files[next].line)
 			next++
 			return nil
 		}
-		p := filepath.Join(root, filepath.FromSlash(rel))
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			return err
-		}
-		line, err := statLine(p, rel, &st, true)
-		if err != nil {
-			return err
-		}
-		h.Write(line)
+		others = append(others, len(lines))
+		rels = append(rels, rel)
+		lines = append(lines, nil)
 		return nil
 	})
 	if err != nil {
 		return "", fmt.Errorf("store: stat digest of %s: %w", root, err)
 	}
+	g, gctx := errgroup.WithContext(ctx)
+	workers := 2 * runtime.GOMAXPROCS(0)
+	for w := range workers {
+		g.Go(func() error {
+			for i := w; i < len(others); i += workers {
+				if err := gctx.Err(); err != nil {
+					return err
+				}
+				p := filepath.Join(root, filepath.FromSlash(rels[i]))
+				var st unix.Stat_t
+				if err := unix.Lstat(p, &st); err != nil {
+					return err
+				}
+				line, err := statLine(p, rels[i], &st, true)
+				if err != nil {
+					return err
+				}
+				lines[others[i]] = line
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return "", fmt.Errorf("store: stat digest of %s: %w", root, err)
+	}
+	h := newStatHash(true)
+	for _, l := range lines {
+		h.Write(l)
+	}
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-func writeStatFiles(file string, files []statRec) error {
-	var b bytes.Buffer
-	for _, f := range files {
-		b.Write(binary.BigEndian.AppendUint32(nil, uint32(len(f.path))))
-		b.WriteString(f.path)
-		b.Write(binary.BigEndian.AppendUint32(nil, uint32(len(f.line))))
-		b.Write(f.line)
-	}
-	return writeIndexFile(file, b.Bytes())
-}
-
-func readStatFiles(file string) (map[string][]byte, error) {
-	buf, err := os.ReadFile(file)
-	if err != nil {
-		return nil, err
-	}
-	m := map[string][]byte{}
-	for len(buf) > 0 {
-		var f [2][]byte
-		for i := range f {
-			if len(buf) < 4 {
-				return nil, fmt.Errorf("store: %s: truncated", file)
-			}
-			n := binary.BigEndian.Uint32(buf)
-			if uint64(n) > uint64(len(buf)-4) {
-				return nil, fmt.Errorf("store: %s: truncated", file)
-			}
-			f[i], buf = buf[4:4+n], buf[4+n:]
-		}
-		m[string(f[0])] = f[1]
-	}
-	return m, nil
 }
 
 // writeIndexFile replaces file with data by rename, so that a reader sees
@@ -373,7 +389,7 @@ func (s *Store) writeStat(sum, digest string, files []statRec, linked bool) erro
 	}
 	if linked {
 		// Lines first: stat is what says they belong to the object.
-		if err := writeStatFiles(filepath.Join(dir, indexFiles), files); err != nil {
+		if err := s.writeStatFiles(sum, files, nil); err != nil {
 			return err
 		}
 	}

@@ -125,7 +125,9 @@ func randEdit(t testing.TB, rng *rand.Rand, dir string) []treesum.Change {
 
 // TestUpdateAgreesWithSum (issue 14): on random trees after random edits,
 // the incremental sum from the previous index and the journal of changes
-// equals the full sum, step after step, and so does the index it makes.
+// equals the full sum, step after step, and so does the index it makes,
+// also when each step's index is stored as its difference from the last
+// (a chain, compacted when it grows) and read back through the chain.
 func TestUpdateAgreesWithSum(t *testing.T) {
 	for seed := range uint64(12) {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
@@ -137,6 +139,18 @@ func TestUpdateAgreesWithSum(t *testing.T) {
 			if full, _ := treesum.Sum(t.Context(), dir); full != sum {
 				t.Fatalf("SumIndex %s, Sum %s", sum, full)
 			}
+			// stored: each sum's index as written, as the store keeps them.
+			stored := map[string][]byte{}
+			var b bytes.Buffer
+			_, _ = ix.WriteTo(&b)
+			stored[sum] = b.Bytes()
+			chain := func(base string) ([]byte, error) {
+				if data, ok := stored[base]; ok {
+					return data, nil
+				}
+				return nil, os.ErrNotExist
+			}
+			deltas := 0
 			for step := range 25 {
 				var changes []treesum.Change
 				for range 1 + rng.IntN(4) {
@@ -152,17 +166,109 @@ func TestUpdateAgreesWithSum(t *testing.T) {
 				var a, b bytes.Buffer
 				_, _ = next.WriteTo(&a)
 				_, _ = wantIx.WriteTo(&b)
-				if !bytes.Equal(a.Bytes(), b.Bytes()) {
+				if !bytes.Equal(a.Bytes(), b.Bytes()) || !next.Same(wantIx) {
 					t.Fatalf("step %d: Update's index differs from a full one", step)
 				}
-				// And it survives the disk.
+				// And it survives the disk, as a difference where one is
+				// worth it.
+				data := a.Bytes()
+				if base, delta, _, ok := next.Delta(); ok {
+					if base != sum {
+						t.Fatalf("step %d: delta from %s, Update started from %s", step, base, sum)
+					}
+					data = delta
+					deltas++
+				}
+				if _, ok := stored[got]; !ok {
+					stored[got] = data
+				}
 				file := filepath.Join(t.TempDir(), "index")
-				must(t, os.WriteFile(file, a.Bytes(), 0o600))
-				if ix, err = treesum.ReadIndex(file, got); err != nil {
+				must(t, os.WriteFile(file, stored[got], 0o600))
+				if ix, err = treesum.ReadIndex(file, got, chain); err != nil {
 					t.Fatal(err)
 				}
+				if !ix.Same(wantIx) {
+					t.Fatalf("step %d: index read back differs from a full one", step)
+				}
+				sum = got
+			}
+			if deltas == 0 {
+				t.Error("no step stored a difference")
 			}
 		})
+	}
+}
+
+// TestDeltaIndex: after a change of one file in a larger tree the index is
+// stored as a small difference from its base's; it is refused without its
+// base, with a damaged base, or for another sum; a long chain of them is
+// stored whole again before it outgrows what a reader follows.
+func TestDeltaIndex(t *testing.T) {
+	dir := t.TempDir()
+	for d := range 20 {
+		sub := filepath.Join(dir, fmt.Sprintf("d%02d", d))
+		must(t, os.Mkdir(sub, 0o755))
+		for f := range 20 {
+			must(t, os.WriteFile(filepath.Join(sub, fmt.Sprintf("f%02d", f)), []byte{byte(f)}, 0o644))
+		}
+	}
+	sum, ix, err := treesum.SumIndex(t.Context(), dir)
+	must(t, err)
+	var whole bytes.Buffer
+	_, _ = ix.WriteTo(&whole)
+	stored := map[string][]byte{sum: whole.Bytes()}
+	chain := func(base string) ([]byte, error) {
+		if data, ok := stored[base]; ok {
+			return data, nil
+		}
+		return nil, os.ErrNotExist
+	}
+	file := filepath.Join(t.TempDir(), "index")
+	depthWhole, bottom := 0, sum
+	for step := range 20 {
+		must(t, os.WriteFile(filepath.Join(dir, "d07", "f03"), []byte(fmt.Sprint(step)), 0o644))
+		got, next, err := treesum.Update(t.Context(), dir, ix, []treesum.Change{{Path: "d07/f03"}})
+		must(t, err)
+		base, delta, _, ok := next.Delta()
+		if !ok {
+			// Stored whole: only when the chain would be too long.
+			if step-depthWhole < 5 {
+				t.Fatalf("step %d: no difference after %d of them", step, step-depthWhole)
+			}
+			depthWhole, bottom = step+1, got
+			var b bytes.Buffer
+			_, _ = next.WriteTo(&b)
+			delta = b.Bytes()
+		} else if base != sum || len(delta) > whole.Len()/10 {
+			t.Fatalf("step %d: a difference of %d bytes from %s (whole: %d bytes, base %s)", step, len(delta), base, whole.Len(), sum)
+		}
+		stored[got] = delta
+		must(t, os.WriteFile(file, delta, 0o600))
+		if ix, err = treesum.ReadIndex(file, got, chain); err != nil {
+			t.Fatalf("step %d: %v", step, err)
+		}
+		if ok {
+			if _, err := treesum.ReadIndex(file, got, nil); err == nil {
+				t.Fatalf("step %d: a difference read without its base", step)
+			}
+			if _, err := treesum.ReadIndex(file, sum, chain); err == nil {
+				t.Fatalf("step %d: a difference accepted for its base's sum", step)
+			}
+			// Damage where the chain's whole index holds what no
+			// difference replaced (the changed file is in d07).
+			good := stored[bottom]
+			bad := bytes.Clone(good)
+			bad[len(bad)/5] ^= 1
+			stored[bottom] = bad
+			if _, err := treesum.ReadIndex(file, got, chain); err == nil {
+				t.Fatalf("step %d: a difference accepted with a damaged base", step)
+			}
+			stored[bottom] = good
+		}
+		sum = got
+	}
+	if depthWhole == 0 {
+		t.Error("the chain never went back to a whole index")
 	}
 }
 
@@ -198,19 +304,19 @@ func TestReadIndexRefusesDamage(t *testing.T) {
 	_, _ = ix.WriteTo(&b)
 	file := filepath.Join(t.TempDir(), "index")
 	must(t, os.WriteFile(file, b.Bytes(), 0o600))
-	if _, err := treesum.ReadIndex(file, sum); err != nil {
+	if _, err := treesum.ReadIndex(file, sum, nil); err != nil {
 		t.Fatalf("good index refused: %v", err)
 	}
-	for i := len("kiln-treesum-index-v1\n"); i < b.Len(); i += 7 {
+	for i := len("kiln-treesum-index-v2\n"); i < b.Len(); i += 7 {
 		bad := bytes.Clone(b.Bytes())
 		bad[i] ^= 0x20
 		must(t, os.WriteFile(file, bad, 0o600))
-		if _, err := treesum.ReadIndex(file, sum); err == nil {
+		if _, err := treesum.ReadIndex(file, sum, nil); err == nil {
 			t.Fatalf("index with byte %d flipped accepted", i)
 		}
 	}
 	must(t, os.WriteFile(file, b.Bytes(), 0o600))
-	if _, err := treesum.ReadIndex(file, "00"+sum[2:]); err == nil {
+	if _, err := treesum.ReadIndex(file, "00"+sum[2:], nil); err == nil {
 		t.Error("index accepted for another sum")
 	}
 }
@@ -227,10 +333,11 @@ func FuzzReadIndex(f *testing.F) {
 	_, _ = ix.WriteTo(&b)
 	f.Add(b.Bytes())
 	f.Add([]byte("kiln-treesum-index-v1\n\x00\x00\x00\x01"))
+	f.Add([]byte("kiln-treesum-index-v2\nW\x00\x00\x00\x01"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		file := filepath.Join(t.TempDir(), "index")
 		must(t, os.WriteFile(file, data, 0o600))
-		got, err := treesum.ReadIndex(file, sum)
+		got, err := treesum.ReadIndex(file, sum, nil)
 		if err != nil {
 			return
 		}
@@ -240,4 +347,38 @@ func FuzzReadIndex(f *testing.F) {
 			t.Errorf("an index other than the tree's accepted for its sum")
 		}
 	})
+}
+
+// TestV1IndexIsNoBase: an index of the older whole form (v1) is still
+// read, and an index made from it is never stored as a difference from
+// it, which readers could not follow.
+func TestV1IndexIsNoBase(t *testing.T) {
+	dir := t.TempDir()
+	randTree(t, rand.New(rand.NewPCG(3, 4)), dir, 30)
+	sum, ix, err := treesum.SumIndex(t.Context(), dir)
+	must(t, err)
+	var b bytes.Buffer
+	_, _ = ix.WriteTo(&b)
+	// v2 whole: magic, 'W', count, then each record length-prefixed; v1:
+	// magic, count, the records as they are.
+	v2 := b.Bytes()[len("kiln-treesum-index-v2\n")+1:]
+	v1 := append([]byte("kiln-treesum-index-v1\n"), v2[:4]...)
+	for rest := v2[4:]; len(rest) > 0; {
+		n := int(rest[0])<<24 | int(rest[1])<<16 | int(rest[2])<<8 | int(rest[3])
+		v1 = append(v1, rest[4:4+n]...)
+		rest = rest[4+n:]
+	}
+	file := filepath.Join(t.TempDir(), "index")
+	must(t, os.WriteFile(file, v1, 0o600))
+	old, err := treesum.ReadIndex(file, sum, nil)
+	must(t, err)
+	if !old.Same(ix) {
+		t.Fatal("the v1 index reads as another")
+	}
+	must(t, os.WriteFile(filepath.Join(dir, "new"), nil, 0o644))
+	_, next, err := treesum.Update(t.Context(), dir, old, []treesum.Change{{Path: "new", Subtree: true}})
+	must(t, err)
+	if _, _, _, ok := next.Delta(); ok {
+		t.Error("a difference from a v1 index offered")
+	}
 }

@@ -53,9 +53,11 @@ type node struct {
 	path     string  // host path, for files to hash and directories to read
 	children []*node // sorted by name
 	digest   [32]byte
-	// reuse, for Update, is the entry's subtree from the previous index:
-	// its encoding is taken from there, nothing is read.
-	reuse []record
+	// reuse, for Update, is the entry's subtree from the previous index,
+	// starting at its position reuseAt there: its encoding is taken from
+	// there, nothing is read.
+	reuse   []record
+	reuseAt int
 }
 
 type xattr struct{ name, value string }
