@@ -35,7 +35,7 @@ test: stages ## run every test with the race detector, then the few too slow for
 	$(GO) test -count=1 -timeout 30m -run '$(RACE_FREE)' ./stages-wasm/library/ ./cmd/kiln/
 
 bench: build ## run the benchmarks; each prints its ratio against a baseline measured in the same run, then the store, untar and Debian install figures of bench/metrics.sh (JSON in bench/metrics.json)
-	$(GO) test -run '^$$' -bench . -skip '^(BenchmarkMetrics|BenchmarkUntar|BenchmarkDebInstall)$$' -benchtime 3x ./...
+	$(GO) test -run '^$$' -bench . -skip '^(BenchmarkMetrics|BenchmarkUntar|BenchmarkDebInstall|BenchmarkRebuild)$$' -benchtime 3x ./...
 	GO=$(GO) bench/metrics.sh
 
 lint: stages ## gofmt, go vet and staticcheck
