@@ -64,21 +64,11 @@ func hashOrder[T any](items []T, key func(T) string, nBuckets uint32) {
 		if a.bucket != b.bucket {
 			return cmp.Compare(a.bucket, b.bucket)
 		}
-		return strcmpGo(a.key, b.key)
+		// kmod's strcmp: on strings without NUL, bytes compared
+		// unsigned, as Go compares strings.
+		return cmp.Compare(a.key, b.key)
 	})
 	for i := range ks {
 		items[i] = ks[i].item
 	}
-}
-
-// strcmpGo is strcmp on strings without NUL: bytes compared unsigned,
-// which is what Go's string comparison does too.
-func strcmpGo(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
