@@ -137,28 +137,16 @@ func cachedMirror(b *testing.B, lockFile string) string {
 	if err != nil {
 		b.Skipf("no cache directory: %v", err)
 	}
-	mirror := b.TempDir()
-	for _, p := range l.Packages {
-		var found string
+	return layOutMirror(b, l, func(p debrepo.LockedPackage) string {
 		for _, c := range []string{
 			filepath.Join(cacheRoot, "kiln-test", "debs", p.SHA256+".deb"),
 			filepath.Join(cacheRoot, "kiln", "sources", "org.osbuild.files", "sha256:"+p.SHA256),
 		} {
 			if st, err := os.Stat(c); err == nil && st.Size() == p.Size {
-				found = c
-				break
+				return c
 			}
 		}
-		if found == "" {
-			b.Skipf("%s is in neither ~/.cache/kiln/sources nor ~/.cache/kiln-test/debs (run TestDebianExamples once with network to fill the cache)", p.Filename)
-		}
-		dst := filepath.Join(mirror, filepath.FromSlash(p.Filename))
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			b.Fatal(err)
-		}
-		if err := os.Symlink(found, dst); err != nil {
-			b.Fatal(err)
-		}
-	}
-	return mirror
+		b.Skipf("%s is in neither ~/.cache/kiln/sources nor ~/.cache/kiln-test/debs (run TestDebianExamples once with network to fill the cache)", p.Filename)
+		return ""
+	})
 }

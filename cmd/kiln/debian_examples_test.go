@@ -113,8 +113,7 @@ func localMirror(t testing.TB, lockFile string) string {
 		t.Fatal(err)
 	}
 	var archive string // the apt mirror, found when a file must be fetched
-	mirror := t.TempDir()
-	for _, p := range l.Packages {
+	return layOutMirror(t, l, func(p debrepo.LockedPackage) string {
 		cached := filepath.Join(cache, p.SHA256+".deb")
 		if _, err := os.Stat(cached); err != nil {
 			if archive == "" {
@@ -130,11 +129,22 @@ func localMirror(t testing.TB, lockFile string) string {
 				t.Skipf("cannot download %s, and it is not cached: %v", p.Filename, err)
 			}
 		}
+		return cached
+	})
+}
+
+// layOutMirror makes a temporary file:// mirror of l: each package's pool
+// path is a symlink to the file find names for it.
+func layOutMirror(t testing.TB, l *debrepo.Lock, find func(debrepo.LockedPackage) string) string {
+	t.Helper()
+	mirror := t.TempDir()
+	for _, p := range l.Packages {
+		src := find(p)
 		dst := filepath.Join(mirror, filepath.FromSlash(p.Filename))
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.Symlink(cached, dst); err != nil {
+		if err := os.Symlink(src, dst); err != nil {
 			t.Fatal(err)
 		}
 	}
