@@ -9,15 +9,16 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
 	"github.com/kilnbuild/kiln/internal/fsmeta"
+	"github.com/kilnbuild/kiln/store/internal/parwalk"
 	"github.com/kilnbuild/kiln/store/internal/reclist"
 	"github.com/kilnbuild/kiln/store/treesum"
 )
@@ -132,67 +133,72 @@ func newStatHash(linked bool) hash.Hash {
 
 // statWalk computes the stat digest of the tree at root, in depth-first
 // order with names sorted (the treesum index's order), and for a linked
-// tree returns its files' lines. The listing is one pass; the per-entry
-// calls (lstat, and listxattr for a linked tree's files) run on all CPUs,
-// and the lines are hashed in order afterwards.
+// tree returns its files' lines. The directories are read on all CPUs
+// (package parwalk), each entry looked at with one fstatat relative to its
+// directory (and listxattr for a linked tree's files); the lines are then
+// hashed in order.
 func statWalk(ctx context.Context, root string, linked bool) (string, []statRec, error) {
 	type entry struct {
 		rel  string
 		line []byte
-		file bool
+		typ  uint32
 	}
-	var entries []*entry
-	err := filepath.WalkDir(root, func(p string, _ fs.DirEntry, err error) error {
-		if err != nil {
-			return err
+	var rootSt unix.Stat_t
+	if err := unix.Lstat(root, &rootSt); err != nil {
+		return "", nil, fmt.Errorf("store: stat digest of %s: %w", root, err)
+	}
+	rootLine, err := statLine(root, "", &rootSt, linked)
+	if err != nil {
+		return "", nil, fmt.Errorf("store: stat digest of %s: %w", root, err)
+	}
+	var mu sync.Mutex
+	dirs := map[string][]entry{} // a directory's rel -> its entries, in name order
+	err = parwalk.Walk(ctx, root, 2*runtime.GOMAXPROCS(0), func(ctx context.Context, d *parwalk.Dir) ([]string, error) {
+		fd := int(d.File.Fd())
+		entries := make([]entry, len(d.Names))
+		var descend []string
+		for i, name := range d.Names {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			var st unix.Stat_t
+			if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				return nil, err
+			}
+			rel := d.Join(name)
+			line, err := statLine(filepath.Join(root, filepath.FromSlash(rel)), rel, &st, linked)
+			if err != nil {
+				return nil, err
+			}
+			entries[i] = entry{rel, line, st.Mode & unix.S_IFMT}
+			if entries[i].typ == unix.S_IFDIR {
+				descend = append(descend, name)
+			}
 		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		if rel == "." {
-			rel = ""
-		}
-		entries = append(entries, &entry{rel: filepath.ToSlash(rel)})
-		return nil
+		mu.Lock()
+		dirs[d.Rel] = entries
+		mu.Unlock()
+		return descend, nil
 	})
 	if err != nil {
 		return "", nil, fmt.Errorf("store: stat digest of %s: %w", root, err)
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	workers := 2 * runtime.GOMAXPROCS(0)
-	for w := range workers {
-		g.Go(func() error {
-			for i := w; i < len(entries); i += workers {
-				if err := gctx.Err(); err != nil {
-					return err
-				}
-				e := entries[i]
-				p := filepath.Join(root, filepath.FromSlash(e.rel))
-				var st unix.Stat_t
-				if err := unix.Lstat(p, &st); err != nil {
-					return err
-				}
-				line, err := statLine(p, e.rel, &st, linked)
-				if err != nil {
-					return err
-				}
-				e.line, e.file = line, st.Mode&unix.S_IFMT == unix.S_IFREG
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return "", nil, fmt.Errorf("store: stat digest of %s: %w", root, err)
-	}
 	h := newStatHash(linked)
+	h.Write(rootLine)
 	var files []statRec
-	for _, e := range entries {
-		h.Write(e.line)
-		if linked && e.file {
-			files = append(files, statRec{e.rel, e.line})
+	var emit func(rel string)
+	emit = func(rel string) {
+		for _, e := range dirs[rel] {
+			h.Write(e.line)
+			switch {
+			case e.typ == unix.S_IFDIR:
+				emit(e.rel)
+			case linked && e.typ == unix.S_IFREG:
+				files = append(files, statRec{e.rel, e.line})
+			}
 		}
 	}
+	emit(".")
 	return hex.EncodeToString(h.Sum(nil)), files, nil
 }
 

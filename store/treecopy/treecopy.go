@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/kilnbuild/kiln/internal/fsmeta"
 	"github.com/kilnbuild/kiln/store/crashpoint"
+	"github.com/kilnbuild/kiln/store/internal/parwalk"
 )
 
 // Mode chooses how file data is copied.
@@ -75,13 +77,27 @@ var ErrNoReflink = errors.New("filesystem does not support reflinks")
 
 // copier copies one tree into a new directory, keeping modes, ownership,
 // xattrs, timestamps, symlinks, device nodes, fifos, sockets and hardlinks.
-// Directories are created in one pass, file data is copied by a pool of
-// workers, and directory metadata is applied last, deepest first, because
-// creating entries changes a directory's mtime and a read-only directory
-// would refuse them.
+//
+// The directories are read by a parallel walk (package parwalk), which
+// creates their subdirectories, special files and, in Hardlink mode, the
+// links, with *at calls relative to the two directories' descriptors: a
+// hardlink tree costs a stat and a link per file, each resolving one name,
+// which keeps it below `cp -al`, which resolves whole paths. In the other
+// modes a pool of workers copies the files' data as the walk finds them.
+// Directory metadata is applied last, deepest first, because creating
+// entries changes a directory's mtime and a read-only directory would
+// refuse them.
 type copier struct {
 	mode      Mode
+	opts      Options
+	src, dst  string
 	noReflink atomic.Bool // Auto mode saw the filesystem refuse a reflink
+	files     chan fileJob
+
+	mu    sync.Mutex
+	dirs  []dirJob             // in discovery order: a parent before its children
+	links []linkJob            // names of a multiply linked file after its first copy
+	seen  map[[2]uint64]string // (dev, ino) of multiply linked files -> first copy
 }
 
 type fileJob struct {
@@ -99,13 +115,10 @@ type dirJob struct {
 
 // Copy copies the tree at src to dst, which must not exist.
 func Copy(ctx context.Context, src, dst string, opts Options) error {
-	c := &copier{mode: opts.Mode}
-	var (
-		files []fileJob
-		links []linkJob
-		dirs  []dirJob
-		seen  = map[[2]uint64]string{} // (dev, ino) of multiply linked files -> first copy
-	)
+	c := &copier{
+		mode: opts.Mode, opts: opts, src: src, dst: dst,
+		files: make(chan fileJob, 256), seen: map[[2]uint64]string{},
+	}
 	var rootSt unix.Stat_t
 	if err := unix.Lstat(src, &rootSt); err != nil {
 		return fmt.Errorf("treecopy: %w", err)
@@ -113,85 +126,31 @@ func Copy(ctx context.Context, src, dst string, opts Options) error {
 	if err := os.Mkdir(dst, 0o700); err != nil {
 		return fmt.Errorf("treecopy: %w", err)
 	}
-	dirs = append(dirs, dirJob{dst: dst, st: rootSt, src: src})
-	stack := [][2]string{{src, dst}}
-	for len(stack) > 0 {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		sd := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		f, err := os.Open(sd[0])
-		if err != nil {
-			return fmt.Errorf("treecopy: %w", err)
-		}
-		names, err := f.Readdirnames(-1)
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("treecopy: reading %s: %w", sd[0], err)
-		}
-		slices.Sort(names)
-		for _, name := range names {
-			if err := ctx.Err(); err != nil { // a directory may hold millions
-				return err
-			}
-			s, d := filepath.Join(sd[0], name), filepath.Join(sd[1], name)
-			var st unix.Stat_t
-			if err := unix.Lstat(s, &st); err != nil {
-				return fmt.Errorf("treecopy: %w", err)
-			}
-			switch st.Mode & unix.S_IFMT {
-			case unix.S_IFDIR:
-				if err := os.Mkdir(d, 0o700); err != nil {
-					return fmt.Errorf("treecopy: %w", err)
-				}
-				dirs = append(dirs, dirJob{dst: d, st: st, src: s})
-				if rel, _ := filepath.Rel(src, s); !slices.Contains(opts.Exclude, filepath.ToSlash(rel)) {
-					stack = append(stack, [2]string{s, d})
-				}
-			case unix.S_IFREG:
-				if opts.Mode == Hardlink {
-					// Linked by the workers below, like data is copied.
-					files = append(files, fileJob{src: s, dst: d, st: st})
-					if opts.Shared != nil {
-						if _, again := opts.Shared[st.Ino]; again {
-							opts.Shared[st.Ino] = 1
-						} else {
-							opts.Shared[st.Ino] = 0
-						}
-					}
-					continue
-				}
-				if st.Nlink > 1 {
-					key := [2]uint64{st.Dev, st.Ino}
-					if first, ok := seen[key]; ok {
-						links = append(links, linkJob{first: first, dst: d})
-						continue
-					}
-					seen[key] = d
-				}
-				files = append(files, fileJob{src: s, dst: d, st: st})
-			default:
-				if err := copySpecial(s, d, &st); err != nil {
+	c.dirs = append(c.dirs, dirJob{dst: dst, st: rootSt, src: src})
+	workers := 2 * runtime.GOMAXPROCS(0)
+	g, gctx := errgroup.WithContext(ctx)
+	for range workers {
+		g.Go(func() error {
+			for j := range c.files {
+				if err := c.copyFile(gctx, j); err != nil {
 					return err
 				}
 			}
-		}
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(2 * runtime.GOMAXPROCS(0))
-	for _, j := range files {
-		g.Go(func() error {
-			if err := gctx.Err(); err != nil {
-				return err
-			}
-			return c.copyFile(gctx, j)
+			return nil
 		})
 	}
+	walkErr := parwalk.Walk(gctx, src, workers, c.readDir)
+	close(c.files)
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	for _, l := range links {
+	if walkErr != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("treecopy: %w", walkErr)
+	}
+	for _, l := range c.links {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -199,7 +158,7 @@ func Copy(ctx context.Context, src, dst string, opts Options) error {
 			return fmt.Errorf("treecopy: %w", err)
 		}
 	}
-	for _, d := range slices.Backward(dirs) {
+	for _, d := range slices.Backward(c.dirs) {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -208,6 +167,92 @@ func Copy(ctx context.Context, src, dst string, opts Options) error {
 		}
 	}
 	return nil
+}
+
+// readDir copies the entries of the directory d: directories are made and
+// returned to be walked, files linked (Hardlink) or handed to the copy
+// workers, the rest recreated.
+func (c *copier) readDir(ctx context.Context, d *parwalk.Dir) ([]string, error) {
+	sdir, ddir := filepath.Join(c.src, d.Rel), filepath.Join(c.dst, d.Rel)
+	df, err := os.OpenFile(ddir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer df.Close()
+	sfd, dfd := int(d.File.Fd()), int(df.Fd())
+	var descend []string
+	for _, name := range d.Names {
+		if err := ctx.Err(); err != nil { // a directory may hold millions
+			return nil, err
+		}
+		s, dp := filepath.Join(sdir, name), filepath.Join(ddir, name)
+		var st unix.Stat_t
+		if err := unix.Fstatat(sfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return nil, fmt.Errorf("stat %s: %w", s, err)
+		}
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFDIR:
+			if err := unix.Mkdirat(dfd, name, 0o700); err != nil {
+				return nil, fmt.Errorf("mkdir %s: %w", dp, err)
+			}
+			c.mu.Lock()
+			c.dirs = append(c.dirs, dirJob{dst: dp, st: st, src: s})
+			c.mu.Unlock()
+			if !slices.Contains(c.opts.Exclude, d.Join(name)) {
+				descend = append(descend, name)
+			}
+		case unix.S_IFREG:
+			if c.mode == Hardlink {
+				if err := unix.Linkat(sfd, name, dfd, name, 0); err != nil {
+					return nil, fmt.Errorf("linking %s to %s: %w", s, dp, err)
+				}
+				c.share(st.Ino)
+				continue
+			}
+			if st.Nlink > 1 && c.linkedBefore(st, dp) {
+				continue
+			}
+			select {
+			case c.files <- fileJob{src: s, dst: dp, st: st}:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		default:
+			if err := copySpecial(s, dp, &st); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return descend, nil
+}
+
+// share records a linked inode in Options.Shared, flagging a second name.
+func (c *copier) share(ino uint64) {
+	if c.opts.Shared == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, again := c.opts.Shared[ino]; again {
+		c.opts.Shared[ino] = 1
+	} else {
+		c.opts.Shared[ino] = 0
+	}
+}
+
+// linkedBefore reports whether the multiply linked file st has a copy
+// already, and then queues dst to be linked to it; otherwise dst becomes
+// its first copy.
+func (c *copier) linkedBefore(st unix.Stat_t, dst string) bool {
+	key := [2]uint64{st.Dev, st.Ino}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if first, ok := c.seen[key]; ok {
+		c.links = append(c.links, linkJob{first: first, dst: dst})
+		return true
+	}
+	c.seen[key] = dst
+	return false
 }
 
 func (c *copier) copyFile(ctx context.Context, j fileJob) error {
