@@ -1,7 +1,9 @@
 package store
 
 import (
+	"bytes"
 	"encoding/hex"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -9,6 +11,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kilnbuild/kiln/internal/fsmeta"
 )
 
 // TestStatWalkOrder: the parallel stat walk hashes the entries in the
@@ -84,5 +88,50 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestStatLineFormat: a line is what kiln wrote before it stopped using
+// fmt (digests recorded by then stay valid), xattrs quoted the same way.
+func TestStatLineFormat(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	must(t, os.WriteFile(p, []byte("x"), 0o644))
+	xattrs := unix.Lsetxattr(p, "user.a\"b", []byte("v\x00\n\xff"), 0) == nil
+	must(t, os.Symlink("f", filepath.Join(dir, "l")))
+	for _, c := range []struct {
+		name, rel string
+		linked    bool
+	}{{"f", "", true}, {"f", "a/f", true}, {"f", "a/f", false}, {"l", "a\x01/l", true}, {".", "", false}} {
+		pp := filepath.Join(dir, c.name)
+		var st unix.Stat_t
+		must(t, unix.Lstat(pp, &st))
+		st.Rdev, st.Size = 1<<40+3, 1<<33+7
+		got, err := statLine(pp, c.rel, &st, c.linked)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want bytes.Buffer
+		ctime := st.Ctim
+		if st.Mode&unix.S_IFMT == unix.S_IFREG && c.linked {
+			ctime = unix.Timespec{}
+			xs, _ := fsmeta.ListXattrs(pp)
+			for _, x := range xs {
+				v, _ := fsmeta.GetXattr(pp, x)
+				fmt.Fprintf(&want, "%q=%q ", x, v)
+			}
+		}
+		rel := c.rel
+		if rel == "" {
+			rel = "."
+		}
+		fmt.Fprintf(&want, "%s\x00%o %d %d %d %d %d.%d %d.%d\n", rel, st.Mode, st.Uid, st.Gid, st.Size, st.Rdev,
+			st.Mtim.Sec, st.Mtim.Nsec, ctime.Sec, ctime.Nsec)
+		if string(got) != want.String() {
+			t.Errorf("%s as %q: line %q, want %q", c.name, c.rel, got, want.String())
+		}
+	}
+	if !xattrs {
+		t.Log("no user xattrs here: their quoting was not checked")
 	}
 }

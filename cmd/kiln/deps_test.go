@@ -12,8 +12,9 @@ import (
 // assemblers nothing of the runtime that drives them. hostfs shares with the
 // store only the copy-on-write tree state (store/cowtree: which inodes a
 // hardlinked tree shares with its base, and the journal of what a stage
-// touched) and the tree-copy code a copy-up uses, never objects, refs or
-// commits.
+// touched) and the tree-copy code a copy-up uses (with the parallel
+// directory walk it is built on, store/internal/parwalk), never objects,
+// refs or commits.
 func TestPackageBoundaries(t *testing.T) {
 	for _, tc := range []struct {
 		pkg       string
@@ -22,7 +23,7 @@ func TestPackageBoundaries(t *testing.T) {
 	}{
 		{"github.com/kilnbuild/kiln/store/...", []string{"github.com/spf13/cobra", "github.com/tetratelabs/wazero", "github.com/kilnbuild/kiln/runtime"}, nil},
 		{"github.com/kilnbuild/kiln/hostfs", []string{"github.com/spf13/cobra", "github.com/kilnbuild/kiln/runtime", "github.com/kilnbuild/kiln/store"},
-			[]string{"github.com/kilnbuild/kiln/store/cowtree", "github.com/kilnbuild/kiln/store/treecopy", "github.com/kilnbuild/kiln/store/crashpoint"}},
+			[]string{"github.com/kilnbuild/kiln/store/cowtree", "github.com/kilnbuild/kiln/store/treecopy", "github.com/kilnbuild/kiln/store/internal/parwalk", "github.com/kilnbuild/kiln/store/crashpoint"}},
 		{"github.com/kilnbuild/kiln/assembler", []string{"github.com/spf13/cobra", "github.com/tetratelabs/wazero", "github.com/kilnbuild/kiln/runtime"}, nil},
 		{"github.com/kilnbuild/kiln/runtime/...", []string{"github.com/spf13/cobra"}, nil},
 	} {
