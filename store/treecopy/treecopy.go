@@ -88,7 +88,6 @@ var ErrNoReflink = errors.New("filesystem does not support reflinks")
 // entries changes a directory's mtime and a read-only directory would
 // refuse them.
 type copier struct {
-	mode      Mode
 	opts      Options
 	src, dst  string
 	noReflink atomic.Bool // Auto mode saw the filesystem refuse a reflink
@@ -116,7 +115,7 @@ type dirJob struct {
 // Copy copies the tree at src to dst, which must not exist.
 func Copy(ctx context.Context, src, dst string, opts Options) error {
 	c := &copier{
-		mode: opts.Mode, opts: opts, src: src, dst: dst,
+		opts: opts, src: src, dst: dst,
 		files: make(chan fileJob, 256), seen: map[[2]uint64]string{},
 	}
 	var rootSt unix.Stat_t
@@ -202,7 +201,7 @@ func (c *copier) readDir(ctx context.Context, d *parwalk.Dir) ([]string, error) 
 				descend = append(descend, name)
 			}
 		case unix.S_IFREG:
-			if c.mode == Hardlink {
+			if c.opts.Mode == Hardlink {
 				if err := unix.Linkat(sfd, name, dfd, name, 0); err != nil {
 					return nil, fmt.Errorf("linking %s to %s: %w", s, dp, err)
 				}
@@ -256,12 +255,6 @@ func (c *copier) linkedBefore(st unix.Stat_t, dst string) bool {
 }
 
 func (c *copier) copyFile(ctx context.Context, j fileJob) error {
-	if c.mode == Hardlink {
-		if err := os.Link(j.src, j.dst); err != nil {
-			return fmt.Errorf("treecopy: %w", err)
-		}
-		return nil
-	}
 	in, err := os.OpenFile(j.src, os.O_RDONLY|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return fmt.Errorf("treecopy: %w", err)
@@ -304,7 +297,7 @@ func (c *copier) copyFile(ctx context.Context, j fileJob) error {
 }
 
 func (c *copier) copyData(ctx context.Context, in, out *os.File, size int64) error {
-	if c.mode != Plain && !c.noReflink.Load() {
+	if c.opts.Mode != Plain && !c.noReflink.Load() {
 		err := unix.IoctlFileClone(int(out.Fd()), int(in.Fd()))
 		if err == nil {
 			return nil
@@ -313,7 +306,7 @@ func (c *copier) copyData(ctx context.Context, in, out *os.File, size int64) err
 			!errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOTTY) {
 			return fmt.Errorf("FICLONE: %w", err)
 		}
-		if c.mode == Reflink {
+		if c.opts.Mode == Reflink {
 			return fmt.Errorf("%w: %w", ErrNoReflink, err)
 		}
 		c.noReflink.Store(true)
