@@ -2,6 +2,7 @@ package fsmeta
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -38,6 +39,38 @@ func TestXattrs(t *testing.T) {
 	if !slices.Equal(names, []string{"user.kiln.long", "user.kiln.short"}) {
 		t.Errorf("ListXattrs = %q", names)
 	}
+	// The *at form, both through listxattrat(2) and through the path
+	// kernels without it take.
+	d, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for _, fallback := range []bool{false, true} {
+		noListxattrat.Store(fallback)
+		got, err := ListXattrsAt(int(d.Fd()), dir, "f")
+		slices.Sort(got)
+		if err != nil || !slices.Equal(got, names) {
+			t.Errorf("ListXattrsAt (path fallback %v) = %q, %v; want %q", fallback, got, err, names)
+		}
+	}
+	noListxattrat.Store(false)
+	// More names than the first buffer holds.
+	many := filepath.Join(dir, "many")
+	if err := os.WriteFile(many, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i := range 40 {
+		x := fmt.Sprintf("user.kiln.attribute-%02d", i)
+		if err := unix.Lsetxattr(many, x, nil, 0); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, x)
+	}
+	if got, err := ListXattrsAt(int(d.Fd()), dir, "many"); err != nil || !slices.Equal(slices.Sorted(slices.Values(got)), want) {
+		t.Errorf("ListXattrsAt(40 names) = %q, %v", got, err)
+	}
 	if v, err := GetXattr(p, "user.kiln.long"); err != nil || string(v) != long {
 		t.Errorf("GetXattr long = %d bytes, %v", len(v), err)
 	}
@@ -51,6 +84,12 @@ func TestXattrs(t *testing.T) {
 	}
 	if names, err := ListXattrs(l); err != nil || len(names) != 0 {
 		t.Errorf("ListXattrs(symlink) = %q, %v: followed the link", names, err)
+	}
+	if names, err := ListXattrsAt(int(d.Fd()), dir, "l"); err != nil || len(names) != 0 {
+		t.Errorf("ListXattrsAt(symlink) = %q, %v: followed the link", names, err)
+	}
+	if names, err := ListXattrsAt(int(d.Fd()), dir, "none"); !errors.Is(err, unix.ENOENT) {
+		t.Errorf("ListXattrsAt(missing) = %q, %v; want ENOENT", names, err)
 	}
 }
 
