@@ -70,6 +70,13 @@ type Options struct {
 	// regular file linked, flagged cowtree.Group (1) when the inode has more
 	// than one name in the tree.
 	Shared map[uint64]uint8
+	// Visit, if set, is called for every directory the copy reads, rel
+	// "." for src itself, with its entries' names (sorted) and their
+	// lstat results, taken before the entries were copied, while the
+	// source directory is open as dirfd: a caller that needs to look at
+	// every entry of src (the store's check on use) does it in the copy's
+	// walk instead of one of its own. An error ends the copy.
+	Visit func(ctx context.Context, dirfd int, rel string, names []string, sts []unix.Stat_t) error
 }
 
 // ErrNoReflink is returned in Reflink mode on a filesystem without reflinks.
@@ -179,8 +186,12 @@ func (c *copier) readDir(ctx context.Context, d *parwalk.Dir) ([]string, error) 
 	}
 	defer df.Close()
 	sfd, dfd := int(d.File.Fd()), int(df.Fd())
+	var sts []unix.Stat_t
+	if c.opts.Visit != nil {
+		sts = make([]unix.Stat_t, len(d.Names))
+	}
 	var descend []string
-	for _, name := range d.Names {
+	for i, name := range d.Names {
 		if err := ctx.Err(); err != nil { // a directory may hold millions
 			return nil, err
 		}
@@ -188,6 +199,9 @@ func (c *copier) readDir(ctx context.Context, d *parwalk.Dir) ([]string, error) 
 		var st unix.Stat_t
 		if err := unix.Fstatat(sfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return nil, fmt.Errorf("stat %s: %w", s, err)
+		}
+		if sts != nil {
+			sts[i] = st
 		}
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFDIR:
@@ -220,6 +234,11 @@ func (c *copier) readDir(ctx context.Context, d *parwalk.Dir) ([]string, error) 
 			if err := copySpecial(s, dp, &st); err != nil {
 				return nil, err
 			}
+		}
+	}
+	if c.opts.Visit != nil {
+		if err := c.opts.Visit(ctx, sfd, d.Rel, d.Names, sts); err != nil {
+			return nil, err
 		}
 	}
 	return descend, nil

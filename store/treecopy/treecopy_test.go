@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -137,5 +140,66 @@ func TestCopyExclude(t *testing.T) {
 func TestCopyRefusesExistingDestination(t *testing.T) {
 	if err := treecopy.Copy(t.Context(), t.TempDir(), t.TempDir(), treecopy.Options{}); err == nil {
 		t.Error("Copy into an existing directory succeeded")
+	}
+}
+
+// TestVisit: every directory of the source is visited once, with each
+// entry's lstat result, in every mode; a visit's error ends the copy.
+func TestVisit(t *testing.T) {
+	for _, mode := range []treecopy.Mode{treecopy.Auto, treecopy.Plain, treecopy.Hardlink} {
+		t.Run(mode.String(), func(t *testing.T) {
+			src, dst := t.TempDir(), filepath.Join(t.TempDir(), "copy")
+			storetest.RichTree(t, src)
+			var mu sync.Mutex
+			seen := map[string]unix.Stat_t{}
+			visit := func(_ context.Context, dirfd int, rel string, names []string, sts []unix.Stat_t) error {
+				if !slices.IsSorted(names) || len(names) != len(sts) {
+					return fmt.Errorf("%s: %d names (sorted: %v), %d stats", rel, len(names), slices.IsSorted(names), len(sts))
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				for i, name := range names {
+					p := path.Join(rel, name)
+					if _, again := seen[p]; again {
+						return fmt.Errorf("%s visited twice", p)
+					}
+					var st unix.Stat_t
+					if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+						return err
+					}
+					if st.Ino != sts[i].Ino || st.Mode != sts[i].Mode {
+						return fmt.Errorf("%s: visit got inode %d mode %#o, the directory has %d %#o", p, sts[i].Ino, sts[i].Mode, st.Ino, st.Mode)
+					}
+					seen[p] = sts[i]
+				}
+				return nil
+			}
+			if err := treecopy.Copy(t.Context(), src, dst, treecopy.Options{Mode: mode, Visit: visit}); err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+				if err == nil && p != src {
+					rel, _ := filepath.Rel(src, p)
+					want = append(want, rel)
+				}
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := slices.Sorted(maps.Keys(seen))
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("visited %q\nwant    %q", got, want)
+			}
+
+			stop := errors.New("stop")
+			err = treecopy.Copy(t.Context(), src, filepath.Join(t.TempDir(), "copy"), treecopy.Options{Mode: mode,
+				Visit: func(context.Context, int, string, []string, []unix.Stat_t) error { return stop }})
+			if !errors.Is(err, stop) {
+				t.Errorf("Copy with a failing visit = %v, want its error", err)
+			}
+		})
 	}
 }
