@@ -24,7 +24,8 @@ import (
 // the store the metrics use, so on its filesystem:
 //
 //	kiln/cp-a               a new writable object for hostfs from a committed
-//	                        base, over `cp -a` of the tree (also kiln/cp-al)
+//	                        base (NewHostfs, its check included), over `cp -a`
+//	                        of the tree (also kiln/cp-al)
 //	commit-1file-ms         a commit after a stage changed one file, in ms
 //	                        (full-treesum-ms: hashing the tree, for comparison;
 //	                        commit-1file-cold-ms: the same as the first commit
@@ -182,7 +183,7 @@ func BenchmarkMetrics(b *testing.B) {
 		defer os.RemoveAll(scratch)
 		// The first object from a base marks it linked (one stat walk, once
 		// per base): not what every later stage pays.
-		warm, err := st.New(ctx, "base")
+		warm, err := st.NewHostfs(ctx, "base")
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -203,7 +204,8 @@ func BenchmarkMetrics(b *testing.B) {
 			cpal += runCmd(b, "cp", "-al", base, scratch+"-al"+strconv.Itoa(i))
 			runCmd(b, "sync")
 			start := time.Now()
-			o, err := st.New(ctx, "base")
+			// As a build that starts from a checkpoint (runtime/pipeline).
+			o, err := st.NewHostfs(ctx, "base")
 			if err != nil {
 				b.Fatal(err)
 			}

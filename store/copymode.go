@@ -62,6 +62,18 @@ func (s *Store) plainMode() CopyMode {
 	return s.copyMode
 }
 
+// writeMode is the copy mode that initializes a tree for a hostfs write
+// context (forHostfs) or a plain one.
+func (s *Store) writeMode(forHostfs bool) CopyMode {
+	switch {
+	case s.linkedWrites:
+		return treecopy.Hardlink
+	case forHostfs:
+		return s.hostfsMode()
+	}
+	return s.plainMode()
+}
+
 // hostfsMode is the copy mode for a hostfs write context (see above).
 func (s *Store) hostfsMode() CopyMode {
 	if s.copyMode != CopyAuto {

@@ -213,6 +213,7 @@ func TestCorruptionOnUse(t *testing.T) {
 					}
 					return err
 				}},
+				{"NewHostfs", newHostfsA(t)},
 			} {
 				t.Run(use.name, func(t *testing.T) {
 					st, sumA, _ := damagedStore(t, d)
@@ -235,6 +236,82 @@ func TestCorruptionOnUse(t *testing.T) {
 					checkServesOriginal(t, st, sumA)
 				})
 			}
+		})
+	}
+}
+
+func newHostfsA(t *testing.T) func(st *store.Store) error {
+	return func(st *store.Store) error {
+		o, err := st.NewHostfs(t.Context(), "a")
+		if err == nil {
+			o.Close()
+		}
+		return err
+	}
+}
+
+// TestCorruptionOnUseLinked: NewHostfs from a base that hardlink trees
+// were made from checks it in the walk that links the new tree, and finds
+// what the check of New finds, but for what only a shared file's ctime
+// would show, which the check leaves to fsck for such objects (verify.go).
+func TestCorruptionOnUseLinked(t *testing.T) {
+	seenByFsckOnly := map[string]bool{"content same size and mtime": true}
+	for _, d := range damages {
+		t.Run(d.name, func(t *testing.T) {
+			if d.needs != nil && !d.needs() {
+				t.Skip("needs real root for this kind of damage")
+			}
+			st, err := store.Open(t.Context(), t.TempDir(), store.WithCopyMode(store.CopyHardlink))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			sumA := commitTree(t, st, "a", fillA)
+			sumB := commitTree(t, st, "b", fillB)
+			use := newHostfsA(t)
+			if err := use(st); err != nil { // links a
+				t.Fatal(err)
+			}
+			// Linked now, a is checked in the walk of the copy.
+			walks := store.StatChecks(st)
+			if err := use(st); err != nil {
+				t.Fatal(err)
+			}
+			if n := store.StatChecks(st) - walks; n != 0 {
+				t.Fatalf("NewHostfs from intact linked a walked it %d more times for its check", n)
+			}
+			checks := store.FullChecks(st)
+			if err := d.apply(t, st.Root(), sumA, sumB); err != nil {
+				t.Fatal(err)
+			}
+			want := d.onUse
+			if seenByFsckOnly[d.name] {
+				want = nil
+			}
+			if err := use(st); !isErr(err, want) {
+				t.Fatalf("NewHostfs on damaged linked a = %v, want %v", err, want)
+			}
+			if want != nil && st.Contains("a") {
+				t.Errorf("a is still found after its damage was detected")
+			}
+			if seenByFsckOnly[d.name] {
+				if rep, err := st.Fsck(t.Context()); err != nil || len(rep.Problems) != 1 {
+					t.Fatalf("fsck of the damage = %v, %v; want 1 problem", rep, err)
+				}
+				return
+			}
+			if d.fsckOK {
+				if store.FullChecks(st) != checks+1 {
+					t.Errorf("%d full checks, want the one that found a intact", store.FullChecks(st)-checks)
+				}
+				if err := use(st); err != nil {
+					t.Fatal(err)
+				}
+				if store.FullChecks(st) != checks+1 {
+					t.Errorf("second use hashed the whole tree again")
+				}
+			}
+			checkServesOriginal(t, st, sumA)
 		})
 	}
 }

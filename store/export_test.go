@@ -3,6 +3,10 @@ package store
 // FullChecks returns how many checks on use had to hash a whole tree.
 func FullChecks(s *Store) int64 { return s.fullChecks.Load() }
 
+// StatChecks returns how many checks on use walked a tree of their own
+// (not the walk of NewHostfs's hardlink copy).
+func StatChecks(s *Store) int64 { return s.statChecks.Load() }
+
 // StatDigest is the check on use's digest of a tree (verify.go).
 var StatDigest = statDigest
 

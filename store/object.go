@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -56,17 +57,23 @@ func (o *Object) cowPath() string { return filepath.Join(o.work.path, "cow") }
 // base: after that the tree is the object's content. forHostfs picks the
 // store's hostfs strategy, which may hardlink (copymode.go).
 func (o *Object) initLocked(ctx context.Context, forHostfs bool) error {
+	return o.initCheckingLocked(ctx, forHostfs, "")
+}
+
+// errStatDiffers: the walk that linked a tree from its base found the
+// base's stat digest changed, so the full check decides (NewHostfs).
+var errStatDiffers = errors.New("stat digest differs")
+
+// initCheckingLocked is initLocked that, given the recorded stat digest of
+// a linked base (statWant), checks the base in the walk that links the
+// tree, which it then makes only if the digest is unchanged: otherwise the
+// tree is removed and the error wraps errStatDiffers.
+func (o *Object) initCheckingLocked(ctx context.Context, forHostfs bool, statWant string) error {
 	if o.initialized {
 		return nil
 	}
 	tree := o.treePath()
-	mode := o.store.plainMode()
-	switch {
-	case o.store.linkedWrites:
-		mode = treecopy.Hardlink
-	case forHostfs:
-		mode = o.store.hostfsMode()
-	}
+	mode := o.store.writeMode(forHostfs)
 	var shared map[uint64]uint8
 	if o.baseSum == "" {
 		if err := os.Mkdir(tree, 0o755); err != nil {
@@ -87,7 +94,19 @@ func (o *Object) initLocked(ctx context.Context, forHostfs bool) error {
 				return fmt.Errorf("store: initializing from %s: %w", o.base, err)
 			}
 		}
-		if err := treecopy.Copy(ctx, o.store.objectPath(o.baseSum), tree, opts); err != nil {
+		var check *statDigester
+		if statWant != "" && mode == treecopy.Hardlink {
+			check = newStatDigester(o.store.objectPath(o.baseSum), true)
+			opts.Visit = check.dir
+		}
+		err := treecopy.Copy(ctx, o.store.objectPath(o.baseSum), tree, opts)
+		if err == nil && check != nil {
+			var got string
+			if got, _, err = check.sum(); err == nil && got != statWant {
+				err = errStatDiffers
+			}
+		}
+		if err != nil {
 			_ = fsmeta.RemoveAll(tree)
 			return fmt.Errorf("store: initializing from %s: %w", o.base, err)
 		}
@@ -328,4 +347,12 @@ func (o *Object) releaseBase() {
 		o.baseLock.Close()
 		o.baseLock = nil
 	}
+}
+
+// initForHostfs initializes the tree for hostfs (NewHostfs), checking the
+// base in the walk if statWant is its recorded stat digest.
+func (o *Object) initForHostfs(ctx context.Context, statWant string) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.initCheckingLocked(ctx, true, statWant)
 }

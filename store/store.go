@@ -15,6 +15,7 @@ import (
 	"github.com/kilnbuild/kiln/internal/fsmeta"
 	"github.com/kilnbuild/kiln/store/crashpoint"
 	"github.com/kilnbuild/kiln/store/mountns"
+	"github.com/kilnbuild/kiln/store/treecopy"
 	"github.com/kilnbuild/kiln/store/treesum"
 )
 
@@ -50,6 +51,7 @@ type Store struct {
 	noRecovery   bool
 	closed       bool
 	fullChecks   atomic.Int64 // checks on use that had to hash a whole tree
+	statChecks   atomic.Int64 // checks on use that walked a tree of their own
 	// incrementalCommits counts commits that re-hashed only what hostfs
 	// journaled (index.go).
 	incrementalCommits atomic.Int64
@@ -212,6 +214,22 @@ func (s *Store) resolve(id string) (string, error) {
 // and the lock; the check runs after objects/ is released, so gc does not
 // wait for it.
 func (s *Store) acquire(ctx context.Context, id string) (string, *os.File, error) {
+	sum, f, err := s.acquireUnchecked(ctx, id)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := s.checkErr(id, sum, s.verifyObject(ctx, sum)); err != nil {
+		f.Close()
+		return "", nil, err
+	}
+	s.touch(id)
+	return sum, f, nil
+}
+
+// acquireUnchecked is acquire up to the check of the object's content,
+// which the caller makes (or has a walk make, NewHostfs) before the
+// object is used, passing its result through checkErr, then touches id.
+func (s *Store) acquireUnchecked(ctx context.Context, id string) (string, *os.File, error) {
 	sum, f, err := s.lookup(ctx, id)
 	if err != nil {
 		return "", nil, err
@@ -221,20 +239,30 @@ func (s *Store) acquire(ctx context.Context, id string) (string, *os.File, error
 		err = fmt.Errorf("%w: ref %s points at objects/%s, which it was never committed to", ErrDamaged, id, sum)
 		_ = s.dropRef(id, sum)
 	}
-	if err == nil {
-		if err = s.verifyObject(ctx, sum); errors.Is(err, ErrDamaged) {
-			_, _ = s.dropRefs(sum)
-		}
-	}
 	if err != nil {
 		f.Close()
-		if errors.Is(err, ErrDamaged) {
-			return "", nil, fmt.Errorf("store: object %s: %w (its refs were removed: the next build rebuilds it; kiln store fsck --repair removes it)", id, err)
-		}
-		return "", nil, fmt.Errorf("store: object %s: %w", id, err)
+		return "", nil, useErr(id, err)
 	}
-	s.touch(id)
 	return sum, f, nil
+}
+
+// checkErr is what the use of id (objects/<sum>) returns for err, the
+// result of its check: a damaged object's refs are dropped.
+func (s *Store) checkErr(id, sum string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, ErrDamaged) {
+		_, _ = s.dropRefs(sum)
+	}
+	return useErr(id, err)
+}
+
+func useErr(id string, err error) error {
+	if errors.Is(err, ErrDamaged) {
+		return fmt.Errorf("store: object %s: %w (its refs were removed: the next build rebuilds it; kiln store fsck --repair removes it)", id, err)
+	}
+	return fmt.Errorf("store: object %s: %w", id, err)
 }
 
 func (s *Store) lookup(ctx context.Context, id string) (string, *os.File, error) {
@@ -287,6 +315,62 @@ func (s *Store) New(ctx context.Context, base string) (*Object, error) {
 		return nil, err
 	}
 	o.work = work
+	return o, nil
+}
+
+// NewHostfs is New for an object whose next writer is hostfs: the tree
+// [Object.WriteHostfs] writes is made now, with the store's hostfs
+// strategy. Where that hardlinks the base, the base's check on use (which
+// New makes in a walk of its own) is made in the walk that makes the links:
+// a build that starts from a checkpoint walks the tree once, as `cp -al`
+// does. A damaged base fails it as it fails New, and nothing is left.
+func (s *Store) NewHostfs(ctx context.Context, base string) (*Object, error) {
+	if s.closed {
+		return nil, ErrClosed
+	}
+	if base == "" || s.writeMode(true) != treecopy.Hardlink {
+		o, err := s.New(ctx, base)
+		if err != nil {
+			return nil, err
+		}
+		if err := o.initForHostfs(ctx, ""); err != nil {
+			o.Close()
+			return nil, err
+		}
+		return o, nil
+	}
+	sum, lock, err := s.acquireUnchecked(ctx, base)
+	if err != nil {
+		return nil, err
+	}
+	o := &Object{store: s, base: base, baseSum: sum, baseLock: lock}
+	if o.work, err = newTempDir(s.tmpPath(), prefixObject); err != nil {
+		o.releaseBase()
+		return nil, err
+	}
+	// Only a base already linked has a digest in the linked form; the
+	// first tree linked from a base is made after the check New makes.
+	err = errStatDiffers
+	if want, rerr := os.ReadFile(filepath.Join(s.indexPath(sum), indexStat)); rerr == nil && s.linked(sum) {
+		err = o.initForHostfs(ctx, string(want))
+	}
+	if err != nil && ctx.Err() == nil {
+		// The digest differs, there is none, or the walk failed (which
+		// damage can cause): the check every use makes decides, as in
+		// New, and a base found intact is linked again.
+		if cerr := s.checkErr(base, sum, s.verifyObject(ctx, sum)); cerr != nil {
+			o.Close()
+			return nil, cerr
+		}
+		if errors.Is(err, errStatDiffers) {
+			err = o.initForHostfs(ctx, "")
+		}
+	}
+	if err != nil {
+		o.Close()
+		return nil, err
+	}
+	s.touch(base)
 	return o, nil
 }
 

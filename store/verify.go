@@ -9,6 +9,7 @@ import (
 	"hash"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -56,6 +57,14 @@ var ErrDamaged = errors.New("object damaged")
 // Damage below the filesystem (bit rot in a block) keeps the stat digest and
 // is found by fsck, which always hashes everything.
 //
+// A linked base that a hostfs tree is hardlinked from (Store.NewHostfs, a
+// build starting from a checkpoint) is checked in the walk that makes the
+// links: the copy's lstat results are the digest's (treecopy's
+// Options.Visit), and the tree is kept only if the digest is the recorded
+// one; otherwise the check above decides, as on any use, and the tree is
+// linked again. The tree is made before the verdict, but nothing sees it
+// before: a damaged base fails NewHostfs, which removes it.
+//
 // Refs are checked as well: committing id to an object creates
 // index/<treesum>/refs/<id> (durably, before refs/<id> is renamed into
 // place), so a ref that points at an object id was never committed to (a
@@ -95,6 +104,12 @@ type statRec struct {
 // statLine is the digest's line for the entry at host path p, rel in its
 // tree ("" for the root).
 func statLine(p, rel string, st *unix.Stat_t, linked bool) ([]byte, error) {
+	return statLineAt(unix.AT_FDCWD, "", p, rel, st, linked)
+}
+
+// statLineAt is statLine for the entry name of the open directory dirfd,
+// whose path is dir: a walk's lines each resolve one name.
+func statLineAt(dirfd int, dir, name, rel string, st *unix.Stat_t, linked bool) ([]byte, error) {
 	// Appended, not formatted with fmt: the check on use makes a line for
 	// every entry of the tree, and fmt's reflection was a third of it.
 	b := make([]byte, 0, len(rel)+96)
@@ -104,12 +119,12 @@ func statLine(p, rel string, st *unix.Stat_t, linked bool) ([]byte, error) {
 		// whose making and removal change its ctime: its xattrs stand in
 		// for what only the ctime would show.
 		ctime = unix.Timespec{}
-		xs, err := fsmeta.ListXattrs(p)
+		xs, err := fsmeta.ListXattrsAt(dirfd, dir, name)
 		if err != nil {
 			return nil, err
 		}
 		for _, x := range xs {
-			v, err := fsmeta.GetXattr(p, x)
+			v, err := fsmeta.GetXattr(filepath.Join(dir, name), x)
 			if err != nil {
 				return nil, err
 			}
@@ -149,65 +164,98 @@ func newStatHash(linked bool) hash.Hash {
 // order with names sorted (the treesum index's order), and for a linked
 // tree returns its files' lines. The directories are read on all CPUs
 // (package parwalk), each entry looked at with one fstatat relative to its
-// directory (and listxattr for a linked tree's files); the lines are then
-// hashed in order.
+// directory (and listxattrat for a linked tree's files).
 func statWalk(ctx context.Context, root string, linked bool) (string, []statRec, error) {
-	type entry struct {
-		rel  string
-		line []byte
-		typ  uint32
-	}
-	var rootSt unix.Stat_t
-	if err := unix.Lstat(root, &rootSt); err != nil {
-		return "", nil, fmt.Errorf("store: stat digest of %s: %w", root, err)
-	}
-	rootLine, err := statLine(root, "", &rootSt, linked)
-	if err != nil {
-		return "", nil, fmt.Errorf("store: stat digest of %s: %w", root, err)
-	}
-	var mu sync.Mutex
-	dirs := map[string][]entry{} // a directory's rel -> its entries, in name order
-	err = parwalk.Walk(ctx, root, 2*runtime.GOMAXPROCS(0), func(ctx context.Context, d *parwalk.Dir) ([]string, error) {
+	g := newStatDigester(root, linked)
+	err := parwalk.Walk(ctx, root, 2*runtime.GOMAXPROCS(0), func(ctx context.Context, d *parwalk.Dir) ([]string, error) {
 		fd := int(d.File.Fd())
-		entries := make([]entry, len(d.Names))
+		sts := make([]unix.Stat_t, len(d.Names))
 		var descend []string
 		for i, name := range d.Names {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			var st unix.Stat_t
-			if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			if err := unix.Fstatat(fd, name, &sts[i], unix.AT_SYMLINK_NOFOLLOW); err != nil {
 				return nil, err
 			}
-			rel := d.Join(name)
-			line, err := statLine(filepath.Join(root, filepath.FromSlash(rel)), rel, &st, linked)
-			if err != nil {
-				return nil, err
-			}
-			entries[i] = entry{rel, line, st.Mode & unix.S_IFMT}
-			if entries[i].typ == unix.S_IFDIR {
+			if sts[i].Mode&unix.S_IFMT == unix.S_IFDIR {
 				descend = append(descend, name)
 			}
 		}
-		mu.Lock()
-		dirs[d.Rel] = entries
-		mu.Unlock()
-		return descend, nil
+		return descend, g.dir(ctx, fd, d.Rel, d.Names, sts)
 	})
 	if err != nil {
 		return "", nil, fmt.Errorf("store: stat digest of %s: %w", root, err)
 	}
-	h := newStatHash(linked)
+	return g.sum()
+}
+
+// statDigester makes a stat digest out of the directories of a walk over
+// every entry of a tree, each handed over with its entries' lstat results,
+// in any order and from any goroutine: statWalk's own walk, or a hardlink
+// copy's ([treecopy.Options.Visit]), which then checks its base on the way.
+// The lines are hashed in the treesum index's order once the walk is done.
+type statDigester struct {
+	root   string
+	linked bool
+	mu     sync.Mutex
+	dirs   map[string][]statEntry // a directory's rel -> its entries, in name order
+}
+
+type statEntry struct {
+	rel  string
+	line []byte
+	typ  uint32
+}
+
+func newStatDigester(root string, linked bool) *statDigester {
+	return &statDigester{root: root, linked: linked, dirs: map[string][]statEntry{}}
+}
+
+// dir adds the entries of the directory rel ("." for the root), open as
+// dirfd: names sorted, sts their lstat results.
+func (g *statDigester) dir(ctx context.Context, dirfd int, rel string, names []string, sts []unix.Stat_t) error {
+	dir := filepath.Join(g.root, filepath.FromSlash(rel))
+	entries := make([]statEntry, len(names))
+	for i, name := range names {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		erel := path.Join(rel, name)
+		line, err := statLineAt(dirfd, dir, name, erel, &sts[i], g.linked)
+		if err != nil {
+			return err
+		}
+		entries[i] = statEntry{erel, line, sts[i].Mode & unix.S_IFMT}
+	}
+	g.mu.Lock()
+	g.dirs[rel] = entries
+	g.mu.Unlock()
+	return nil
+}
+
+// sum returns the digest of what the walk handed over and, for a linked
+// tree, its files' lines.
+func (g *statDigester) sum() (string, []statRec, error) {
+	var rootSt unix.Stat_t
+	if err := unix.Lstat(g.root, &rootSt); err != nil {
+		return "", nil, fmt.Errorf("store: stat digest of %s: %w", g.root, err)
+	}
+	rootLine, err := statLine(g.root, "", &rootSt, g.linked)
+	if err != nil {
+		return "", nil, fmt.Errorf("store: stat digest of %s: %w", g.root, err)
+	}
+	h := newStatHash(g.linked)
 	h.Write(rootLine)
 	var files []statRec
 	var emit func(rel string)
 	emit = func(rel string) {
-		for _, e := range dirs[rel] {
+		for _, e := range g.dirs[rel] {
 			h.Write(e.line)
 			switch {
 			case e.typ == unix.S_IFDIR:
 				emit(e.rel)
-			case linked && e.typ == unix.S_IFREG:
+			case g.linked && e.typ == unix.S_IFREG:
 				files = append(files, statRec{e.rel, e.line})
 			}
 		}
@@ -492,6 +540,7 @@ func (s *Store) refRecorded(sum, id string, adopt bool) (bool, error) {
 func (s *Store) verifyObject(ctx context.Context, sum string) error {
 	want, err := os.ReadFile(filepath.Join(s.indexPath(sum), indexStat))
 	if err == nil {
+		s.statChecks.Add(1)
 		got, err := statDigest(ctx, s.objectPath(sum), s.linked(sum))
 		if err != nil {
 			return err
