@@ -473,7 +473,13 @@ func (r *runner) startObject(ctx context.Context, p *Plan) (*store.Object, int, 
 		if start >= 0 {
 			base = p.Stages[start].ID
 		}
-		obj, err := r.opts.Store.New(ctx, base)
+		// Stages will run in the object: NewHostfs makes their tree now,
+		// checking a hardlinked base in the same walk.
+		newObject := r.opts.Store.New
+		if start < len(p.Stages)-1 {
+			newObject = r.opts.Store.NewHostfs
+		}
+		obj, err := newObject(ctx, base)
 		if err == nil {
 			return obj, start, nil
 		}
