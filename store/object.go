@@ -95,7 +95,7 @@ func (o *Object) initCheckingLocked(ctx context.Context, forHostfs bool, statWan
 			}
 		}
 		var check *statDigester
-		if statWant != "" && mode == treecopy.Hardlink {
+		if statWant != "" {
 			check = newStatDigester(o.store.objectPath(o.baseSum), true)
 			opts.Visit = check.dir
 		}
