@@ -62,3 +62,49 @@ func WriteFileFrom(path string, r io.Reader, mode fs.FileMode, uid, gid int, mti
 		flags = writeAppend
 	}
 }
+
+// Peeker is a buffered reader whose buffer can be read in place, as
+// *bufio.Reader's.
+type Peeker interface {
+	Peek(n int) ([]byte, error)
+	Discard(n int) (int, error)
+	Size() int
+}
+
+// WriteFileFromBuffer is WriteFileFrom for the next size bytes of br, which
+// the host writes straight out of br's buffer: the data is never copied
+// inside the guest, where a copy runs at a fraction of the host's speed.
+// tee, if not nil, is given the data too (a checksum). Fewer than size
+// bytes left in br is io.ErrUnexpectedEOF, with the file partly written.
+func WriteFileFromBuffer(path string, br Peeker, size int64, mode fs.FileMode, uid, gid int, mtime time.Time, tee io.Writer) error {
+	hp := hostPath(path)
+	ms, mn := timespec(mtime)
+	flags := uint32(writeReplace)
+	for {
+		n := int(min(size, int64(br.Size())))
+		chunk, err := br.Peek(n)
+		if errors.Is(err, io.EOF) {
+			return io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return err
+		}
+		if tee != nil {
+			if _, err := tee.Write(chunk); err != nil {
+				return err
+			}
+		}
+		rc := hostWriteFile(hp, unsafe.Pointer(unsafe.SliceData(chunk)), uint32(n),
+			fsmeta.Perm(mode), int32(uid), int32(gid), ms, mn, flags)
+		if rc != 0 {
+			return pathError("write", path, rc)
+		}
+		if _, err := br.Discard(n); err != nil {
+			return err
+		}
+		if size -= int64(n); size == 0 {
+			return nil
+		}
+		flags = writeAppend
+	}
+}

@@ -143,7 +143,7 @@ var dataKinds = map[string]sdk.Compression{
 // data returns the data.tar stream; it must follow readControl. The host
 // decompresses the member's byte range of the .deb (hostfs stream_open):
 // xz in wasm took most of an install's time. The caller closes the stream.
-func (d *debArchive) data() (*tar.Reader, io.Closer, error) {
+func (d *debArchive) data() (*archive, io.Closer, error) {
 	ext, _, err := d.next("data.tar", ".gz", ".xz", ".zst", ".bz2")
 	if err != nil {
 		return nil, nil, err
@@ -153,5 +153,5 @@ func (d *debArchive) data() (*tar.Reader, io.Closer, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("data.tar%s: %w", ext, err)
 	}
-	return tar.NewReader(r), r, nil
+	return newArchive(r), r, nil
 }
