@@ -55,10 +55,14 @@ func (r *Root) writeFile(p string, data []byte, flags, mode uint32, uid, gid int
 	}
 	var fd int
 	var err error
+	// With an mtime given, a file made here gets its mode and times once,
+	// at the end; should anything fail before, it is settled as create
+	// leaves a file (0600, the epoch), so no host clock stays in the tree.
+	settled := flags&writeAppend == 0 && mtime.Nsec != unix.UTIME_OMIT
 	if flags&writeAppend != 0 {
 		fd, err = r.open(p, unix.O_WRONLY|unix.O_APPEND|unix.O_NOFOLLOW, 0)
 	} else {
-		fd, err = r.create(p, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, 0o600)
+		fd, err = r.createFile(p, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, 0o600, settled)
 		if err == unix.EEXIST && flags&writeReplace != 0 {
 			// As os.Remove, which a stage would call: an empty
 			// directory goes too.
@@ -66,7 +70,7 @@ func (r *Root) writeFile(p string, data []byte, flags, mode uint32, uid, gid int
 				err = r.rmdir(p)
 			}
 			if err == nil {
-				fd, err = r.create(p, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, 0o600)
+				fd, err = r.createFile(p, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, 0o600, settled)
 			}
 		}
 	}
@@ -74,6 +78,19 @@ func (r *Root) writeFile(p string, data []byte, flags, mode uint32, uid, gid int
 		return err
 	}
 	defer closeFd(fd)
+	if err := r.fillFile(fd, data, flags, mode, uid, gid, mtime); err != nil {
+		if settled {
+			_ = unix.Fchmod(fd, 0o600)
+			r.stampFd(fd, true)
+		}
+		return err
+	}
+	return nil
+}
+
+// fillFile writes data to the file write_file opened and sets its owner,
+// mode and times.
+func (r *Root) fillFile(fd int, data []byte, flags, mode uint32, uid, gid int, mtime unix.Timespec) error {
 	if flags&writeAppend != 0 {
 		// reopen accepts a directory for reading only; O_WRONLY already
 		// failed on one, but a file is what is appended to.
@@ -96,7 +113,9 @@ func (r *Root) writeFile(p string, data []byte, flags, mode uint32, uid, gid int
 		}
 		data = data[n:]
 	}
-	r.stampFd(fd, false) // the data changed: the epoch, unless mtime is given
+	if mtime.Nsec == unix.UTIME_OMIT {
+		r.stampFd(fd, false) // the data changed: the epoch
+	}
 	// The owner first: a change of owner clears setuid and setgid.
 	if uid != -1 || gid != -1 {
 		if err := unix.Fchown(fd, uid, gid); err != nil {
