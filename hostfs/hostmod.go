@@ -66,6 +66,9 @@ var hostFuncs = []hostFunc{
 	{"stream_read", hostStreamRead, []api.ValueType{i32, i32, i32, i32}, []string{"handle", "buf", "buf_len", "result.size"}},
 	{"stream_error", hostStreamError, []api.ValueType{i32, i32, i32, i32}, []string{"handle", "buf", "buf_len", "result.size"}},
 	{"stream_close", hostStreamClose, []api.ValueType{i32}, []string{"handle"}},
+	{"tar_next", hostTarNext, []api.ValueType{i32, i32, i32, i32}, []string{"handle", "buf", "buf_len", "result.size"}},
+	{"tar_write", hostTarWrite, []api.ValueType{i32, i32, i32, i32, i32, i32, i64, i32, i32, i32},
+		[]string{"handle", "path", "path_len", "mode", "uid", "gid", "mtime_sec", "mtime_nsec", "flags", "result.md5"}},
 }
 
 // Instantiate adds the kiln_hostfs host module to r. Call it once per

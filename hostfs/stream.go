@@ -134,6 +134,11 @@ type stream struct {
 	chunk    []byte        // the chunk being read, whole
 	cur      []byte        // its unread rest
 	closed   sync.Once
+	// A stream is read either as bytes (stream_read) or as a tar archive
+	// (tar_next, tar_write), never both: each would lose what the other
+	// took.
+	plain bool
+	tar   *tarState
 }
 
 // openStream starts decompressing n bytes of f from off (n < 0: to the
@@ -389,6 +394,9 @@ func hostStreamRead(c *call) uint32 {
 	if errno != 0 {
 		return errno
 	}
+	if s.tar != nil {
+		return wasiEINVAL
+	}
 	buf, errno := c.bytes(1)
 	if errno != 0 {
 		return errno
@@ -396,6 +404,7 @@ func hostStreamRead(c *call) uint32 {
 	if !c.mem.WriteUint32Le(c.u32(3), 0) {
 		return wasiEFAULT
 	}
+	s.plain = true
 	n, err := s.read(c.ctx, buf)
 	if err != nil {
 		if errors.As(err, new(dataError)) {
@@ -424,6 +433,9 @@ func hostStreamError(c *call) uint32 {
 			msg = []byte(s.err.Error())
 		}
 	default: // still running: no error yet
+	}
+	if s.tar != nil && s.tar.err != nil && msg == nil {
+		msg = []byte(s.tar.err.Error()) // the archive's, read in the host
 	}
 	buf, errno := c.bytes(1)
 	if errno != 0 {

@@ -45,11 +45,33 @@ func hostWriteFile(c *call) uint32 {
 	return wasiErrno(root.writeFile(rel, data, flags, mode, uid, gid, unix.Timespec{Sec: sec, Nsec: nsec}))
 }
 
-// writeFile is write_file on the root. A created file is made as WASI makes
-// one (create: O_EXCL on the base name in its resolved parent, so it is
-// always the new inode), an appended one is opened as WASI opens one (never
-// a device, a FIFO or, here, through a final symlink).
+// writeFile is write_file on the root.
 func (r *Root) writeFile(p string, data []byte, flags, mode uint32, uid, gid int, mtime unix.Timespec) error {
+	return r.writeFileWith(p, flags, mtime, func(fd int) error {
+		if flags&writeAppend != 0 {
+			// reopen accepts a directory for reading only; O_WRONLY
+			// already failed on one, but a file is what is appended to.
+			var st unix.Stat_t
+			if err := unix.Fstat(fd, &st); err != nil {
+				return err
+			}
+			if st.Mode&unix.S_IFMT != unix.S_IFREG {
+				return unix.EINVAL
+			}
+		}
+		if err := writeAll(fd, data); err != nil {
+			return err
+		}
+		return r.finishFile(fd, mode, uid, gid, mtime)
+	})
+}
+
+// writeFileWith makes or opens the file of write_file (and tar_write) and
+// has fill write it. A created file is made as WASI makes one (create:
+// O_EXCL on the base name in its resolved parent, so it is always the new
+// inode), an appended one is opened as WASI opens one (never a device, a
+// FIFO or, here, through a final symlink).
+func (r *Root) writeFileWith(p string, flags uint32, mtime unix.Timespec, fill func(fd int) error) error {
 	if _, dirOnly := clean(p); dirOnly {
 		return unix.EISDIR // as open(2): a file cannot be made at "d/"
 	}
@@ -78,7 +100,7 @@ func (r *Root) writeFile(p string, data []byte, flags, mode uint32, uid, gid int
 		return err
 	}
 	defer closeFd(fd)
-	if err := r.fillFile(fd, data, flags, mode, uid, gid, mtime); err != nil {
+	if err := fill(fd); err != nil {
 		if settled {
 			_ = unix.Fchmod(fd, 0o600)
 			r.stampFd(fd, true)
@@ -88,20 +110,8 @@ func (r *Root) writeFile(p string, data []byte, flags, mode uint32, uid, gid int
 	return nil
 }
 
-// fillFile writes data to the file write_file opened and sets its owner,
-// mode and times.
-func (r *Root) fillFile(fd int, data []byte, flags, mode uint32, uid, gid int, mtime unix.Timespec) error {
-	if flags&writeAppend != 0 {
-		// reopen accepts a directory for reading only; O_WRONLY already
-		// failed on one, but a file is what is appended to.
-		var st unix.Stat_t
-		if err := unix.Fstat(fd, &st); err != nil {
-			return err
-		}
-		if st.Mode&unix.S_IFMT != unix.S_IFREG {
-			return unix.EINVAL
-		}
-	}
+// writeAll writes data to fd.
+func writeAll(fd int, data []byte) error {
 	for len(data) > 0 {
 		var n int
 		err := retryEINTR(func() (err error) {
@@ -113,6 +123,11 @@ func (r *Root) fillFile(fd int, data []byte, flags, mode uint32, uid, gid int, m
 		}
 		data = data[n:]
 	}
+	return nil
+}
+
+// finishFile sets the owner, mode and times of a file write_file wrote.
+func (r *Root) finishFile(fd int, mode uint32, uid, gid int, mtime unix.Timespec) error {
 	if mtime.Nsec == unix.UTIME_OMIT {
 		r.stampFd(fd, false) // the data changed: the epoch
 	}

@@ -88,6 +88,10 @@ func main() {
 		writeFile()
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == "tar" {
+		tarCalls()
+		return
+	}
 	sources := "/run/kiln/sources/"
 	for _, c := range []struct {
 		name string
@@ -221,4 +225,96 @@ func writeFile() {
 	p, l := addr([]byte("/f"))
 	fmt.Println("write_file efault-data", rawWriteFile(p, l, bad, 64, 0o644, keep, keep, 0, utimeOmit, 0))
 	fmt.Println("write_file huge-len", rawWriteFile(p, l, p, 0xffffffff, 0o644, keep, keep, 0, utimeOmit, 0))
+}
+
+//go:wasmimport kiln_hostfs tar_next
+func rawTarNext(handle, buf, bufLen, size uint32) uint32
+
+//go:wasmimport kiln_hostfs tar_write
+func rawTarWrite(handle, path, pathLen, mode, uid, gid uint32, mtimeSec int64, mtimeNsec, flags, sum uint32) uint32
+
+// next calls tar_next with a buffer of n bytes and prints its errno, the
+// record's size, and for a record its type flag, name and size.
+func next(label string, h uint32, n int) {
+	buf := make([]byte, n)
+	bp, bl := addr(buf)
+	rc := rawTarNext(h, bp, bl, wordp())
+	size := u32()
+	if rc != 0 || size < 80 || size > uint32(n) {
+		fmt.Println("tar_next", label, rc, size)
+		return
+	}
+	le := func(i int) uint64 {
+		var v uint64
+		for k := 7; k >= 0; k-- {
+			v = v<<8 | uint64(buf[i+k])
+		}
+		return v
+	}
+	nameLen := int(le(68) & 0xffffffff)
+	fmt.Printf("tar_next %s %d %c %q %d\n", label, rc, buf[64], buf[80:80+nameLen], le(0))
+}
+
+// tarCalls calls tar_next and tar_write; /run/kiln/sources holds
+// archive.tar.gz (dir/, dir/file, link -> dir/file, big of 3 MiB),
+// truncated.tar (dir/file cut short) and plain; the tree has out -> the
+// host directory outside.
+func tarCalls() {
+	const keep = 0xffffffff
+	const utimeOmit = 0x3ffffffe
+	src := "/run/kiln/sources/"
+	sum := make([]byte, 16)
+	sp, _ := addr(sum)
+	w := func(label string, h uint32, path string, mode uint32, nsec, flags, sumPtr uint32) {
+		p, l := addr([]byte(path))
+		fmt.Println("tar_write", label, rawTarWrite(h, p, l, mode, 1000, 1001, 1600000000, nsec, flags, sumPtr))
+	}
+	_, h := open(src+"archive.tar.gz", 0, -1, 0)
+	w("before-next", h, "/x", 0o644, 0, 0, 0)
+	next("small-buffer", h, 16)
+	next("dir", h, 4096)
+	w("dir-member", h, "/x", 0o644, 0, 0, 0)
+	next("file", h, 4096)
+	w("bad-mode", h, "/file", 0o10644, 0, 0, 0)
+	w("bad-flags", h, "/file", 0o644, 0, 2, 0)
+	w("nsec-range", h, "/file", 0o644, 1000000000, 0, 0)
+	w("utime-now", h, "/file", 0o644, 0x3fffffff, 0, 0)
+	w("efault-sum", h, "/file", 0o644, 0, 1, bad)
+	w("read-only", h, src+"x", 0o644, 0, 0, 0)
+	w("through-abs-symlink", h, "/out/evil", 0o644, 0, 0, 0)
+	w("dotdot", h, "/../../outside/evil", 0o644, 0, 0, 0)
+	w("ok", h, "/file", 0o4755, 500000000, 1, sp)
+	fmt.Printf("tar_write md5 %x\n", sum)
+	w("again", h, "/file2", 0o644, 0, 0, 0)
+	next("link", h, 4096)
+	w("symlink-member", h, "/x", 0o644, 0, 0, 0)
+	next("big", h, 4096)
+	w("big", h, "/big", 0o600, utimeOmit, 0, 0)
+	next("end", h, 4096)
+	next("after-end", h, 4096)
+	buf := make([]byte, 16)
+	bp, bl := addr(buf)
+	fmt.Println("stream_read tar-stream", rawRead(h, bp, bl, wordp()))
+	fmt.Println("tar_next efault-buf", rawTarNext(h, bad, 64, wordp()))
+	fmt.Println("tar_next efault-size", rawTarNext(h, bp, bl, bad))
+	fmt.Println("close", rawClose(h))
+	fmt.Println("tar_next closed", rawTarNext(h, bp, bl, wordp()))
+	w("closed", h, "/x", 0o644, 0, 0, 0)
+
+	_, h = open(src+"plain", 0, -1, 0)
+	rawRead(h, bp, bl, wordp())
+	fmt.Println("tar_next read-stream", rawTarNext(h, bp, bl, wordp()))
+	rawClose(h)
+
+	_, h = open(src+"plain", 0, -1, 0)
+	next("not-tar", h, 4096)
+	fmt.Printf("stream_error not-tar %q\n", errText(h))
+	rawClose(h)
+
+	_, h = open(src+"truncated.tar", 0, -1, 0)
+	next("truncated", h, 4096)
+	w("truncated", h, "/cut", 0o644, 0, 0, 0)
+	fmt.Printf("stream_error truncated %q\n", errText(h))
+	next("after-error", h, 4096)
+	rawClose(h)
 }

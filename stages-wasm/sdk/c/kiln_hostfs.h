@@ -161,6 +161,21 @@ int32_t kiln_stream_error(uint32_t handle, char *buf, uint32_t buf_len, uint32_t
 int32_t kiln_stream_close(uint32_t handle)
 	KILN_HOSTFS_IMPORT("stream_close");
 
+/* Read the stream as a tar archive: the next member's record (layout in
+ * docs/hostfs.md; *size 0 at the end; ERANGE with *size for a small buf). */
+int32_t kiln_tar_next(uint32_t handle, void *buf, uint32_t buf_len, uint32_t *size)
+	KILN_HOSTFS_IMPORT("tar_next");
+
+/* Flags of kiln_tar_write. */
+#define KILN_TAR_WRITE_MD5 1 /* write the data's MD5, 16 bytes, at md5 */
+
+/* Write the current member's data as a regular file at path, as
+ * kiln_write_file with KILN_WRITE_REPLACE does. */
+int32_t kiln_tar_write(uint32_t handle, const char *path, uint32_t path_len,
+	uint32_t mode, uint32_t uid, uint32_t gid, int64_t mtime_sec, uint32_t mtime_nsec,
+	uint32_t flags, uint8_t *md5)
+	KILN_HOSTFS_IMPORT("tar_write");
+
 static inline uint32_t kiln_major(uint64_t rdev) {
 	return (uint32_t)(((rdev >> 8) & 0xfff) | ((rdev >> 32) & 0xfffff000));
 }
