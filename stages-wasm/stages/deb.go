@@ -223,11 +223,11 @@ func (in *debInstall) install(opt string, po debPackageOption) (*unpackedDeb, er
 	if err := in.checkPreDepends(u); err != nil {
 		return nil, err
 	}
-	tr, stream, err := deb.data()
+	tr, err := deb.data()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", po.Source, err)
 	}
-	defer stream.Close()
+	defer tr.Close()
 	// A package the tree has already is being installed again (another
 	// version): what only the old version had goes, as dpkg removes it.
 	var previous []string

@@ -140,18 +140,19 @@ var dataKinds = map[string]sdk.Compression{
 	".zst": sdk.CompressZstd, ".bz2": sdk.CompressBzip2,
 }
 
-// data returns the data.tar stream; it must follow readControl. The host
-// decompresses the member's byte range of the .deb (hostfs stream_open):
-// xz in wasm took most of an install's time. The caller closes the stream.
-func (d *debArchive) data() (*archive, io.Closer, error) {
+// data returns the data.tar archive; it must follow readControl. The host
+// decompresses the member's byte range of the .deb and parses its headers
+// (hostfs stream_open, tar_next): xz in wasm took most of an install's
+// time. The caller closes the archive.
+func (d *debArchive) data() (*sdk.TarReader, error) {
 	ext, _, err := d.next("data.tar", ".gz", ".xz", ".zst", ".bz2")
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	off, size := d.ar.Span()
-	r, err := sdk.OpenDecompressedRange(d.path, off, size, dataKinds[ext])
+	tr, err := sdk.OpenTarRange(d.path, off, size, dataKinds[ext])
 	if err != nil {
-		return nil, nil, fmt.Errorf("data.tar%s: %w", ext, err)
+		return nil, fmt.Errorf("data.tar%s: %w", ext, err)
 	}
-	return newArchive(r), r, nil
+	return tr, nil
 }

@@ -7,10 +7,8 @@ import (
 	"bufio"
 	"bytes"
 	"compress/bzip2"
-	"crypto/md5"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -49,16 +47,17 @@ func init() {
 			return err
 		}
 		// The host decompresses (natively, ahead of the stage, on the
-		// other core); the stage still decides every name, mode and owner.
-		f, err := sdk.OpenDecompressed(src, sdk.CompressAuto)
+		// other core) and parses the headers; the stage still decides
+		// every name, mode and owner.
+		tr, err := sdk.OpenTar(src, sdk.CompressAuto)
 		if err != nil {
 			return fmt.Errorf("option \"source\": %w", err)
 		}
-		defer f.Close()
+		defer tr.Close()
 		if err := mkdirAll(prefix, 0o755, 0, 0); err != nil {
 			return fmt.Errorf("option \"prefix\": %w", err)
 		}
-		if err := extract(newArchive(f), prefix, nil); err != nil {
+		if err := extract(tr, prefix, nil); err != nil {
 			return fmt.Errorf("unpacking %s: %w", o.Source, err)
 		}
 		return nil
@@ -67,8 +66,8 @@ func init() {
 
 // decompress picks the decompressor from the stream's magic number, in the
 // guest. kiln.deb reads its small control.tar with it; org.osbuild.untar and
-// kiln.deb's data.tar have the host decompress (sdk.OpenDecompressed), several
-// times faster.
+// kiln.deb's data.tar have the host decompress and parse them (sdk.OpenTar),
+// several times faster.
 func decompress(br *bufio.Reader) (io.Reader, error) {
 	head, err := br.Peek(6)
 	if err != nil && !errors.Is(err, io.EOF) {
@@ -89,94 +88,6 @@ func decompress(br *bufio.Reader) (io.Reader, error) {
 		return bzip2.NewReader(br), nil
 	}
 	return br, nil
-}
-
-// archive is a tar stream as extract reads it: tar.Reader reads the
-// headers, and a regular member's data is written straight out of the
-// stream's buffer (sdk.WriteFileFromBuffer), never copied inside the guest,
-// where a copy of a GB-sized tree's data cost seconds that GNU tar does not
-// pay. tar.Reader then skips what was taken (skipReader).
-type archive struct {
-	*tar.Reader
-	in     *skipReader
-	sparse bool // the current member's data is held sparse
-}
-
-func newArchive(r io.Reader) *archive {
-	in := &skipReader{br: bufio.NewReaderSize(r, 1<<20)}
-	return &archive{Reader: tar.NewReader(in), in: in}
-}
-
-// writeMember writes the data of the current member h, a regular file,
-// to name.
-func (a *archive) writeMember(name string, h *tar.Header, perm fs.FileMode, sum hash.Hash) error {
-	if a.sparse {
-		// tar.Reader expands the holes of what the archive holds.
-		var r io.Reader = a.Reader
-		if sum != nil {
-			r = io.TeeReader(r, sum)
-		}
-		return sdk.WriteFileFrom(name, r, perm, h.Uid, h.Gid, h.ModTime)
-	}
-	var tee io.Writer
-	if sum != nil {
-		tee = sum
-	}
-	if err := sdk.WriteFileFromBuffer(name, a.in.br, h.Size, perm, h.Uid, h.Gid, h.ModTime, tee); err != nil {
-		return err
-	}
-	a.in.skip += h.Size
-	return nil
-}
-
-// sparse reports whether h's data is held sparse in the archive (GNU's old
-// or PAX format), so that only tar.Reader can tell what it expands to.
-func sparse(h *tar.Header) bool {
-	if h.Typeflag == tar.TypeGNUSparse {
-		return true
-	}
-	for k := range h.PAXRecords {
-		if strings.HasPrefix(k, "GNU.sparse.") {
-			return true
-		}
-	}
-	return false
-}
-
-// skipReader is what tar.Reader reads the archive through. After a member's
-// data was written from the buffer, tar.Reader skips it as unread, by Seek
-// or by Read into a buffer it throws away: both use up skip instead of the
-// stream.
-type skipReader struct {
-	br   *bufio.Reader
-	pos  int64 // how far tar.Reader has read or skipped (what Seek returns)
-	skip int64 // bytes written out that tar.Reader has yet to skip
-}
-
-func (s *skipReader) Read(p []byte) (int, error) {
-	if s.skip > 0 {
-		n := int(min(int64(len(p)), s.skip))
-		clear(p[:n]) // skipped: tar.Reader discards them
-		s.skip -= int64(n)
-		s.pos += int64(n)
-		return n, nil
-	}
-	n, err := s.br.Read(p)
-	s.pos += int64(n)
-	return n, err
-}
-
-// Seek skips forward; tar.Reader seeks only so.
-func (s *skipReader) Seek(off int64, whence int) (int64, error) {
-	if whence != io.SeekCurrent || off < 0 {
-		return s.pos, errors.New("the archive is read forward only")
-	}
-	k := min(off, s.skip)
-	s.skip -= k
-	s.pos += k
-	n, err := s.br.Discard(int(off - k))
-	s.pos += int64(n)
-	return s.pos, err
 }
 
 // dirTimes are set after the entries in a directory are written, since
@@ -221,7 +132,7 @@ type extractHooks struct {
 	done func(h *tar.Header, name string, md5sum []byte, existed bool) error
 }
 
-func extract(tr *archive, prefix string, hooks *extractHooks) error {
+func extract(tr *sdk.TarReader, prefix string, hooks *extractHooks) error {
 	var dirs []dirTime
 	var delayed []delayedLink
 	parents := parentDirs{prefix: prefix}
@@ -233,7 +144,6 @@ func extract(tr *archive, prefix string, hooks *extractHooks) error {
 		if err != nil {
 			return err
 		}
-		tr.sparse = sparse(h)
 		switch h.Typeflag {
 		case tar.TypeXGlobalHeader, 'V':
 			continue // archive-wide records and volume labels are no files
@@ -295,9 +205,9 @@ func extract(tr *archive, prefix string, hooks *extractHooks) error {
 			}
 			continue
 		}
-		var sum hash.Hash
+		var sum *[16]byte
 		if hooks != nil && h.Typeflag == tar.TypeReg {
-			sum = md5.New()
+			sum = new([16]byte) // dpkg's md5sums
 		}
 		if err := extractEntry(tr, h, prefix, name, sum); err != nil {
 			return fmt.Errorf("%s: %w", h.Name, err)
@@ -308,7 +218,7 @@ func extract(tr *archive, prefix string, hooks *extractHooks) error {
 		if hooks != nil {
 			var b []byte
 			if sum != nil {
-				b = sum.Sum(nil)
+				b = sum[:]
 			}
 			if err := hooks.done(h, name, b, false); err != nil {
 				return fmt.Errorf("%s: %w", h.Name, err)
@@ -393,14 +303,14 @@ func setXattrs(name string, h *tar.Header) error {
 	return nil
 }
 
-// extractEntry writes member h at name; sum, if not nil, is fed a regular
-// file's content.
-func extractEntry(tr *archive, h *tar.Header, prefix, name string, sum hash.Hash) error {
+// extractEntry writes member h at name; sum, if not nil, gets the MD5 of
+// a regular file's content.
+func extractEntry(tr *sdk.TarReader, h *tar.Header, prefix, name string, sum *[16]byte) error {
 	perm := permMode(uint32(h.Mode) & 0o7777)
 	if h.Typeflag == tar.TypeReg {
-		// One host call a MiB: data, owner, mode and mtime, replacing
-		// what is in the way.
-		if err := tr.writeMember(name, h, perm, sum); err != nil {
+		// One host call: data, owner, mode and mtime, replacing what is
+		// in the way.
+		if err := tr.WriteFile(name, perm, h.Uid, h.Gid, h.ModTime, sum); err != nil {
 			return err
 		}
 		return setXattrs(name, h)
