@@ -278,6 +278,8 @@ func (s *stream) read(ctx context.Context, p []byte) (int, error) {
 				case chunk, ok = <-s.chunks:
 				case <-ctx.Done():
 					return 0, ctx.Err()
+				case <-s.done: // closed under a reader of its own (tarState.parse)
+					return 0, unix.EBADF
 				}
 			} else {
 				select {
@@ -305,11 +307,15 @@ func (s *stream) read(ctx context.Context, p []byte) (int, error) {
 	return n, nil
 }
 
-// close stops the producer, waits for it and closes the file.
+// close stops the producer and the tar parser, waits for them and closes
+// the file.
 func (s *stream) close() {
 	s.closed.Do(func() {
 		close(s.done)
 		<-s.finished
+		if s.tar != nil {
+			<-s.tar.parsed
+		}
 		_ = s.f.Close() // read-only: nothing to lose
 	})
 }

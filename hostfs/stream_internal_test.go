@@ -1,7 +1,10 @@
 package hostfs
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -19,6 +22,23 @@ func TestStreamsEndWithTheModule(t *testing.T) {
 	// blocked on a full queue when the module closes.
 	big := make([]byte, (streamAhead+2)*streamChunk)
 	if err := os.WriteFile(filepath.Join(dir, "big"), big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// More members than are parsed ahead, then one larger than is read
+	// ahead: one tar stream's parser is blocked handing over a member, the
+	// other's waits for a direct member's data to be taken.
+	var archive bytes.Buffer
+	tw := tar.NewWriter(&archive)
+	for i := range tarAhead + 2 {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: fmt.Sprint("f", i), Size: 1}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write([]byte("x"))
+	}
+	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "direct", Size: tarAheadSize + 1})
+	tw.Write(make([]byte, tarAheadSize+1))
+	tw.Close()
+	if err := os.WriteFile(filepath.Join(dir, "many.tar"), archive.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	root, err := OpenRoot(dir)
@@ -49,6 +69,28 @@ func TestStreamsEndWithTheModule(t *testing.T) {
 		h, _ := guest.Memory().ReadUint32Le(0)
 		opened = append(opened, table.get(h))
 	}
+	if !guest.Memory().Write(32, []byte("/many.tar")) {
+		t.Fatal("cannot write the path")
+	}
+	for i, nexts := range []int{1, tarAhead + 3} {
+		stack := []uint64{32, 9, 0, ^uint64(0), streamNone, 0}
+		errnoFunc(hostStreamOpen).goModuleFunc()(ctx, guest, stack)
+		if stack[0] != 0 {
+			t.Fatalf("stream_open: errno %d", stack[0])
+		}
+		h, _ := guest.Memory().ReadUint32Le(0)
+		for range nexts {
+			stack := []uint64{uint64(h), 1024, 4096, 8}
+			errnoFunc(hostTarNext).goModuleFunc()(ctx, guest, stack)
+			if stack[0] != 0 {
+				t.Fatalf("tar stream %d: tar_next: errno %d", i, stack[0])
+			}
+		}
+		opened = append(opened, table.get(h))
+	}
+	if name := opened[len(opened)-1].tar.cur.hdr.Name; name != "direct" {
+		t.Fatalf("the second tar stream is at %q, want the direct member", name)
+	}
 	if err := guest.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -63,6 +105,13 @@ func TestStreamsEndWithTheModule(t *testing.T) {
 		}
 		if err := s.f.Close(); err == nil {
 			t.Errorf("stream %d: its file was still open", i)
+		}
+		if s.tar != nil {
+			select {
+			case <-s.tar.parsed:
+			default:
+				t.Errorf("stream %d: its tar parser is still running", i)
+			}
 		}
 	}
 }

@@ -29,21 +29,55 @@ const (
 	tarWriteMD5 = 1 // write the MD5 of the data, 16 bytes, at sum_ptr
 )
 
+// Parsing ahead: a goroutine of the stream reads the members with
+// archive/tar, and the data of the small ones, ahead of the stage, so that
+// parsing, the reads and the copies out of the decompressor's chunks run
+// on another core while the stage decides and the host writes, as GNU
+// tar's reads do not. What the stage sees is the same as parsing in the
+// call; only the host memory it holds grows, bounded by these.
+const (
+	// tarAheadSize is the largest member whose data is read ahead; a
+	// larger one is read by tar_write itself, straight from the archive,
+	// while the parser waits.
+	tarAheadSize = 64 << 10
+	// tarAhead is how many members are parsed ahead: with tarAheadSize, at
+	// most 2 MiB of data a stream.
+	tarAhead = 32
+)
+
 // tarState is a stream read as a tar archive.
 type tarState struct {
-	in      *streamReader
-	tr      *tar.Reader
-	hdr     *tar.Header // the current member; nil before the first
-	rec     []byte      // its record, as tar_next writes it
-	given   bool        // the guest has had rec: the next tar_next moves on
-	written bool        // tar_write took the current member's data
-	end     bool        // the archive ended
-	err     error       // why it failed; sticky
+	in     *streamReader
+	tr     *tar.Reader
+	items  chan *tarItem // parsed members, in order; closed after the last
+	resume chan struct{} // a direct member's data is done with: parse on
+	parsed chan struct{} // closed when the parser has returned
+
+	cur     *tarItem // the current member; nil before the first
+	given   bool     // the guest has had its record: the next tar_next moves on
+	written bool     // tar_write took the current member's data
+	end     bool     // the archive ended
+	err     error    // why it failed; sticky
 }
 
-// streamReader is the stream as an io.Reader for archive/tar: the calling
-// stage's context bounds each wait for the decompressor, and the stream's
-// end is io.EOF.
+// tarItem is one member as the parser hands it over.
+type tarItem struct {
+	hdr *tar.Header
+	rec []byte // its record, as tar_next writes it
+	// data is a small member's whole data, read ahead; direct says the
+	// data is still in the archive, for tar_write to read while the
+	// parser waits on resume.
+	data   []byte
+	direct bool
+	// err ends the archive after this item, or instead of a member when
+	// hdr is nil: io.EOF at its end, else why it cannot be read.
+	err error
+}
+
+// streamReader is the stream as an io.Reader for archive/tar: ctx bounds
+// each wait for the decompressor (the stage's, while tar_write reads a
+// direct member; none while the parser reads, which the stream's close
+// stops), and the stream's end is io.EOF.
 type streamReader struct {
 	s   *stream
 	ctx context.Context
@@ -55,6 +89,84 @@ func (r *streamReader) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	return n, err
+}
+
+// parse is the parser goroutine: it hands over each member, and after a
+// direct one waits until its data is done with.
+func (t *tarState) parse(done <-chan struct{}) {
+	defer close(t.parsed)
+	defer close(t.items)
+	send := func(it *tarItem) bool {
+		select {
+		case t.items <- it:
+			return true
+		case <-done:
+			return false
+		}
+	}
+	for {
+		t.in.ctx = context.Background()
+		hdr, err := t.tr.Next()
+		if err != nil {
+			send(&tarItem{err: err})
+			return
+		}
+		rec, err := tarrec.Append(nil, hdr)
+		if err != nil {
+			send(&tarItem{err: err})
+			return
+		}
+		it := &tarItem{hdr: hdr, rec: rec}
+		if hasData(hdr.Typeflag) {
+			if hdr.Size <= tarAheadSize {
+				it.data = make([]byte, hdr.Size)
+				if _, err := io.ReadFull(t.tr, it.data); err != nil {
+					if errors.Is(err, io.EOF) {
+						err = io.ErrUnexpectedEOF // the data is shorter than the header says
+					}
+					it.data, it.err = nil, err
+				}
+			} else {
+				it.direct = true
+			}
+		}
+		if !send(it) || it.err != nil {
+			return
+		}
+		if it.direct {
+			select {
+			case <-t.resume:
+			case <-done:
+				return
+			}
+		}
+	}
+}
+
+// next makes the following member current, first letting the parser go on
+// past a direct one.
+func (t *tarState) next(ctx context.Context) error {
+	if t.cur != nil {
+		if t.cur.err != nil {
+			return t.cur.err
+		}
+		if t.cur.direct {
+			t.resume <- struct{}{} // the parser waits for exactly this
+		}
+	}
+	select {
+	case it, ok := <-t.items:
+		if !ok {
+			return io.EOF // not reached: the last item carries the reason
+		}
+		if it.hdr == nil {
+			return it.err
+		}
+		t.cur, t.given, t.written = it, false, false
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // tarError is an archive that archive/tar cannot read: like bad compressed
@@ -86,18 +198,23 @@ func tarErrno(err error) uint32 {
 	return wasiErrno(err)
 }
 
-// tarOf returns the tar state of stream s, making it on the first call; a
-// stream already read as plain bytes is EINVAL, since what those reads took
-// is gone from the archive.
-func tarOf(c *call, s *stream) (*tarState, uint32) {
+// tarOf returns the tar state of stream s, starting its parser on the
+// first call; a stream already read as plain bytes is EINVAL, since what
+// those reads took is gone from the archive.
+func tarOf(s *stream) (*tarState, uint32) {
 	if s.plain {
 		return nil, wasiEINVAL
 	}
 	if s.tar == nil {
-		in := &streamReader{s: s}
-		s.tar = &tarState{in: in, tr: tar.NewReader(in)}
+		in := &streamReader{s: s, ctx: context.Background()}
+		s.tar = &tarState{
+			in: in, tr: tar.NewReader(in),
+			items:  make(chan *tarItem, tarAhead),
+			resume: make(chan struct{}),
+			parsed: make(chan struct{}),
+		}
+		go s.tar.parse(s.done)
 	}
-	s.tar.in.ctx = c.ctx
 	return s.tar, 0
 }
 
@@ -109,7 +226,7 @@ func hostTarNext(c *call) uint32 {
 	if errno != 0 {
 		return errno
 	}
-	t, errno := tarOf(c, s)
+	t, errno := tarOf(s)
 	if errno != 0 {
 		return errno
 	}
@@ -126,31 +243,32 @@ func hostTarNext(c *call) uint32 {
 	if t.end {
 		return wasiESUCCESS
 	}
-	if t.hdr == nil || t.given {
-		hdr, err := t.tr.Next()
-		if errors.Is(err, io.EOF) {
-			t.end, t.hdr, t.rec = true, nil, nil
-			return wasiESUCCESS
-		}
-		if err != nil {
+	if t.cur == nil || t.given {
+		if err := t.next(c.ctx); err != nil {
+			if errors.Is(err, io.EOF) {
+				t.end = true
+				return wasiESUCCESS
+			}
 			return t.fail(err)
 		}
-		rec, err := tarrec.Append(t.rec[:0], hdr)
-		if err != nil {
-			return t.fail(err)
-		}
-		t.hdr, t.rec, t.given, t.written = hdr, rec, false, false
 	}
-	if len(buf) < len(t.rec) {
-		if errno := c.writeU32(3, uint32(len(t.rec))); errno != 0 {
+	rec := t.cur.rec
+	if len(buf) < len(rec) {
+		if errno := c.writeU32(3, uint32(len(rec))); errno != 0 {
 			return errno
 		}
 		return wasiErrno(unix.ERANGE)
 	}
-	copy(buf, t.rec)
+	copy(buf, rec)
 	t.given = true
-	return c.writeU32(3, uint32(len(t.rec)))
+	return c.writeU32(3, uint32(len(rec)))
 }
+
+// errReader is a member whose data the parser could not read: tar_write
+// reports it once it has made the file, as it would have found it reading.
+type errReader struct{ err error }
+
+func (e *errReader) Read([]byte) (int, error) { return 0, e.err }
 
 // tarCopyBufs are the buffers tar_write moves data through: 1 MiB, one
 // write(2) for most files of an OS tree.
@@ -164,7 +282,7 @@ func hostTarWrite(c *call) uint32 {
 	if errno != 0 {
 		return errno
 	}
-	t, errno := tarOf(c, s)
+	t, errno := tarOf(s)
 	if errno != 0 {
 		return errno
 	}
@@ -184,7 +302,7 @@ func hostTarWrite(c *call) uint32 {
 	if t.err != nil {
 		return tarErrno(t.err)
 	}
-	if !t.given || t.written || !hasData(t.hdr.Typeflag) {
+	if !t.given || t.written || !hasData(t.cur.hdr.Typeflag) {
 		return wasiEINVAL // no member given, its data taken, or none to take
 	}
 	var sum hash.Hash
@@ -197,7 +315,17 @@ func hostTarWrite(c *call) uint32 {
 		sum = md5.New()
 	}
 	var readErr error
-	src := &tarData{ctx: c.ctx, r: t.tr, sum: sum, err: &readErr}
+	src := &tarData{ctx: c.ctx, sum: sum, err: &readErr}
+	switch it := t.cur; {
+	case it.direct:
+		// The parser waits on resume: the archive is this call's to read.
+		t.in.ctx = c.ctx
+		src.r = t.tr
+	case it.err != nil:
+		src.r = &errReader{it.err}
+	default:
+		src.whole = it.data
+	}
 	err := root.writeFileWith(rel, writeReplace, unix.Timespec{Sec: sec, Nsec: nsec}, func(fd int) error {
 		if err := src.copyTo(fd); err != nil {
 			return err
@@ -208,6 +336,9 @@ func hostTarWrite(c *call) uint32 {
 	// read-only mount) leaves the member's data for another try; once
 	// the data is being taken it is gone, whatever happens.
 	t.written = src.started
+	if t.written {
+		t.cur.data = nil // the memory goes back as soon as it is written
+	}
 	if readErr != nil {
 		return t.fail(readErr)
 	}
@@ -231,7 +362,8 @@ func hasData(flag byte) bool {
 // tar stream where a write error does not.
 type tarData struct {
 	ctx     context.Context
-	r       io.Reader
+	r       io.Reader // the data, or
+	whole   []byte    // all of it, read ahead
 	sum     hash.Hash
 	err     *error
 	started bool
@@ -239,6 +371,12 @@ type tarData struct {
 
 func (d *tarData) copyTo(fd int) error {
 	d.started = true
+	if d.r == nil {
+		if d.sum != nil {
+			d.sum.Write(d.whole)
+		}
+		return writeAll(fd, d.whole)
+	}
 	bp := tarCopyBufs.Get().(*[]byte)
 	defer tarCopyBufs.Put(bp)
 	buf := *bp
