@@ -437,7 +437,7 @@ func (f *file) Utimens(atim, mtim int64) experimentalsys.Errno {
 		return f.root.sysErrno(err)
 	}
 	ts := []unix.Timespec{timespec(atim), timespec(mtim)}
-	return f.root.sysErrno(unix.UtimesNanoAt(unix.AT_FDCWD, procFd(f.fd), ts, 0))
+	return f.root.sysErrno(utimensFd(f.fd, ts))
 }
 
 // Close implements experimentalsys.File.Close; closing twice is not an error.

@@ -122,7 +122,7 @@ func (r *Root) stampCreated(dirfd int, base string) {
 // link names the same directory.
 func (r *Root) stampDir(dirfd int) {
 	ts := [2]unix.Timespec{timeOmit, r.epoch}
-	_ = unix.UtimesNanoAt(unix.AT_FDCWD, procFd(dirfd), ts[:], 0)
+	_ = utimensFd(dirfd, ts[:])
 }
 
 // stampFd sets the mtime of an open (not O_PATH) file, whose data just

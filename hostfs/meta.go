@@ -74,9 +74,8 @@ func (r *Root) utimens(p string, ts [2]unix.Timespec, follow bool) error {
 			return err
 		}
 		defer closeFd(fd)
-		// utimensat refuses an O_PATH descriptor (EBADF); the magic link
-		// names the same inode, and does not open a device.
-		return unix.UtimesNanoAt(unix.AT_FDCWD, procFd(fd), ts[:], 0)
+		// The O_PATH descriptor's own inode: a device is never opened.
+		return utimensFd(fd, ts[:])
 	}
 	dirfd, base, err := r.parent(p)
 	if err != nil {
@@ -87,7 +86,7 @@ func (r *Root) utimens(p string, ts [2]unix.Timespec, follow bool) error {
 		return err
 	}
 	if base == "" {
-		return unix.UtimesNanoAt(unix.AT_FDCWD, procFd(dirfd), ts[:], 0)
+		return utimensFd(dirfd, ts[:])
 	}
 	if err := r.sameMount(dirfd, base); err != nil {
 		return err

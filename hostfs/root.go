@@ -311,6 +311,26 @@ func dupFd(fd int) (int, error) {
 	return unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
 }
 
+// noEmptyPathUtimens is set once utimensat has refused AT_EMPTY_PATH
+// (kernels before 5.8): utimensFd then goes through procfs.
+var noEmptyPathUtimens atomic.Bool
+
+// utimensFd sets the times of the file fd holds, an O_PATH descriptor
+// included, which futimens refuses (EBADF). AT_EMPTY_PATH on the
+// descriptor itself costs half what the procfs magic link does, whose
+// resolution walks /proc for every file a stage creates (the parent's
+// epoch stamp).
+func utimensFd(fd int, ts []unix.Timespec) error {
+	if !noEmptyPathUtimens.Load() {
+		err := unix.UtimesNanoAt(fd, "", ts, unix.AT_EMPTY_PATH)
+		if err != unix.EINVAL {
+			return err
+		}
+		noEmptyPathUtimens.Store(true)
+	}
+	return unix.UtimesNanoAt(unix.AT_FDCWD, procFd(fd), ts, 0)
+}
+
 // procFd names descriptor fd of this process in procfs. Opening it (a "magic
 // link") reaches the very file the descriptor holds, without a path lookup
 // in the tree that a guest could race.
