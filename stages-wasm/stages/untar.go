@@ -266,18 +266,24 @@ func (p *parentDirs) ensure(name string) error {
 }
 
 // entryPath places a member name under prefix; ".." is refused as GNU tar
-// refuses it, a leading "/" is dropped as GNU tar drops it.
+// refuses it, a leading "/" is dropped as GNU tar drops it. It runs once a
+// member, so it allocates once: the cleaned path.
 func entryPath(prefix, name string) (string, error) {
-	for _, c := range strings.Split(name, "/") {
+	for rest := name; rest != ""; {
+		var c string
+		c, rest, _ = strings.Cut(rest, "/")
 		if c == ".." {
 			return "", fmt.Errorf("member %q has a \"..\" component", name)
 		}
 	}
-	rel := strings.Trim(path.Clean("/"+name), "/")
-	if rel == "" {
+	clean := path.Clean("/" + name)
+	switch {
+	case clean == "/":
 		return "", nil // "./": the prefix itself
+	case prefix == "/":
+		return clean, nil
 	}
-	return path.Join(prefix, rel), nil
+	return prefix + clean, nil
 }
 
 // removeInTheWay removes what stands where a non-directory member goes, as
