@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/kilnbuild/kiln/stages-wasm/sdk"
+	"github.com/kilnbuild/kiln/stages-wasm/stages/internal/treepath"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
@@ -254,7 +255,12 @@ type parentDirs struct {
 }
 
 func (p *parentDirs) ensure(name string) error {
-	dir := path.Dir(name)
+	// name is clean and absolute (entryPath): its parent is what comes
+	// before the last "/", without path.Dir's cleaning again.
+	dir := "/"
+	if i := strings.LastIndexByte(name, '/'); i > 0 {
+		dir = name[:i]
+	}
 	if dir == p.last || dir == p.prefix {
 		return nil
 	}
@@ -265,25 +271,13 @@ func (p *parentDirs) ensure(name string) error {
 	return nil
 }
 
-// entryPath places a member name under prefix; ".." is refused as GNU tar
-// refuses it, a leading "/" is dropped as GNU tar drops it. It runs once a
-// member, so it allocates once: the cleaned path.
+// entryPath places a member name under prefix (treepath.Member).
 func entryPath(prefix, name string) (string, error) {
-	for rest := name; rest != ""; {
-		var c string
-		c, rest, _ = strings.Cut(rest, "/")
-		if c == ".." {
-			return "", fmt.Errorf("member %q has a \"..\" component", name)
-		}
+	p, err := treepath.Member(prefix, name)
+	if err != nil {
+		return "", fmt.Errorf("member %q %w", name, err)
 	}
-	clean := path.Clean("/" + name)
-	switch {
-	case clean == "/":
-		return "", nil // "./": the prefix itself
-	case prefix == "/":
-		return clean, nil
-	}
-	return prefix + clean, nil
+	return p, nil
 }
 
 // removeInTheWay removes what stands where a non-directory member goes, as

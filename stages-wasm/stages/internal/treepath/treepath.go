@@ -38,3 +38,54 @@ func Parse(p string) (string, error) {
 	}
 	return path.Clean("/" + p), nil
 }
+
+// ErrDotDot is Member's error for a name with a ".." component.
+var ErrDotDot = errors.New("has a \"..\" component")
+
+// Member places an archive member's name under prefix, a path Parse
+// returned: a ".." component is refused (ErrDotDot) as GNU tar refuses it,
+// a leading "/" is dropped as GNU tar drops it, and the name of the
+// archive's root ("./", "/") is "". It runs once a member of an unpacked
+// tree, in wasm, where path.Clean goes a byte at a time: a name already
+// clean ("./a/b", as tar -C dir . writes them) is only joined.
+func Member(prefix, name string) (string, error) {
+	if rel := strings.TrimPrefix(name, "./"); cleanRel(rel) {
+		if prefix == "/" {
+			return "/" + rel, nil
+		}
+		return prefix + "/" + rel, nil
+	}
+	for rest := name; rest != ""; {
+		var c string
+		c, rest, _ = strings.Cut(rest, "/")
+		if c == ".." {
+			return "", ErrDotDot
+		}
+	}
+	clean := path.Clean("/" + name)
+	switch {
+	case clean == "/":
+		return "", nil
+	case prefix == "/":
+		return clean, nil
+	}
+	return prefix + clean, nil
+}
+
+// cleanRel reports whether p is a relative path that path.Clean leaves as
+// it is: not empty, and no component empty, "." or "..".
+func cleanRel(p string) bool {
+	if p == "" {
+		return false
+	}
+	start := 0
+	for i := 0; i <= len(p); i++ {
+		if i == len(p) || p[i] == '/' {
+			if c := p[start:i]; c == "" || c == "." || c == ".." {
+				return false
+			}
+			start = i + 1
+		}
+	}
+	return true
+}

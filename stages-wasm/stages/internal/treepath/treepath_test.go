@@ -2,6 +2,8 @@ package treepath
 
 import (
 	"errors"
+	"path"
+	"strings"
 	"testing"
 )
 
@@ -32,4 +34,65 @@ func TestParse(t *testing.T) {
 	if _, err := Parse("mount://root/etc"); !errors.Is(err, ErrMount) {
 		t.Errorf("Parse(mount://) error = %v, want ErrMount", err)
 	}
+}
+
+// memberRef is Member as it was written before its fast path: every name
+// through strings.Split, path.Clean and path.Join.
+func memberRef(prefix, name string) (string, error) {
+	for _, c := range strings.Split(name, "/") {
+		if c == ".." {
+			return "", ErrDotDot
+		}
+	}
+	rel := strings.Trim(path.Clean("/"+name), "/")
+	if rel == "" {
+		return "", nil
+	}
+	return path.Join(prefix, rel), nil
+}
+
+func TestMember(t *testing.T) {
+	for _, tt := range []struct {
+		prefix, name, want string
+		err                error
+	}{
+		{"/", "./etc/passwd", "/etc/passwd", nil},
+		{"/", "etc/passwd", "/etc/passwd", nil},
+		{"/", "/etc/passwd", "/etc/passwd", nil},
+		{"/", "./usr/lib/", "/usr/lib", nil},
+		{"/", "a//b/./c", "/a/b/c", nil},
+		{"/", "./", "", nil},
+		{"/", ".", "", nil},
+		{"/", "/", "", nil},
+		{"/srv", "./x/y", "/srv/x/y", nil},
+		{"/srv", "x/", "/srv/x", nil},
+		{"/srv", "./", "", nil},
+		{"/", "../escape", "", ErrDotDot},
+		{"/", "a/../../b", "", ErrDotDot},
+		{"/", "a/..", "", ErrDotDot},
+		{"/", "a/..b/c", "/a/..b/c", nil},
+		{"/", ".../x", "/.../x", nil},
+	} {
+		got, err := Member(tt.prefix, tt.name)
+		if got != tt.want || !errors.Is(err, tt.err) {
+			t.Errorf("Member(%q, %q) = %q, %v; want %q, %v", tt.prefix, tt.name, got, err, tt.want, tt.err)
+		}
+	}
+}
+
+// FuzzMember holds Member to memberRef for any name, under the root and
+// under a prefix.
+func FuzzMember(f *testing.F) {
+	for _, s := range []string{"./a/b", "a//b", "../x", "./", "a/./b/", "/x/../y", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		for _, prefix := range []string{"/", "/srv/root"} {
+			got, err := Member(prefix, name)
+			want, werr := memberRef(prefix, name)
+			if got != want || !errors.Is(err, werr) || (err == nil) != (werr == nil) {
+				t.Fatalf("Member(%q, %q) = %q, %v; reference %q, %v", prefix, name, got, err, want, werr)
+			}
+		}
+	})
 }
