@@ -68,10 +68,24 @@ type tarItem struct {
 	// data is still in the archive, for tar_write to read while the
 	// parser waits on resume.
 	data   []byte
+	buf    *[]byte // data's buffer, from tarAheadBufs
 	direct bool
 	// err ends the archive after this item, or instead of a member when
 	// hdr is nil: io.EOF at its end, else why it cannot be read.
 	err error
+}
+
+// tarAheadBufs hold the data read ahead: reused, since a fresh buffer a
+// member made a GB-sized tree a GB of garbage, whose zeroing and
+// collection cost more than the copy.
+var tarAheadBufs = sync.Pool{New: func() any { b := make([]byte, tarAheadSize); return &b }}
+
+// release gives the item's data buffer back, once.
+func (it *tarItem) release() {
+	if it.buf != nil {
+		tarAheadBufs.Put(it.buf)
+		it.buf, it.data = nil, nil
+	}
 }
 
 // streamReader is the stream as an io.Reader for archive/tar: ctx bounds
@@ -119,12 +133,14 @@ func (t *tarState) parse(done <-chan struct{}) {
 		it := &tarItem{hdr: hdr, rec: rec}
 		if hasData(hdr.Typeflag) {
 			if hdr.Size <= tarAheadSize {
-				it.data = make([]byte, hdr.Size)
+				it.buf = tarAheadBufs.Get().(*[]byte)
+				it.data = (*it.buf)[:hdr.Size]
 				if _, err := io.ReadFull(t.tr, it.data); err != nil {
 					if errors.Is(err, io.EOF) {
 						err = io.ErrUnexpectedEOF // the data is shorter than the header says
 					}
-					it.data, it.err = nil, err
+					it.release()
+					it.err = err
 				}
 			} else {
 				it.direct = true
@@ -150,6 +166,7 @@ func (t *tarState) next(ctx context.Context) error {
 		if t.cur.err != nil {
 			return t.cur.err
 		}
+		t.cur.release()
 		if t.cur.direct {
 			t.resume <- struct{}{} // the parser waits for exactly this
 		}
@@ -337,7 +354,7 @@ func hostTarWrite(c *call) uint32 {
 	// the data is being taken it is gone, whatever happens.
 	t.written = src.started
 	if t.written {
-		t.cur.data = nil // the memory goes back as soon as it is written
+		t.cur.release()
 	}
 	if readErr != nil {
 		return t.fail(readErr)
