@@ -235,15 +235,20 @@ func tarOf(s *stream) (*tarState, uint32) {
 	return s.tar, 0
 }
 
+// tarStream is the tar state of the stream whose handle is argument i.
+func (c *call) tarStream(i int) (*tarState, uint32) {
+	s, errno := c.stream(i)
+	if errno != 0 {
+		return nil, errno
+	}
+	return tarOf(s)
+}
+
 // hostTarNext moves to the next member of the archive and writes its
 // record, or a size of 0 at the end. A buffer too small for the record is
 // ERANGE with the size written, and the same member is given again.
 func hostTarNext(c *call) uint32 {
-	s, errno := c.stream(0)
-	if errno != 0 {
-		return errno
-	}
-	t, errno := tarOf(s)
+	t, errno := c.tarStream(0)
 	if errno != 0 {
 		return errno
 	}
@@ -295,11 +300,7 @@ var tarCopyBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &
 // the path, as write_file with REPLACE does: owner, mode and both times set
 // once the data is in.
 func hostTarWrite(c *call) uint32 {
-	s, errno := c.stream(0)
-	if errno != 0 {
-		return errno
-	}
-	t, errno := tarOf(s)
+	t, errno := c.tarStream(0)
 	if errno != 0 {
 		return errno
 	}
